@@ -1,0 +1,143 @@
+"""conv2d_resample against an explicit NumPy composition, fast paths == reference path
+(values, first and second derivatives), and conv2d_gradfix."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from tests.conftest import assert_close
+from tests.ops.naive import check_same_derivatives, naive_conv2d, naive_upfirdn2d
+from torch_utils.ops import conv2d_gradfix, conv2d_resample, upfirdn2d
+
+def naive_conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
+    """Upsample (zero insertion + filter, gain up**2), pad, convolve, filter + downsample,
+    step by step in NumPy. The padding is the user's plus what upsample2d()/downsample2d()
+    add for the filter, all applied before the convolution."""
+    fh, fw = (1, 1) if f is None else (f.shape[0], f.shape[-1])
+    px0, px1, py0, py1 = (padding,) * 4 if isinstance(padding, int) else padding
+    if up > 1:
+        px0, px1, py0, py1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+    if down > 1:
+        px0, px1, py0, py1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    y = naive_upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], flip_filter=flip_filter, gain=up ** 2)
+    y = naive_conv2d(y, w, groups=groups, flip_weight=flip_weight)
+    if down > 1:
+        y = naive_upfirdn2d(y, f, down=down, flip_filter=flip_filter)
+    return y
+
+# (kernel size, up, down, padding): every combination the StyleGAN2 networks use, plus
+# asymmetric and negative paddings that exercise the remaining branches.
+NETWORK_CASES = [
+    (3, 1, 1, 1),   # G/D 3x3 conv, D epilogue
+    (1, 1, 1, 0),   # toRGB, fromRGB
+    (3, 2, 1, 1),   # G upsampling conv (transposed conv + filter)
+    (3, 1, 2, 1),   # D downsampling conv (filter + strided conv)
+    (1, 1, 2, 0),   # D resnet skip (1x1 + down)
+    (1, 2, 1, 0),   # 1x1 + up
+]
+EXTRA_CASES = [
+    (3, 2, 2, 1), (3, 2, 2, 0), (1, 2, 2, 0), (2, 2, 1, 0), (4, 2, 1, [2, 1, 0, 3]), (3, 1, 1, [1, 0, 2, 1]),
+    (3, 1, 1, -1), (3, 2, 1, -1), (3, 2, 1, [-2, -2, -3, -3]), (3, 1, 2, [0, 2, -1, 1]), (3, 4, 1, 1), (3, 1, 4, 1),
+]
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('case', NETWORK_CASES + EXTRA_CASES, ids=str)
+def test_matches_naive(case):
+    k, up, down, padding = case
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    gen = torch.Generator().manual_seed(0)
+    for groups, flip_weight, flip_filter in itertools.product([1, 2], [True, False], [False, True]):
+        x = torch.randn([2, 4, 8, 8], dtype=torch.float64, generator=gen)
+        w = torch.randn([6, 4 // groups, k, k], dtype=torch.float64, generator=gen)
+        args = dict(up=up, down=down, padding=padding, groups=groups, flip_weight=flip_weight, flip_filter=flip_filter)
+        expected = torch.from_numpy(naive_conv2d_resample(x.numpy(), w.numpy(), f.numpy(), **args))
+        assert_close(conv2d_resample.conv2d_resample(x, w, f, **args), expected, 1e-10, 1e-10, f'fast {case} {args}')
+        assert_close(conv2d_resample._conv2d_resample_ref(x, w, f, **args), expected, 1e-10, 1e-10, f'ref {case} {args}')
+
+def test_network_output_sizes():
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    x = torch.randn([2, 4, 16, 16])
+    w3, w1 = torch.randn([5, 4, 3, 3]), torch.randn([5, 4, 1, 1])
+    assert conv2d_resample.conv2d_resample(x, w3, f, up=2, padding=1).shape == (2, 5, 32, 32)
+    assert conv2d_resample.conv2d_resample(x, w3, f, down=2, padding=1).shape == (2, 5, 8, 8)
+    assert conv2d_resample.conv2d_resample(x, w1, f, down=2).shape == (2, 5, 8, 8)
+    assert conv2d_resample.conv2d_resample(x, w3, padding=1).shape == (2, 5, 16, 16)
+
+@pytest.mark.parametrize('case', NETWORK_CASES + [(3, 2, 2, 1), (3, 1, 1, [1, 0, 2, 1])], ids=str)
+def test_fast_matches_ref_with_derivatives(case):
+    k, up, down, padding = case
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn([2, 4, 6, 6], dtype=torch.float64, generator=gen).requires_grad_(True)
+    w = torch.randn([4, 2, k, k], dtype=torch.float64, generator=gen).requires_grad_(True)
+    check_same_derivatives(lambda x, w: conv2d_resample.conv2d_resample(x, w, f, up=up, down=down, padding=padding, groups=2),
+                           lambda x, w: conv2d_resample._conv2d_resample_ref(x, w, f, up=up, down=down, padding=padding, groups=2),
+                           [x, w], rtol=1e-10, atol=1e-10, name=str(case))
+
+@pytest.mark.parametrize('case', NETWORK_CASES, ids=str)
+def test_gradcheck(case):
+    k, up, down, padding = case
+    f = upfirdn2d.setup_filter([1, 3, 3, 1]).double()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn([1, 2, 4, 4], dtype=torch.float64, generator=gen).requires_grad_(True)
+    w = torch.randn([2, 2, k, k], dtype=torch.float64, generator=gen).requires_grad_(True)
+    fn = lambda x, w: conv2d_resample.conv2d_resample(x, w, f, up=up, down=down, padding=padding)
+    assert torch.autograd.gradcheck(fn, [x, w], fast_mode=True)
+    assert torch.autograd.gradgradcheck(fn, [x, w], fast_mode=True)
+
+def test_bad_arguments():
+    x, w = torch.zeros([1, 4, 8, 8]), torch.zeros([2, 4, 3, 3])
+    with pytest.raises(ValueError, match='needs a filter f'):
+        conv2d_resample.conv2d_resample(x, w, None, up=2)
+    with pytest.raises(ValueError, match='groups=3 does not fit x with 4 channels'):
+        conv2d_resample.conv2d_resample(x, torch.zeros([3, 1, 3, 3]), groups=3)
+    with pytest.raises(ValueError, match="w must be a 4-D tensor .* of x's dtype"):
+        conv2d_resample.conv2d_resample(x, w.double())
+
+#----------------------------------------------------------------------------
+# conv2d_gradfix: the wrappers, and the claim behind no_weight_gradients() being a no-op.
+
+class _RecordConvBackwardMasks(TorchDispatchMode):
+    """Records the output_mask (input, weight, bias) of every convolution_backward call."""
+    def __init__(self):
+        super().__init__()
+        self.masks = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.convolution_backward.default:
+            self.masks.append(tuple(args[-1]))
+        return func(*args, **(kwargs or {}))
+
+def test_gradfix_wrappers_match_torch():
+    x, w, b = torch.randn([2, 4, 7, 7]), torch.randn([6, 2, 3, 3]), torch.randn([6])
+    assert torch.equal(conv2d_gradfix.conv2d(x, w, b, stride=2, padding=1, groups=2),
+                       torch.nn.functional.conv2d(x, w, b, stride=2, padding=1, groups=2))
+    wt = torch.randn([4, 3, 3, 3])
+    assert torch.equal(conv2d_gradfix.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1, groups=2),
+                       torch.nn.functional.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1, groups=2))
+
+def test_image_gradient_skips_weight_gradient():
+    """R1-style gradient: autograd asks convolution_backward for the input gradient only,
+    with or without no_weight_gradients(); the double backward then reaches the weights."""
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    x = torch.randn([2, 4, 8, 8], requires_grad=True)
+    w = torch.randn([4, 4, 3, 3], requires_grad=True)
+    for context in (conv2d_gradfix.no_weight_gradients, _nothing):
+        y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+        with _RecordConvBackwardMasks() as rec, context():
+            (gx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
+        assert rec.masks and all(mask[1] is False for mask in rec.masks), rec.masks
+        (gw,) = torch.autograd.grad(gx.square().sum(), [w])
+        assert gw.abs().sum() > 0
+
+class _nothing:
+    def __enter__(self):
+        return self
+    def __exit__(self, *_):
+        return False
+
+#----------------------------------------------------------------------------

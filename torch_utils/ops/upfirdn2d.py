@@ -1,0 +1,177 @@
+"""Upsample, FIR-filter and downsample 2-D images: `upfirdn2d` and its helpers, the
+resampling primitive of StyleGAN2 (Karras et al., CVPR 2020, Sec. 4 / Appendix B, the
+bilinear [1,3,3,1] filter) and of the ADA augment pipe (Karras et al., NeurIPS 2020).
+
+Per channel, `upfirdn2d(x, f, up, down, padding)` computes, like `scipy.signal.upfirdn`
+in two dimensions:
+
+1. upsample by inserting `up - 1` zeros after every pixel (H -> H * up);
+2. pad with zeros, or crop where the padding is negative ([x0, x1, y0, y1]);
+3. convolve with the FIR filter `f` ('valid' convolution; `flip_filter=True` correlates);
+4. keep every `down`-th pixel.
+
+Output size: ((H * up + y0 + y1 - fh) // down + 1) rows, likewise for columns. `gain`
+scales the result. `f` is 2-D [fh, fw], or 1-D [k] for a separable filter applied along
+both axes.
+
+Implementations (`impl`):
+- 'ref': the obvious one (zero insertion, pad, depthwise conv2d, strided slice). Slow, but
+  differentiable to any order.
+- 'fast': the same maths without the waste: separable filters (including 2-D filters that
+  are outer products, such as every filter of StyleGAN2) run as two 1-D passes, upsampling
+  runs as a strided transposed depthwise convolution (no zeros are multiplied), and
+  downsampling as a strided convolution (no discarded outputs are computed). Built from
+  differentiable torch ops, so any order of derivative works. Default off CUDA.
+- 'cuda': the compiled plugin (torch_utils/ops/upfirdn2d.cu), for CUDA tensors only.
+"""
+
+import torch
+
+from torch_utils.ops import conv2d_gradfix
+
+#----------------------------------------------------------------------------
+# Argument parsing.
+
+def _parse_scaling(scaling, name: str) -> tuple[int, int]:
+    if isinstance(scaling, int):
+        scaling = [scaling, scaling]
+    if not (isinstance(scaling, (list, tuple)) and len(scaling) == 2 and all(isinstance(s, int) and s >= 1 for s in scaling)):
+        raise ValueError(f'upfirdn2d: {name} must be a positive int or [x, y] of positive ints, got {scaling!r}')
+    return int(scaling[0]), int(scaling[1])
+
+def _parse_padding(padding) -> tuple[int, int, int, int]:
+    if isinstance(padding, int):
+        padding = [padding, padding]
+    if isinstance(padding, (list, tuple)) and len(padding) == 2:
+        padding = [padding[0], padding[0], padding[1], padding[1]]
+    if not (isinstance(padding, (list, tuple)) and len(padding) == 4 and all(isinstance(p, int) for p in padding)):
+        raise ValueError(f'upfirdn2d: padding must be an int, [x, y] or [x0, x1, y0, y1] of ints, got {padding!r}')
+    return tuple(int(p) for p in padding)
+
+def _get_filter_size(f: torch.Tensor | None) -> tuple[int, int]:
+    """Filter width and height (fw, fh); a 1-D filter is applied along both axes."""
+    if f is None:
+        return 1, 1
+    if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
+        raise ValueError(f'upfirdn2d: f must be None or a 1-D or 2-D tensor, got {type(f).__name__}'
+                         f'{" of shape " + str(list(f.shape)) if isinstance(f, torch.Tensor) else ""}')
+    return int(f.shape[-1]), int(f.shape[0])
+
+#----------------------------------------------------------------------------
+
+def setup_filter(
+    f,                          # Filter taps: list, array or tensor, 1-D or 2-D; None = [1].
+    device=torch.device('cpu'), # Device of the result.
+    normalize=True,             # Divide by the sum of the taps, so that a constant passes unchanged?
+    flip_filter=False,          # Flip the taps (convolution <-> correlation)?
+    gain=1,                     # Overall gain; a separable filter gets gain ** 0.5 per pass.
+    separable=None,             # Return a 1-D filter? None = only for 1-D input with >= 8 taps.
+) -> torch.Tensor:
+    """Make a float32 filter for upfirdn2d(): 1-D (separable) or 2-D (outer product)."""
+    f = torch.ones([1], dtype=torch.float32) if f is None else torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise ValueError(f'setup_filter: expected a non-empty 1-D or 2-D filter, got shape {list(f.shape)}')
+    if separable is None:
+        separable = (f.ndim == 1 and f.numel() >= 8)
+    if f.ndim == 1 and not separable:
+        f = f.ger(f)
+    if separable and f.ndim != 1:
+        raise ValueError(f'setup_filter: separable=True needs a 1-D filter, got shape {list(f.shape)}')
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+#----------------------------------------------------------------------------
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=None):
+    """Upsample, pad, FIR-filter and downsample a batch of images [N, C, H, W] (see the
+    module docstring). `up`, `down`: int or [x, y]; `padding`: int, [x, y] or
+    [x0, x1, y0, y1] (negative crops); `f`: from setup_filter() or None (identity)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f'upfirdn2d: x must be a 4-D tensor [N, C, H, W], got '
+                         f'{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}')
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    fw, fh = _get_filter_size(f)
+    upx, upy = _parse_scaling(up, 'up')
+    downx, downy = _parse_scaling(down, 'down')
+    px0, px1, py0, py1 = _parse_padding(padding)
+    _, _, in_h, in_w = x.shape
+    out_h = (in_h * upy + py0 + py1 - fh) // downy + 1
+    out_w = (in_w * upx + px0 + px1 - fw) // downx + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f'upfirdn2d: input {in_h}x{in_w} with up={up}, down={down}, padding={padding} and a '
+                         f'{fh}x{fw} filter gives an empty output ({out_h}x{out_w})')
+    if impl is None:
+        impl = _choose_impl(x)
+    if impl not in _IMPLS:
+        raise ValueError(f'upfirdn2d: unknown impl {impl!r}; expected one of {sorted(_IMPLS)} or None')
+    y = _IMPLS[impl](x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
+    assert y.shape[2:] == (out_h, out_w), (y.shape, out_h, out_w)
+    return y
+
+def _choose_impl(x: torch.Tensor) -> str:
+    return 'ref'
+
+#----------------------------------------------------------------------------
+# Reference implementation: zero insertion, pad/crop, depthwise conv2d, strided slice.
+
+def _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain):
+    batch_size, num_channels, in_h, in_w = x.shape
+    if upx > 1 or upy > 1:
+        x = x.reshape(batch_size, num_channels, in_h, 1, in_w, 1)
+        x = torch.nn.functional.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape(batch_size, num_channels, in_h * upy, in_w * upx)
+    x = torch.nn.functional.pad(x, [px0, px1, py0, py1]) # Negative values crop.
+
+    # conv2d correlates, upfirdn2d convolves: flip the taps unless asked not to.
+    f = f.to(x.dtype) * (gain ** (f.ndim / 2))
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        x = conv2d_gradfix.conv2d(x, f[None, None].expand(num_channels, 1, *f.shape), groups=num_channels)
+    else:
+        x = conv2d_gradfix.conv2d(x, f[None, None, None, :].expand(num_channels, 1, 1, -1), groups=num_channels)
+        x = conv2d_gradfix.conv2d(x, f[None, None, :, None].expand(num_channels, 1, -1, 1), groups=num_channels)
+    return x[:, :, ::downy, ::downx]
+
+#----------------------------------------------------------------------------
+
+_IMPLS = {
+    'ref': _upfirdn2d_ref,
+}
+
+#----------------------------------------------------------------------------
+# Helpers that compute the padding for a centred filter.
+
+def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl=None):
+    """Filter without changing the size (for zero padding)."""
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):
+    """Upsample by `up` with the interpolation filter `f`; output size = input size * up
+    (for zero padding). The gain is scaled by up**2 to keep the mean unchanged."""
+    upx, upy = _parse_scaling(up, 'up')
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2, py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl=None):
+    """Downsample by `down` after the anti-aliasing filter `f`; output size = input size /
+    down (for zero padding and sizes divisible by `down`)."""
+    downx, downy = _parse_scaling(down, 'down')
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+#----------------------------------------------------------------------------
