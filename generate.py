@@ -1,0 +1,157 @@
+"""Generate images with a trained network, and watch the Fast Weight Painter paint them.
+
+Upstream StyleGAN2-ADA usage works unchanged:
+    python generate.py --network=network-snapshot-000100.pkl --seeds=0-7 --outdir=out
+Each option below adds its own outputs for the same seeds (see docs/generate.md). The work
+is done by painting.api; this file only parses options and names the output files.
+"""
+
+import os
+import re
+
+import click
+
+import dnnlib
+from painting import api
+
+#----------------------------------------------------------------------------
+
+def _seeds(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return api.parse_seeds(value)
+    except ValueError as err:
+        message = str(err)
+        raise click.BadParameter(message if message.startswith(f'"{value}"') else f'"{value}": {message}') from None
+
+def _grid(ctx, param, value):
+    m = re.fullmatch(r'(\d+)x(\d+)', value)
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise click.BadParameter(f'"{value}": expected WxH with positive sizes, e.g. 4x2')
+    return int(m.group(1)), int(m.group(2))
+
+def _fail(option: str, err: Exception):
+    raise click.ClickException(f'{option}: {err}')
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--network', 'network_pkl',   help='Network file (path or URL)', metavar='PATH|URL', required=True)
+@click.option('--seeds',                    help='Seeds, e.g. 0,3,5-12', metavar='LIST', callback=_seeds, required=True)
+@click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, default=1, show_default=True)
+@click.option('--class', 'class_idx',       help='Class label (conditional networks only)', type=int, metavar='INT')
+@click.option('--noise-mode',               help='StyleGAN2 noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
+@click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
+@click.option('--batch', 'batch_size',      help='Samples per forward pass (does not change the images)', type=click.IntRange(min=1), default=16, show_default=True)
+@click.option('--device',                   help='auto, cpu, cuda or cuda:N', default='auto', show_default=True)
+@click.option('--paint',                    help='Painting figure per seed: rank-1 updates over partial images', is_flag=True)
+@click.option('--paint-channels',           help='Per-channel figure per seed: keys, values and updates', is_flag=True)
+@click.option('--paint-animation',          help='Animation per seed of the image being painted (GIF, WebP, MP4)', is_flag=True)
+@click.option('--anim-updates',             help='Show the rank-1 update beside the partial image in animations', is_flag=True)
+@click.option('--frame-ms',                 help='Animation frame duration in ms', type=click.IntRange(min=20), default=100, show_default=True)
+@click.option('--hold-ms',                  help='Extra time on the last animation frame in ms', type=click.IntRange(min=0), default=1500, show_default=True)
+@click.option('--scale',                    help='Pixel scale of figures, animations and videos [default: at least 64 px per image]', type=click.IntRange(min=1))
+@click.option('--interp',                   help='Interpolation video: slerp in z or lerp in w', type=click.Choice(['z', 'w']))
+@click.option('--grid',                     help='Interpolation grid; the seeds fill it keyframe after keyframe', metavar='WxH', callback=_grid, default='1x1', show_default=True)
+@click.option('--frames',                   help='Interpolation frames per keyframe transition', type=click.IntRange(min=1), default=24, show_default=True)
+@click.option('--style-mix', 'mix_cols',    help='Style-mixing grid: these column seeds against the --seeds rows', metavar='LIST', callback=_seeds)
+@click.option('--mix-steps',                help='Rows of ws (painting steps) taken from the row seed, e.g. 4,8 [default: num_ws/2]', metavar='LIST')
+def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batch_size, device,
+         paint, paint_channels, paint_animation, anim_updates, frame_ms, hold_ms, scale,
+         interp, grid, frames, mix_cols, mix_steps):
+    """Generate images (seedNNNN.png), painting figures and animations, interpolation videos
+    and style-mixing grids.
+
+    \b
+    python generate.py --network=net.pkl --seeds=0-7 --outdir=out
+    python generate.py --network=net.pkl --seeds=0-3 --outdir=out --paint --paint-animation
+    python generate.py --network=net.pkl --seeds=0-11 --outdir=out --interp=z --grid=3x2
+    python generate.py --network=net.pkl --seeds=0-3 --outdir=out --style-mix=10-15 --mix-steps=4,8
+    """
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise click.ClickException(f'--outdir: "{outdir}" exists and is not a directory')
+    try:
+        device = api.resolve_device(device)
+    except ValueError as err:
+        _fail('--device', err)
+    print(f'Loading network from "{network_pkl}" ...')
+    try:
+        G = api.load_generator(network_pkl, device=device)
+    except ValueError as err:
+        _fail('--network', err)
+    try:
+        api.make_labels(G, class_idx, 1)
+    except ValueError as err:
+        _fail('--class', err)
+    if (paint or paint_channels or paint_animation):
+        try:
+            api.check_paints(G)
+        except ValueError as err:
+            _fail('--paint-channels' if paint_channels and not paint else '--paint-animation' if paint_animation and not paint else '--paint', err)
+    try:
+        mix_steps = [G.num_ws // 2] if mix_steps is None else dnnlib.util.parse_int_list(mix_steps)
+        for k in mix_steps if mix_cols is not None else []:
+            api.check_style_mixing(G, k)
+    except ValueError as err:
+        _fail('--mix-steps', err)
+    if interp is not None:
+        try:
+            api.check_interpolation(len(seeds), *grid)
+        except ValueError as err:
+            _fail('--interp', err)
+    scale = scale or api.auto_scale(G.img_resolution)
+    os.makedirs(outdir, exist_ok=True)
+    common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size)
+
+    # Images, one PNG per seed, as upstream.
+    images = api.to_uint8(api.generate_images(G, seeds, noise_mode=noise_mode, **common))
+    for seed, image in zip(seeds, images):
+        api.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
+    print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
+
+    # The painting.
+    if paint or paint_channels or paint_animation:
+        painted = api.paint_seeds(G, seeds, **common)
+        if paint_animation and not api.mp4_available():
+            print(api.MP4_MISSING)
+        for i, seed in enumerate(seeds):
+            stem = os.path.join(outdir, f'paint-seed{seed:04d}')
+            if paint:
+                api.save_image(api.painting_figure(painted, i, scale=scale), stem + '.png')
+            if paint_channels:
+                api.save_image(api.channel_figure(painted, i, scale=scale), stem + '-channels.png')
+            if paint_animation:
+                anim = api.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
+                for suffix in ('.gif', '.webp'):
+                    api.save_animation(anim, stem + suffix, frame_ms=frame_ms, hold_ms=hold_ms)
+                if api.mp4_available():
+                    api.save_mp4(anim, stem + '.mp4', frame_ms=frame_ms, hold_ms=hold_ms)
+        print(f'Wrote the painting of {len(seeds)} seeds ({painted.updates.shape[1]} steps) to "{outdir}" (paint-seed{seeds[0]:04d}.*)')
+
+    # Interpolation video.
+    if interp is not None:
+        video = api.interpolation_frames(G, seeds, grid_w=grid[0], grid_h=grid[1], frames_per_transition=frames, space=interp,
+                                         noise_mode=noise_mode, scale=scale, **common)
+        stem = os.path.join(outdir, f'interp-{interp}')
+        api.save_animation(video, stem + '.gif', frame_ms=frame_ms, hold_ms=0)
+        if api.mp4_available():
+            api.save_mp4(video, stem + '.mp4', frame_ms=frame_ms, hold_ms=0)
+        else:
+            print(api.MP4_MISSING)
+        print(f'Wrote {len(video)} interpolation frames to "{stem}.gif"')
+
+    # Style mixing across the rows of ws.
+    if mix_cols is not None:
+        for k in mix_steps:
+            mixing = api.style_mixing_images(G, seeds, mix_cols, num_row_ws=k, noise_mode=noise_mode, **common)
+            path = os.path.join(outdir, f'stylemix-k{k:02d}.png')
+            api.save_image(api.style_mixing_grid(mixing, scale=scale), path)
+            print(f'Wrote "{path}" (first {k} of {G.num_ws} rows of ws from the row seeds)')
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main() # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------

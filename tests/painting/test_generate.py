@@ -1,0 +1,153 @@
+"""generate.py end to end on tiny networks saved in temporary directories: the files it writes,
+and one clear line with a non-zero exit for every kind of bad input."""
+
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+import generate
+from painting import api
+from tests.networks.test_contract import RESOLUTION
+from tests.painting.test_api import ALL, PAINTERS, build
+from torch_utils import persistence
+
+NON_PAINTERS = [name for name in ALL if name not in PAINTERS]
+
+def save(tmp_path, name: str, c_dim: int = 0, img_channels: int = 3) -> str:
+    path = str(tmp_path / f'{name}-c{c_dim}-ch{img_channels}.pkl')
+    persistence.save_network(path, G_ema=build(name, c_dim=c_dim, img_channels=img_channels), training_set_kwargs=dict(resolution=RESOLUTION))
+    return path
+
+def run(*args: str):
+    return CliRunner().invoke(generate.main, [str(arg) for arg in args], catch_exceptions=False)
+
+def read(path) -> np.ndarray:
+    with PIL.Image.open(path) as im:
+        return np.asarray(im)
+
+def assert_fails_with_one_line(result, option: str, *words: str) -> None:
+    assert result.exit_code != 0, f'expected a failure, got exit 0:\n{result.output}'
+    assert 'Traceback' not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1, result.output
+    assert option in errors[0], f'"{option}" not named in: {errors[0]}'
+    for word in words:
+        assert word in errors[0], f'"{word}" not in: {errors[0]}'
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ALL)
+@pytest.mark.parametrize('img_channels', [1, 3])
+def test_images_per_seed(tmp_path, name, img_channels):
+    network = save(tmp_path, name, img_channels=img_channels)
+    seeds = [0, 3, 5, 6]
+    for batch in (1, 3):
+        result = run('--network', network, '--seeds', '0,3,5-6', '--outdir', tmp_path / f'b{batch}', '--batch', batch, '--device', 'cpu')
+        assert result.exit_code == 0, result.output
+        assert sorted(os.listdir(tmp_path / f'b{batch}')) == [f'seed{seed:04d}.png' for seed in seeds]
+    for seed in seeds:
+        with PIL.Image.open(tmp_path / 'b1' / f'seed{seed:04d}.png') as im:
+            assert im.mode == ('L' if img_channels == 1 else 'RGB') and im.size == (RESOLUTION, RESOLUTION)
+        one, three = read(tmp_path / 'b1' / f'seed{seed:04d}.png'), read(tmp_path / 'b3' / f'seed{seed:04d}.png')
+        assert np.abs(one.astype(int) - three).max() <= 1, 'the same seed must give the same image whatever the batch size'
+    G = build(name, img_channels=img_channels)
+    expected = api.to_uint8(G(api.seeds_to_z([5], G.z_dim), None, noise_mode='const'))[0]
+    assert np.abs(read(tmp_path / 'b1' / 'seed0005.png').reshape(expected.shape).astype(int) - expected).max() <= 1
+
+@pytest.mark.parametrize('name', ALL[:1] + NON_PAINTERS[:1])
+def test_conditional(tmp_path, name):
+    network = save(tmp_path, name, c_dim=3)
+    result = run('--network', network, '--seeds', '1', '--class', 2, '--outdir', tmp_path / 'out')
+    assert result.exit_code == 0, result.output
+    assert os.path.isfile(tmp_path / 'out' / 'seed0001.png')
+    assert_fails_with_one_line(run('--network', network, '--seeds', '1', '--class', 3, '--outdir', tmp_path / 'x'), '--class', 'out of range', '0..2')
+    assert_fails_with_one_line(run('--network', network, '--seeds', '1', '--outdir', tmp_path / 'x'), '--class', 'conditional')
+    unconditional = save(tmp_path, name)
+    assert_fails_with_one_line(run('--network', unconditional, '--seeds', '1', '--class', 0, '--outdir', tmp_path / 'x'), '--class', 'unconditional')
+
+@pytest.mark.parametrize('name', PAINTERS)
+def test_painting_outputs(tmp_path, name):
+    network = save(tmp_path, name)
+    out = tmp_path / 'out'
+    result = run('--network', network, '--seeds', '2,4', '--outdir', out, '--paint', '--paint-channels', '--paint-animation',
+                 '--anim-updates', '--scale', 2, '--frame-ms', 40, '--hold-ms', 400)
+    assert result.exit_code == 0, result.output
+    G = build(name)
+    T, N = G.num_ws, RESOLUTION
+    refined = api.paint_seeds(G, [2]).refined is not None
+    cols = T + refined
+    with PIL.Image.open(out / 'paint-seed0002.png') as im:
+        assert im.size == (cols * 2 * N + (cols - 1) * 2, 2 * 2 * N + 2)
+    assert os.path.isfile(out / 'paint-seed0004-channels.png')
+    for suffix in ('.gif', '.webp'):
+        with PIL.Image.open(out / f'paint-seed0004{suffix}') as im:
+            assert im.n_frames == T + refined and im.size == (2 * 2 * N + 2, 2 * N)
+    if api.mp4_available():
+        assert os.path.getsize(out / 'paint-seed0004.mp4') > 0
+    else:
+        assert api.MP4_MISSING in result.output
+
+@pytest.mark.parametrize('name', PAINTERS[:1] + NON_PAINTERS[:1])
+def test_interpolation_and_style_mixing(tmp_path, name):
+    network = save(tmp_path, name)
+    out = tmp_path / 'out'
+    result = run('--network', network, '--seeds', '0-3', '--outdir', out, '--interp', 'w', '--grid', '2x1', '--frames', 3,
+                 '--style-mix', '7,8,9', '--mix-steps', '1,2', '--scale', 1)
+    assert result.exit_code == 0, result.output
+    with PIL.Image.open(out / 'interp-w.gif') as im:
+        assert im.n_frames == 2 * 3 and im.size == (2 * RESOLUTION, RESOLUTION)
+    for k in (1, 2):
+        with PIL.Image.open(out / f'stylemix-k{k:02d}.png') as im:
+            assert im.size == (4 * RESOLUTION + 3 * 2, 5 * RESOLUTION + 4 * 2)
+
+#----------------------------------------------------------------------------
+# Bad input: one line naming the option, non-zero exit.
+
+@pytest.mark.parametrize('name', ALL[:1])
+def test_bad_network_files(tmp_path, name):
+    out = tmp_path / 'out'
+    assert_fails_with_one_line(run('--network', tmp_path / 'missing.pkl', '--seeds', '0', '--outdir', out), '--network', 'missing.pkl', 'no such file')
+    corrupt = tmp_path / 'corrupt.pkl'
+    corrupt.write_bytes(b'this is not a network file' * 10)
+    assert_fails_with_one_line(run('--network', corrupt, '--seeds', '0', '--outdir', out), '--network', 'corrupt.pkl')
+    network = save(tmp_path, name)
+    data = torch.load(network, weights_only=True)
+    data['G_ema']['class_name'] = 'networks.painters_from_mars.Generator'
+    unknown = tmp_path / 'unknown.pkl'
+    torch.save(data, unknown)
+    assert_fails_with_one_line(run('--network', unknown, '--seeds', '0', '--outdir', out), '--network', 'networks.painters_from_mars.Generator')
+    tensor_file = tmp_path / 'tensor.pt'
+    torch.save(torch.zeros(3), tensor_file)
+    assert_fails_with_one_line(run('--network', tensor_file, '--seeds', '0', '--outdir', out), '--network', 'tensor.pt', 'not a network')
+    no_generator = tmp_path / 'no-generator.pkl'
+    persistence.save_network(str(no_generator), training_set_kwargs=dict(resolution=16))
+    assert_fails_with_one_line(run('--network', no_generator, '--seeds', '0', '--outdir', out), '--network', 'no G_ema')
+    assert not out.exists(), 'nothing is written when the network cannot be loaded'
+
+@pytest.mark.skipif(not NON_PAINTERS, reason='no registered generator without G.paint')
+def test_paint_needs_a_painter(tmp_path):
+    network = save(tmp_path, NON_PAINTERS[0])
+    G = build(NON_PAINTERS[0])
+    for flag in ('--paint', '--paint-animation', '--paint-channels'):
+        result = run('--network', network, '--seeds', '0', '--outdir', tmp_path / 'out', flag)
+        assert_fails_with_one_line(result, flag, G.class_name, 'does not paint')
+
+@pytest.mark.parametrize('name', ALL[:1])
+def test_bad_options(tmp_path, name):
+    network = save(tmp_path, name)
+    out = tmp_path / 'out'
+    for seeds in ('1-a', '5-3', '', '1,,2'):
+        assert_fails_with_one_line(run('--network', network, '--seeds', seeds, '--outdir', out), '--seeds')
+    a_file = tmp_path / 'a-file'
+    a_file.write_text('x')
+    assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', a_file), '--outdir', 'not a directory')
+    assert_fails_with_one_line(run('--network', network, '--seeds', '0-2', '--outdir', out, '--interp', 'z', '--grid', '2x1'), '--interp', 'multiple of 2')
+    assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', out, '--grid', '2by1'), '--grid', 'WxH')
+    num_ws = build(name).num_ws
+    assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', out, '--style-mix', '1', '--mix-steps', num_ws + 1), '--mix-steps', f'0..{num_ws}')
+    assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', out, '--device', 'toaster'), '--device', 'toaster')
+    assert not out.exists()
