@@ -1,0 +1,85 @@
+"""torch_utils.training_stats (single process) and torch_utils.distributed.sync_gradients."""
+
+import numpy as np
+import pytest
+import torch
+
+from torch_utils import distributed
+from torch_utils import training_stats
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    training_stats.reset()
+    yield
+    training_stats.reset()
+
+def test_collector_mean_std_num_match_numpy():
+    rnd = np.random.RandomState(0)
+    values = [rnd.randn(5), rnd.randn(3), rnd.randn(1)]
+    collector = training_stats.Collector(regex='Loss/.*')
+    for v in values:
+        training_stats.report('Loss/x', torch.tensor(v))
+    training_stats.report('Other/y', 1.0)
+    collector.update()
+    flat = np.concatenate(values)
+    assert collector.names() == ['Loss/x']
+    assert collector.num('Loss/x') == flat.size
+    assert collector.mean('Loss/x') == pytest.approx(flat.mean(), rel=1e-12)
+    assert collector.std('Loss/x') == pytest.approx(flat.std(), rel=1e-9)
+    assert collector.as_dict() == {'Loss/x': dict(num=9, mean=collector.mean('Loss/x'), std=collector.std('Loss/x'))}
+
+def test_collector_sees_only_growth_since_last_update():
+    collector = training_stats.Collector(regex='a')
+    training_stats.report('a', [1.0, 3.0])
+    collector.update()
+    assert collector.mean('a') == 2.0
+    training_stats.report('a', [10.0])
+    collector.update()
+    assert (collector.num('a'), collector.mean('a')) == (1, 10.0)
+    collector.update()   # Nothing new: keep_previous keeps the last values.
+    assert collector.mean('a') == 10.0
+    dropping = training_stats.Collector(regex='a', keep_previous=False)
+    dropping.update()
+    assert dropping.num('a') == 0 and np.isnan(dropping.mean('a'))
+
+def test_report0_registers_the_name_without_values_on_other_ranks():
+    training_stats.init_multiprocessing(rank=1, sync_device=None)
+    try:
+        training_stats.report0('b', 5.0)
+    finally:
+        training_stats.init_multiprocessing(rank=0, sync_device=None)
+    collector = training_stats.Collector(regex='b')
+    collector.update()
+    assert 'b' in collector.names() and collector.num('b') == 0
+
+def test_pending_moments_survive_a_restart():
+    """What a resume checkpoint stores for the ADA statistics: values reported after the last
+    update() count in the next update() of a new collector (a resumed process)."""
+    collector = training_stats.Collector(regex='Loss/signs/real')
+    training_stats.report('Loss/signs/real', [1.0, -1.0, 1.0])
+    collector.update()
+    training_stats.report('Loss/signs/real', [1.0, 1.0])
+    pending = collector.pending()
+    assert float(pending['Loss/signs/real'][0]) == 2
+
+    training_stats.reset()   # A new process.
+    resumed = training_stats.Collector(regex='Loss/signs/real')
+    resumed.add_pending(pending)
+    training_stats.report('Loss/signs/real', [-1.0])
+    resumed.update()
+    assert resumed.num('Loss/signs/real') == 3
+    assert resumed.mean('Loss/signs/real') == pytest.approx(1 / 3)
+
+#----------------------------------------------------------------------------
+
+def test_sync_gradients_neutralises_and_counts_nonfinite_entries():
+    a = torch.nn.Parameter(torch.zeros(3))
+    b = torch.nn.Parameter(torch.zeros(2, 2))
+    c = torch.nn.Parameter(torch.zeros(1))  # No gradient: skipped.
+    a.grad = torch.tensor([1.0, float('nan'), float('inf')])
+    b.grad = torch.tensor([[float('-inf'), 2.0], [3.0, 4.0]])
+    count = distributed.sync_gradients([a, b, c])
+    assert int(count) == 3
+    assert torch.equal(a.grad, torch.tensor([1.0, 0.0, 1e5]))
+    assert torch.equal(b.grad, torch.tensor([[-1e5, 2.0], [3.0, 4.0]]))
+    assert c.grad is None
