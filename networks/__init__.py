@@ -33,7 +33,14 @@ from dnnlib import EasyDict
 
 #----------------------------------------------------------------------------
 
-GENERATORS: dict[str, EasyDict] = {}
+GENERATORS: dict[str, EasyDict] = {
+    # Fast Weight Painters (networks/fpa.py, docs/fpa.md). Defaults = the paper's 64x64 FPA.
+    'fpa':         EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v2'),
+    'fpa-v1':      EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v1'),
+    'fpa-oja':     EasyDict(class_name='networks.fpa.Generator', rule='oja', input_generator='v2', latent_to_init=False, painter_impl='sequential'),
+    'fpa-hebbian': EasyDict(class_name='networks.fpa.Generator', rule='hebbian', input_generator='v1', key_softmax=False),
+    'fpa-unet':    EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v2', unet_kwargs=dict(dim=64)),
+}
 
 DISCRIMINATORS: dict[str, EasyDict] = {}
 

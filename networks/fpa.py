@@ -216,6 +216,12 @@ class MappingNetwork(torch.nn.Module):
     def extra_repr(self):
         return f'z_dim={self.z_dim:d}, c_dim={self.c_dim:d}, num_ws={self.num_ws:d}'
 
+def _linear_nd(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """layer(x) over the last axis as one 2-D matmul. (torch.nn.functional.linear on a 3-D input
+    picks a different kernel depending on whether the weights require grad, which would make a
+    frozen copy of the generator differ from the original in the last float32 bit.)"""
+    return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], layer.out_features)
+
 #----------------------------------------------------------------------------
 # Synthesis: per-step codes -> slow net (LSTM) -> keys, values, learning rates -> painter
 # -> image (-> U-Net refiner).
@@ -314,12 +320,12 @@ class SynthesisNetwork(torch.nn.Module):
             weight = self.input_generator.weight.reshape(T, self.step_latent_dim, self.w_dim)
             x = torch.einsum('btd,tmd->btm', ws, weight) + self.input_generator.bias.reshape(T, self.step_latent_dim)
             x = x.tanh() if self.input_tanh else x
-            x = self.per_time_linear_input(x)                                                 # [B, T, d_in]
+            x = _linear_nd(self.per_time_linear_input, x)                                     # [B, T, d_in]
             x = x + self.position_table if self.position_table is not None else x
         else:
             x = ws                                                                            # [B, T, w_dim]
         h, _ = self.decoder_rnn(x, state)                                                     # [B, T, H]
-        out = self.kvb_net(h)                                                                 # [B, T, C*(2N+r)]
+        out = _linear_nd(self.kvb_net, h)                                                     # [B, T, C*(2N+r)]
         out = out.to(torch.promote_types(out.dtype, torch.float32))                           # Paint in >= float32.
         keys = out[..., :C * N].reshape(B, T, C, N).transpose(1, 2)
         values = out[..., C * N:2 * C * N].reshape(B, T, C, N).transpose(1, 2)

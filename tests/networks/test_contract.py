@@ -12,13 +12,20 @@ from torch_utils import persistence
 # A tiny configuration per generator family, so that every registered generator runs fast.
 # Registering a generator whose class has no entry here fails test_every_generator_has_a_tiny_config.
 TINY_KWARGS: dict[str, dict] = {
+    'networks.fpa.Generator': dict(num_steps=4, step_latent_dim=4, step_input_dim=16, hidden_dim=32,
+                                   unet_kwargs=dict(dim=8, dim_mults=(1, 2), attn_heads=1, attn_head_dim=8)),
 }
 
 RESOLUTION = 16
 
 def _build(name: str, c_dim: int, img_channels: int, seed: int = 0) -> torch.nn.Module:
     kwargs = networks.generator_kwargs(name)
-    kwargs.update(TINY_KWARGS[kwargs.class_name])
+    for key, value in TINY_KWARGS[kwargs.class_name].items():
+        if isinstance(value, dict):     # Nested kwargs shrink only the entries that have them.
+            if kwargs.get(key) is not None:
+                kwargs[key] = {**kwargs[key], **value}
+        else:
+            kwargs[key] = value
     torch.manual_seed(seed)
     G = dnnlib.util.construct_class_by_name(**kwargs, z_dim=32, c_dim=c_dim, img_resolution=RESOLUTION, img_channels=img_channels)
     return G.eval()

@@ -45,8 +45,9 @@ def test_delta_parallel_equals_sequential(B, C, T, N, vector_lr, key_softmax):
 
 @pytest.mark.parametrize('vector_lr', [False, True])
 def test_delta_parallel_gradcheck(vector_lr):
-    keys, values, lrs = _painter_inputs(2, 2, 4, 3, r=3 if vector_lr else 1)
+    keys, values, lrs = _painter_inputs(1, 2, 4, 3, r=3 if vector_lr else 1)
     assert torch.autograd.gradcheck(lambda k, v, b: fpa.delta_rule_parallel(k, v, b)[:2], (keys, values, lrs))
+    keys, values, lrs = _painter_inputs(1, 1, 3, 2, r=2 if vector_lr else 1)
     assert torch.autograd.gradgradcheck(lambda k, v, b: fpa.delta_rule_parallel(k, v, b).W, (keys, values, lrs))
 
 def test_delta_first_step_convention_by_hand():
@@ -133,5 +134,275 @@ def test_display_frames():
         fpa.display_frames(frames[0], final)
     with pytest.raises(ValueError, match='final'):
         fpa.display_frames(frames, final[:, :1])
+
+#----------------------------------------------------------------------------
+# The generator: parameter count, initialisation, an independent float64 reference forward.
+
+PAPER_PARTS = dict(latent_to_init=1_050_624, input_generator=262_656, per_time_linear_input=1_152, decoder_rnn=4_726_784, kvb_net=396_675)
+
+def test_paper_parameter_count():
+    G = fpa.Generator(z_dim=512, c_dim=0, img_resolution=64, img_channels=3)
+    assert sum(p.numel() for p in G.parameters()) == 6_437_891
+    for part, count in PAPER_PARTS.items():
+        assert sum(p.numel() for p in getattr(G.synthesis, part).parameters()) == count, part
+    assert G.num_ws == 64 and G.w_dim == 512
+
+def test_initialisation():
+    torch.manual_seed(0)
+    G = fpa.Generator(z_dim=64, c_dim=0, img_resolution=32, img_channels=3, num_steps=8, hidden_dim=256).requires_grad_(False)
+    S = G.synthesis
+    for name, param in S.decoder_rnn.named_parameters():
+        assert param.abs().max() <= 1 / math.sqrt(256) and param.std() > 0.9 / math.sqrt(3 * 256), name
+    b = 1 / math.sqrt(3 * (2 * 32 + 1))
+    for param in S.kvb_net.parameters():
+        assert param.abs().max() <= b and abs(float(param.std()) - b / math.sqrt(3)) < 0.05 * b
+    std = float(S.per_time_linear_input.weight.std())
+    assert abs(std - math.sqrt(2 / 8)) < 0.1 * math.sqrt(2 / 8), 'Kaiming normal, fan_in = m = 8, ReLU gain'
+    bound = 1 / math.sqrt(64)
+    assert S.input_generator.weight.abs().max() <= bound and S.latent_to_init.weight.abs().max() <= bound, 'PyTorch default Linear init'
+
+def _reference_forward(G, z):
+    """FPA.md sections 1 and 3 written out one sample step by one, in float64, independently of
+    the module's code paths: LSTM cell equations, channel-major slices, the rules' loops."""
+    opts, S = G.init_kwargs, dict(G.synthesis.named_parameters())
+    T, C, N, H, L = opts.num_steps, G.img_channels, G.img_resolution, opts.hidden_dim, opts.num_layers
+    m = opts.step_latent_dim
+    sig = torch.sigmoid
+    images = []
+    for zb in z.double():
+        if opts.latent_to_init or opts.input_generator == 'v1':
+            s = S['latent_to_init.weight'] @ zb + S['latent_to_init.bias']
+            h = [s[l * H:(l + 1) * H] for l in range(L)]
+            c = [s[L * H + l * H:L * H + (l + 1) * H] for l in range(L)]
+        else:
+            h = [torch.zeros(H, dtype=torch.float64) for _ in range(L)]
+            c = [torch.zeros(H, dtype=torch.float64) for _ in range(L)]
+        if opts.input_generator == 'v2':
+            gen = S['input_generator.weight'] @ zb + S['input_generator.bias']
+            gen = gen.tanh() if opts.input_tanh else gen
+        W = [torch.zeros(N, N, dtype=torch.float64) for _ in range(C)]
+        for t in range(T):
+            if opts.input_generator == 'v2':
+                x = S['per_time_linear_input.weight'] @ gen[t * m:(t + 1) * m] + S['per_time_linear_input.bias']
+                x = x + S['position_table'][t] if opts.position_table else x
+            else:
+                x = zb
+            for l in range(L):
+                gates = S[f'decoder_rnn.weight_ih_l{l}'] @ x + S[f'decoder_rnn.bias_ih_l{l}'] + S[f'decoder_rnn.weight_hh_l{l}'] @ h[l] + S[f'decoder_rnn.bias_hh_l{l}']
+                i, f, g, o = gates[:H], gates[H:2 * H], gates[2 * H:3 * H], gates[3 * H:]
+                c[l] = sig(f) * c[l] + sig(i) * g.tanh()
+                h[l] = sig(o) * c[l].tanh()
+                x = h[l]
+            out = S['kvb_net.weight'] @ x + S['kvb_net.bias']
+            r = 0 if opts.rule == 'hebbian' else N if opts.vector_lr else 1
+            for ch in range(C):
+                k = out[ch * N:(ch + 1) * N]
+                v = out[C * N + ch * N:C * N + (ch + 1) * N]
+                k = k.softmax(0) if opts.key_softmax else k
+                v = v.tanh() if opts.value_tanh else v
+                if r:
+                    beta = out[2 * C * N + ch * r:2 * C * N + (ch + 1) * r]
+                    beta = sig(beta) if opts.lr_activation == 'sigmoid' else beta
+                if opts.rule == 'delta':
+                    u = v if t == 0 else beta * (v - W[ch] @ k)
+                    W[ch] = W[ch] + torch.outer(u, k)
+                elif opts.rule == 'hebbian':
+                    W[ch] = W[ch] + torch.outer(v, k)
+                else:
+                    k = k - W[ch].T @ v
+                    k = k.softmax(0) if opts.key_softmax else k
+                    W[ch] = W[ch] + torch.outer(beta * v, k)
+        img = torch.stack(W)
+        images.append(img.tanh() if opts.out_tanh else img)
+    return torch.stack(images)
+
+REFERENCE_CONFIGS = {
+    'paper-v2':        dict(),
+    'v1':              dict(input_generator='v1'),
+    'vector-lr-raw':   dict(vector_lr=True, lr_activation='raw', value_tanh=True),
+    'two-layers-pos':  dict(num_layers=2, position_table=True, input_tanh=False, latent_to_init=False),
+    'no-softmax-out':  dict(key_softmax=False, out_tanh=False),
+    'sequential':      dict(painter_impl='sequential', vector_lr=True),
+    'hebbian':         dict(rule='hebbian', input_generator='v1', key_softmax=False),
+    'oja':             dict(rule='oja', latent_to_init=False, painter_impl='sequential'),
+    'oja-vector':      dict(rule='oja', vector_lr=True, key_softmax=False, painter_impl='sequential'),
+}
+
+def _tiny(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    base = dict(z_dim=12, c_dim=0, img_resolution=6, img_channels=3, num_steps=5, step_latent_dim=3, step_input_dim=10, hidden_dim=16)
+    return fpa.Generator(**{**base, **kwargs})
+
+@pytest.mark.parametrize('config', sorted(REFERENCE_CONFIGS))
+def test_generator_equals_reference_loop(config):
+    G = _tiny(**REFERENCE_CONFIGS[config]).double()
+    if getattr(G.synthesis, 'position_table', None) is not None:
+        torch.nn.init.normal_(G.synthesis.position_table)
+    z = torch.randn([3, G.z_dim], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert_close(G(z, None), _reference_forward(G, z), rtol=1e-10, atol=1e-10, name=config)
+
+def test_parallel_and_sequential_generators_agree():
+    for kwargs in [dict(), dict(vector_lr=True), dict(rule='hebbian', input_generator='v1')]:
+        G_par = _tiny(**kwargs, painter_impl='parallel').double()
+        G_seq = _tiny(**kwargs, painter_impl='sequential').double()
+        z = torch.randn([4, G_par.z_dim], dtype=torch.float64)
+        img_par, img_seq = G_par(z, None), G_seq(z, None)
+        assert_close(img_par, img_seq, rtol=1e-10, atol=1e-10, name=str(kwargs))
+        g_par = torch.autograd.grad(img_par.square().sum(), list(G_par.parameters()))
+        g_seq = torch.autograd.grad(img_seq.square().sum(), list(G_seq.parameters()))
+        for (name, _), a, b in zip(G_par.named_parameters(), g_par, g_seq):
+            assert_close(a, b, rtol=1e-9, atol=1e-10, name=f'd/d{name}')
+
+#----------------------------------------------------------------------------
+# Mapping/synthesis split: conditioning, truncation, w_avg, style mixing.
+
+def test_conditioning_embedding():
+    G = _tiny(c_dim=4)
+    z = torch.randn([2, G.z_dim])
+    c = torch.eye(4)[[1, 3]]
+    ws = G.mapping(z, c)
+    assert torch.equal(ws[:, 0], z + G.mapping.embed.weight.T[[1, 3]])
+    assert (ws == ws[:, :1]).all(), 'every step gets the same code'
+    assert sum(p.numel() for p in G.parameters()) == sum(p.numel() for p in _tiny().parameters()) + 4 * G.z_dim
+
+def test_truncation_cutoff_and_w_avg():
+    G = _tiny()
+    z = torch.randn([5, G.z_dim])
+    assert G.mapping.w_avg.abs().max() == 0
+    G.mapping(z, None)
+    assert G.mapping.w_avg.abs().max() == 0, 'w_avg must only move with update_emas=True'
+    G.mapping(z, None, update_emas=True)
+    assert_close(G.mapping.w_avg, (1 - 0.998) * z.mean(dim=0), rtol=1e-5, atol=1e-7, name='w_avg')
+    ws = G.mapping(z, None)
+    ws_t = G.mapping(z, None, truncation_psi=0.3, truncation_cutoff=2)
+    assert torch.equal(ws_t[:, 2:], ws[:, 2:])
+    assert_close(ws_t[:, :2], G.mapping.w_avg.lerp(ws[:, :2], 0.3), rtol=1e-6, atol=1e-6, name='truncated rows')
+
+@pytest.mark.parametrize('input_generator', ['v1', 'v2'])
+def test_style_mixing_first_strokes(input_generator):
+    # Rows < k from z1, rows >= k from z2: the first k strokes are exactly z1's, the rest differ.
+    G = _tiny(input_generator=input_generator, num_steps=6)
+    z1, z2 = torch.randn([2, 2, G.z_dim]).unbind(0)
+    ws1, ws2 = G.mapping(z1, None), G.mapping(z2, None)
+    mixed = torch.cat([ws1[:, :3], ws2[:, 3:]], dim=1)
+    p1, pm = G.synthesis_paint(ws1), G.synthesis_paint(mixed)
+    assert torch.equal(pm.updates[:, :3], p1.updates[:, :3])
+    assert not torch.allclose(pm.updates[:, 3:], p1.updates[:, 3:])
+    assert torch.equal(G.synthesis(mixed), pm.image)
+
+#----------------------------------------------------------------------------
+# The painting API.
+
+@pytest.mark.parametrize('kwargs', [dict(), dict(vector_lr=True), dict(rule='hebbian', input_generator='v1'), dict(rule='oja', painter_impl='sequential')])
+def test_paint(kwargs):
+    G = _tiny(**kwargs)
+    z = torch.randn([2, G.z_dim])
+    out = G.paint(z, None)
+    T, C, N = G.num_ws, G.img_channels, G.img_resolution
+    assert out.updates.shape == out.partials.shape == (2, T, C, N, N)
+    assert out.refined is None
+    assert torch.equal(out.image, G(z, None))
+    assert_close(out.partials[:, -1].tanh(), G(z, None), rtol=1e-5, atol=1e-6, name='last partial image')
+    assert_close(out.partials, out.updates.cumsum(dim=1), rtol=0, atol=0, name='prefix sums')
+    W = G.synthesis.paint_ws(G.mapping(z, None)).W
+    assert_close(out.updates.sum(dim=1), W, rtol=1e-5, atol=1e-5, name='sum of updates')
+    ranks = torch.linalg.matrix_rank(out.updates.double().flatten(0, 2), rtol=1e-5)
+    assert (ranks == 1).all(), 'every update must be rank 1'
+
+def test_oja_updates_are_the_written_terms():
+    G = _tiny(rule='oja', painter_impl='sequential').double()
+    z = torch.randn([2, G.z_dim], dtype=torch.float64)
+    out = G.paint(z, None)
+    keys, values, lrs = G.synthesis.slow_net(G.mapping(z, None))
+    W = torch.zeros_like(out.updates[:, 0])
+    for t in range(G.num_ws):
+        k = (keys[:, :, t] - torch.einsum('bcij,bci->bcj', W, values[:, :, t])).softmax(dim=-1)
+        update = torch.einsum('bci,bcj->bcij', lrs[:, :, t] * values[:, :, t], k)
+        assert_close(out.updates[:, t], update, rtol=1e-12, atol=1e-12, name=f'update {t}')
+        W = W + update
+
+def test_autocast_bfloat16():
+    G = _tiny()
+    z = torch.randn([2, G.z_dim])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        img = G(z, None)
+    assert img.dtype == torch.float32 and torch.isfinite(img).all()
+    assert (img - G(z, None)).abs().max() < 0.1
+
+def test_every_parameter_gets_a_gradient():
+    G = _tiny(c_dim=2, position_table=True)
+    z, c = torch.randn([3, G.z_dim]), torch.eye(2)[[0, 1, 1]]
+    G(z, c).square().sum().backward()
+    for name, param in G.named_parameters():
+        assert param.grad is not None and param.grad.abs().max() > 0, name
+
+#----------------------------------------------------------------------------
+# FPA/U-Net (FPA.md section 4).
+
+TINY_UNET = dict(dim=8, dim_mults=(1, 2), attn_heads=1, attn_head_dim=8)
+
+@pytest.mark.parametrize('unet_input_tanh', [True, False])
+def test_unet_refiner(unet_input_tanh):
+    G = _tiny(img_resolution=8, unet_kwargs=TINY_UNET, unet_input_tanh=unet_input_tanh)
+    z = torch.randn([2, G.z_dim])
+    W = G.synthesis.paint_ws(G.mapping(z, None)).W
+    expected = G.synthesis.unet(W.tanh() if unet_input_tanh else W).tanh()
+    assert_close(G(z, None), expected, rtol=0, atol=1e-6, name='tanh(U(tanh(W)))')
+    out = G.paint(z, None)
+    assert torch.equal(out.refined, G(z, None))
+    assert torch.equal(out.image, W.tanh())
+    assert sum(p.numel() for p in G.parameters()) == sum(p.numel() for p in _tiny(img_resolution=8).parameters()) + sum(p.numel() for p in G.synthesis.unet.parameters())
+
+@pytest.mark.parametrize('train_fpa', [True, False])
+def test_frozen_fpa_gets_no_gradient(train_fpa):
+    G = _tiny(img_resolution=8, c_dim=2, unet_kwargs=TINY_UNET, train_fpa=train_fpa)
+    unet_params = set(G.synthesis.unet.parameters())
+    assert {p for p in G.parameters() if p.requires_grad} == (set(G.parameters()) if train_fpa else unet_params)
+    assert set(G.trainable_parameters()) == (set(G.parameters()) if train_fpa else unet_params)
+    G.requires_grad_(True)  # What the training loop does before each phase.
+    z, c = torch.randn([2, G.z_dim]), torch.eye(2)
+    G(z, c).square().sum().backward()
+    for name, param in G.named_parameters():
+        if param in unet_params or train_fpa:
+            assert param.grad is not None and param.grad.abs().max() > 0, name
+        else:
+            assert param.grad is None, f'{name} of the frozen FPA got a gradient'
+
+#----------------------------------------------------------------------------
+# Bad input: one clear ValueError naming the option or tensor.
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(rule='hebb'), 'rule'),
+    (dict(input_generator='v3'), 'input_generator'),
+    (dict(lr_activation='relu'), 'lr_activation'),
+    (dict(painter_impl='fast'), 'painter_impl'),
+    (dict(rule='oja'), "painter_impl='parallel'.*no parallel form"),
+    (dict(num_steps=0), 'num_steps'),
+    (dict(img_resolution=0), 'img_resolution'),
+    (dict(c_dim=-1), 'c_dim'),
+    (dict(rule='hebbian', vector_lr=True), 'vector_lr'),
+    (dict(input_generator='v1', latent_to_init=False), 'latent_to_init'),
+    (dict(input_generator='v1', position_table=True), 'position_table'),
+    (dict(train_fpa=False), 'train_fpa'),
+    (dict(unet_kwargs='big'), 'unet_kwargs'),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _tiny(**kwargs)
+
+def test_bad_inputs():
+    G, Gc = _tiny(), _tiny(c_dim=3)
+    z = torch.randn([2, 12])
+    for bad_z in [torch.randn([2, 11]), torch.randn([12]), torch.zeros([2, 12], dtype=torch.long), None]:
+        with pytest.raises(ValueError, match=r'z must be a floating-point tensor of shape \[N, 12\]'):
+            G(bad_z, None)
+    with pytest.raises(ValueError, match=r'unconditional \(c_dim=0\)'):
+        G(z, torch.zeros([2, 3]))
+    for bad_c in [None, torch.zeros([2, 2]), torch.zeros([3, 3]), torch.zeros([2, 3], dtype=torch.long)]:
+        with pytest.raises(ValueError, match=r'conditional \(c_dim=3\): c must be a floating-point tensor of shape \[2, 3\]'):
+            Gc(z, bad_c)
+    with pytest.raises(ValueError, match=r'ws must be .* \[N, 5, 12\]'):
+        G.synthesis(torch.zeros([2, 4, 12]))
+    assert G(z, torch.zeros([2, 0])).shape == (2, 3, 6, 6)
 
 #----------------------------------------------------------------------------
