@@ -84,11 +84,12 @@ def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batc
         api.make_labels(G, class_idx, 1)
     except ValueError as err:
         _fail('--class', err)
-    if (paint or paint_channels or paint_animation):
+    painting_flags = [flag for flag, given in [('--paint', paint), ('--paint-channels', paint_channels), ('--paint-animation', paint_animation)] if given]
+    if painting_flags:
         try:
             api.check_paints(G)
         except ValueError as err:
-            _fail('--paint-channels' if paint_channels and not paint else '--paint-animation' if paint_animation and not paint else '--paint', err)
+            _fail(painting_flags[0], err)
     try:
         mix_steps = [G.num_ws // 2] if mix_steps is None else dnnlib.util.parse_int_list(mix_steps)
         for k in mix_steps if mix_cols is not None else []:
@@ -111,7 +112,7 @@ def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batc
     print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
 
     # The painting.
-    if paint or paint_channels or paint_animation:
+    if painting_flags:
         painted = api.paint_seeds(G, seeds, **common)
         if paint_animation and not api.mp4_available():
             print(api.MP4_MISSING)

@@ -21,7 +21,8 @@ import torch
 
 import dnnlib
 import networks
-from torch_utils import persistence
+import legacy
+from torch_utils import misc
 
 #----------------------------------------------------------------------------
 # Devices and network files.
@@ -41,8 +42,9 @@ def resolve_device(name: str | torch.device = 'auto') -> torch.device:
     return device
 
 def _read_network_file(f) -> dnnlib.EasyDict:
-    """The single place that reads a network file (a binary file object)."""
-    return persistence.load_network(f)
+    """The single place that reads a network file (a binary file object): this codebase's
+    network files and the FPA authors' checkpoints (converted on the fly), see legacy.py."""
+    return legacy.load_network_pkl(f)
 
 def load_network(network: str) -> dnnlib.EasyDict:
     """Read a network file from a path or URL. Every failure is a one-line ValueError naming it."""
@@ -199,10 +201,15 @@ def _map(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, truncation_psi: f
 #----------------------------------------------------------------------------
 # The painting (generators with G.paint: the FPA family).
 
+def painting_generators() -> list[str]:
+    """Registered generator names whose class paints (has G.paint)."""
+    return sorted(name for name, kwargs in networks.GENERATORS.items()
+                  if callable(getattr(dnnlib.util.get_obj_by_name(kwargs.class_name), 'paint', None)))
+
 def check_paints(G: torch.nn.Module) -> None:
     if not callable(getattr(G, 'paint', None)):
-        raise ValueError(f'{generator_name(G)} does not paint (it has no G.paint); painting needs an FPA generator '
-                         f'(e.g. --cfg fpa or fpa-unet)')
+        raise ValueError(f'{generator_name(G)} does not paint (it has no G.paint); painting needs one of the '
+                         f'generators {", ".join(painting_generators())}')
 
 def _display_frames(frames: torch.Tensor, final: torch.Tensor, out_tanh: bool) -> torch.Tensor:
     from networks.fpa import display_frames # Imported lazily: only painting generators need it.
@@ -233,7 +240,9 @@ def paint_seeds(
     for key, value in chunks[0].items():
         raw[key] = torch.cat([chunk[key].float().cpu() for chunk in chunks]) if torch.is_tensor(value) else None
     B, T, C, N, _ = raw.updates.shape
-    assert raw.partials.shape == (B, T, C, N, N) and raw.image.shape == (B, C, N, N)
+    misc.assert_shape(raw.updates, [len(seeds), G.num_ws, G.img_channels, G.img_resolution, G.img_resolution], name='G.paint updates')
+    misc.assert_shape(raw.partials, [B, T, C, N, N], name='G.paint partials')
+    misc.assert_shape(raw.image, [B, C, N, N], name='G.paint image')
 
     out_tanh = bool(getattr(G, 'out_tanh', getattr(G.synthesis, 'out_tanh', True)))
     final = raw.partials[:, -1]
@@ -273,7 +282,7 @@ def diverging_colors(x: np.ndarray) -> np.ndarray:
 def rank1_factors(updates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split rank-1 matrices [..., N, N] = value key^T into value [..., N] and unit key [..., N]
     (leading singular pair; sign chosen so that the key sums to >= 0, as softmax keys do)."""
-    U, S, Vh = torch.linalg.svd(updates.double())
+    _, _, Vh = torch.linalg.svd(updates.double())
     key = Vh[..., 0, :]
     sign = torch.where(key.sum(-1, keepdim=True) < 0, -1.0, 1.0).to(key.dtype)
     key = key * sign

@@ -14,11 +14,8 @@ from painting import api
 from tests.conftest import assert_close
 from tests.networks.test_contract import RESOLUTION, _build
 
-def _paints(name: str) -> bool:
-    return callable(getattr(dnnlib.util.get_obj_by_name(networks.GENERATORS[name].class_name), 'paint', None))
-
 ALL = sorted(networks.GENERATORS)
-PAINTERS = [name for name in ALL if _paints(name)]
+PAINTERS = api.painting_generators()
 
 @functools.lru_cache(maxsize=None)
 def build(name: str, c_dim: int = 0, img_channels: int = 3) -> torch.nn.Module:

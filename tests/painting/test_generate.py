@@ -13,6 +13,7 @@ import generate
 from painting import api
 from tests.networks.test_contract import RESOLUTION
 from tests.painting.test_api import ALL, PAINTERS, build
+from tests.test_legacy import CASES, make_checkpoint, reference_layout
 from torch_utils import persistence
 
 NON_PAINTERS = [name for name in ALL if name not in PAINTERS]
@@ -104,6 +105,24 @@ def test_interpolation_and_style_mixing(tmp_path, name):
         with PIL.Image.open(out / f'stylemix-k{k:02d}.png') as im:
             assert im.size == (4 * RESOLUTION + 3 * 2, 5 * RESOLUTION + 4 * 2)
 
+@pytest.mark.parametrize('case', ['lstm_delta_split_v2', 'lstm_delta_split_v2_unet'])
+def test_reference_checkpoint(tmp_path, case):
+    """The FPA authors' checkpoints (converted on the fly by legacy.py) paint like our own files."""
+    model_type, layout_kwargs, convert_kwargs = CASES[case]
+    assert not convert_kwargs, 'generate.py passes no conversion options'
+    checkpoint, _, _ = make_checkpoint(reference_layout(model_type, **layout_kwargs))
+    path = tmp_path / f'{case}.pt'
+    torch.save(checkpoint, path)
+    out = tmp_path / 'out'
+    result = run('--network', path, '--seeds', '3', '--outdir', out, '--paint', '--paint-animation', '--scale', 1)
+    assert result.exit_code == 0, result.output
+    G = api.load_generator(str(path), device='cpu')
+    expected = api.to_uint8(G(api.seeds_to_z([3], G.z_dim), None))[0]
+    assert np.abs(read(out / 'seed0003.png').astype(int) - expected).max() <= 1
+    T, N = layout_kwargs['T'], layout_kwargs['N']
+    with PIL.Image.open(out / 'paint-seed0003.webp') as im:
+        assert im.n_frames == T + ('unet' in case) and im.size == (N, N)
+
 #----------------------------------------------------------------------------
 # Bad input: one line naming the option, non-zero exit.
 
@@ -122,10 +141,10 @@ def test_bad_network_files(tmp_path, name):
     assert_fails_with_one_line(run('--network', unknown, '--seeds', '0', '--outdir', out), '--network', 'networks.painters_from_mars.Generator')
     tensor_file = tmp_path / 'tensor.pt'
     torch.save(torch.zeros(3), tensor_file)
-    assert_fails_with_one_line(run('--network', tensor_file, '--seeds', '0', '--outdir', out), '--network', 'tensor.pt', 'not a network')
+    assert_fails_with_one_line(run('--network', tensor_file, '--seeds', '0', '--outdir', out), '--network', 'tensor.pt', 'network file')
     no_generator = tmp_path / 'no-generator.pkl'
     persistence.save_network(str(no_generator), training_set_kwargs=dict(resolution=16))
-    assert_fails_with_one_line(run('--network', no_generator, '--seeds', '0', '--outdir', out), '--network', 'no G_ema')
+    assert_fails_with_one_line(run('--network', no_generator, '--seeds', '0', '--outdir', out), '--network', 'no-generator.pkl', 'G_ema')
     assert not out.exists(), 'nothing is written when the network cannot be loaded'
 
 @pytest.mark.skipif(not NON_PAINTERS, reason='no registered generator without G.paint')
