@@ -40,9 +40,13 @@ GENERATORS: dict[str, EasyDict] = {
     'fpa-oja':     EasyDict(class_name='networks.fpa.Generator', rule='oja', input_generator='v2', latent_to_init=False, painter_impl='sequential'),
     'fpa-hebbian': EasyDict(class_name='networks.fpa.Generator', rule='hebbian', input_generator='v1', key_softmax=False),
     'fpa-unet':    EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v2', unet_kwargs=dict(dim=64)),
+    # StyleGAN2 baseline (networks/stylegan2.py, docs/stylegan2.md); the config builder sets channel_base/channel_max per preset.
+    'stylegan2':   EasyDict(class_name='networks.stylegan2.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2)),
 }
 
-DISCRIMINATORS: dict[str, EasyDict] = {}
+DISCRIMINATORS: dict[str, EasyDict] = {
+    'stylegan2':   EasyDict(class_name='networks.stylegan2.Discriminator', architecture='resnet'),
+}
 
 #----------------------------------------------------------------------------
 
