@@ -16,6 +16,7 @@ and docs/legacy.md). Hyperparameters that tensor shapes reveal are inferred; the
 shapes cannot reveal default to the paper's flags.
 """
 
+import _compat_pickle
 import importlib
 import io
 import os
@@ -28,6 +29,7 @@ import click
 import torch
 
 import dnnlib
+from networks import fpa
 from torch_utils import persistence
 
 #----------------------------------------------------------------------------
@@ -35,13 +37,15 @@ from torch_utils import persistence
 
 class UnknownGlobal:
     """Inert stand-in for a global that a file names but that is not on the allowlist.
-    Constructing, calling (REDUCE), or restoring state into it only records the arguments;
-    no code of the named module is ever imported or run."""
-    global_name = '?'
+    Constructing, calling (REDUCE), or restoring state or items into it only records the
+    arguments; no code of the named module is ever imported or run."""
+    global_name = '?'           # 'module.name' as the file spells it.
+    args = ()                   # Positional arguments of the call the file asked for.
+    state = None                # What BUILD passed to __setstate__.
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
-        obj.args, obj.kwargs, obj.state, obj.items = args, kwargs, None, {}
+        obj.args, obj.kwargs = args, kwargs
         return obj
 
     def __init__(self, *args, **kwargs):
@@ -50,11 +54,11 @@ class UnknownGlobal:
     def __setstate__(self, state):
         self.state = state
 
-    def __setitem__(self, key, value):
-        self.items[key] = value
+    def __setitem__(self, key, value):      # Dict-like objects (SETITEM/SETITEMS).
+        vars(self).setdefault('items', {})[key] = value
 
-    def append(self, value):
-        self.items[len(self.items)] = value
+    def append(self, value):                # List-like objects (APPEND/APPENDS).
+        vars(self).setdefault('elements', []).append(value)
 
     def extend(self, values):
         for value in values:
@@ -86,14 +90,16 @@ _ALLOWED_GLOBALS = {
     'numpy._core.multiarray': ('_reconstruct', 'scalar'),
 }
 
+_TORCH_DTYPE_NAMES = {name for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Resolves only allowlisted globals (and torch dtypes); everything else becomes an
     UnknownGlobal subclass named after it."""
     def find_class(self, module, name):
-        allowed = name in _ALLOWED_GLOBALS.get(module, ())
-        if module == 'torch' and isinstance(getattr(torch, name, None), torch.dtype):
-            allowed = True
-        if allowed:
+        # torch.save writes protocol 2 with Python 2 names ('__builtin__', 'copy_reg'); map them as pickle does.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if name in _ALLOWED_GLOBALS.get(module, ()) or (module == 'torch' and name in _TORCH_DTYPE_NAMES):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter('ignore')
@@ -125,9 +131,9 @@ def safe_torch_load(data: bytes, where: str) -> Any:
         raise ValueError(f'{where}: not a readable PyTorch file ({message[:200]})') from None
 
 #----------------------------------------------------------------------------
-# The reference model types (docs/legacy.md). `kv` is the name of the projection from the
-# LSTM state to keys/values(/learning rates); `modules` are the parameter groups that a
-# checkpoint of the type holds (besides mod_dict.* duplicates).
+# The reference model types (docs/legacy.md). `kv` is the reference's name of the projection
+# from the LSTM state to keys, values (and learning rates); _modules_of() lists the parameter
+# groups that a checkpoint of the type holds (besides the mod_dict.* duplicates).
 
 MODEL_TYPES = {
     'lstm_delta':               dnnlib.EasyDict(rule='delta',   input_generator='v1', latent_to_init=True,  unet=False, kv='kvb_net', key_softmax=True),
@@ -407,7 +413,6 @@ OURS_ONLY = ('mapping.w_avg',)      # Ours without a reference counterpart: kept
 
 def build_generator(kwargs: dict, state: dict, where: str, label: str) -> torch.nn.Module:
     """networks.fpa.Generator(**kwargs) with every tensor copied by explicit name mapping."""
-    from networks import fpa   # pylint: disable=import-outside-toplevel  (keeps `legacy --help` light)
     G = fpa.Generator(**kwargs)
     ours = G.state_dict()
     mapped = {}
@@ -533,6 +538,6 @@ def convert_main(source, dest, model_type, **options):
 #----------------------------------------------------------------------------
 
 if __name__ == '__main__':
-    convert_main() # pylint: disable=no-value-for-parameter
+    convert_main()
 
 #----------------------------------------------------------------------------

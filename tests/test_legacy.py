@@ -347,18 +347,20 @@ def test_hostile_globals_are_not_executed(tmp_path):
     module_file.write_text(f'open({str(tmp_path / "imported")!r}, "w").close()\nclass Thing:\n    pass\n')
     sys.path.insert(0, str(tmp_path))
     try:
-        import fpa_test_side_effect_module                               # pylint: disable=import-error
+        import fpa_test_side_effect_module                               # Written just above.
         thing = fpa_test_side_effect_module.Thing()
         thing.value = 3
         ghost = types.ModuleType('fpa_test_module_that_does_not_exist')
-        exec('class Ghost:\n    pass', ghost.__dict__)                 # pylint: disable=exec-used
+        ghost.Ghost = type('Ghost', (dict,), {'__module__': ghost.__name__})   # A class whose module will vanish.
+        ghost_obj = ghost.Ghost(key=5)
         sys.modules[ghost.__name__] = ghost
         extras = {
             'system': _Payload(os.system, f'touch {marker}'),
             'eval':   _Payload(eval, f'open({str(marker)!r}, "w")'),
             'thing':  thing,
-            'ghost':  ghost.Ghost(),
+            'ghost':  ghost_obj,
             'optimizer_state': {'state': {0: {'exp_avg': torch.ones(2)}}, 'param_groups': [{'lr': 2e-4, 'betas': (0.5, 0.9)}]},
+            'plain_data': [torch.float16, torch.Size([2, 3]), torch.nn.Parameter(torch.ones(2)), {1, 2}],
         }
         _, layout_kwargs, convert_kwargs = CASES['lstm_delta_split_v2']
         ckpt, _, GE_state = make_checkpoint(reference_layout('lstm_delta_split_v2', **layout_kwargs), extras=extras)
@@ -376,8 +378,11 @@ def test_hostile_globals_are_not_executed(tmp_path):
     for key in ('system', 'eval', 'thing', 'ghost', 'args'):
         assert isinstance(loaded[key], legacy.UnknownGlobal), key
     assert loaded['ghost'].global_name == 'fpa_test_module_that_does_not_exist.Ghost'
-    assert loaded['thing'].state == {'value': 3}
+    assert loaded['thing'].state == {'value': 3} and loaded['ghost'].items == {'key': 5}
+    assert loaded['args'].state == {'model_type': 'synthetic', 'image_size': 8, 'use_softmax': True}
     assert torch.equal(loaded['optimizer_state']['state'][0]['exp_avg'], torch.ones(2))
+    dtype, size, param, numbers = loaded['plain_data']
+    assert dtype is torch.float16 and size == torch.Size([2, 3]) and isinstance(param, torch.nn.Parameter) and numbers == {1, 2}
 
     result = legacy.load_network_pkl(str(tmp_path / 'hostile.pt'), **convert_kwargs)
     assert not marker.exists()
