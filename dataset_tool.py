@@ -88,7 +88,7 @@ def open_image_zip(path: str) -> util.EasyDict:
              for name in names if is_image_file(name))
     return util.EasyDict(images=items, labelled=table is not None, upscale=False)
 
-def _read_idx(path: str, magic: int, max_items: int | None) -> np.ndarray:
+def read_idx(path: str, magic: int, max_items: int | None) -> np.ndarray:
     """IDX file (MNIST format): big-endian magic, dimensions, then uint8 data."""
     opener = gzip.open if path.endswith('.gz') else open
     try:
@@ -110,11 +110,11 @@ def _read_idx(path: str, magic: int, max_items: int | None) -> np.ndarray:
 def open_mnist(path: str, max_images: int | None, pad_to_32: bool) -> util.EasyDict:
     """MNIST / Fashion-MNIST: 28x28 greyscale, padded with zeros to 32x32 as upstream unless a
     --resolution is given (then resized)."""
-    images = _read_idx(path, 2051, max_images)
+    images = read_idx(path, 2051, max_images)
     if pad_to_32:
         images = np.pad(images, [[0, 0], [2, 2], [2, 2]], mode='constant')
     labels_path = re.sub(r'images-idx3-ubyte', 'labels-idx1-ubyte', path)
-    labels = _read_idx(labels_path, 2049, max_images) if os.path.isfile(labels_path) else None
+    labels = read_idx(labels_path, 2049, max_images) if os.path.isfile(labels_path) else None
     if labels is not None and len(labels) != len(images):
         raise click.ClickException(f'{labels_path}: {len(labels)} labels for {len(images)} images')
     base = os.path.basename(path)

@@ -117,6 +117,8 @@ def reflect_index(index: torch.Tensor, size: int) -> torch.Tensor:
 def reflect_pad(images: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Tensor:
     """Reflect-pad [N, C, H, W] by any amount (torch's 'reflect' mode is limited to < size)."""
     _, _, height, width = images.shape
+    if max(x0, x1) < width and max(y0, y1) < height:   # Within torch's limit: its backward is cheaper than index_add.
+        return torch.nn.functional.pad(images, [x0, x1, y0, y1], mode='reflect')
     rows = reflect_index(torch.arange(-y0, height + y1, device=images.device), height)
     cols = reflect_index(torch.arange(-x0, width + x1, device=images.device), width)
     return images.index_select(2, rows).index_select(3, cols)
@@ -281,8 +283,10 @@ class AugmentPipe(torch.nn.Module):
         """Apply drawn parameters (see draw_params) to images [N, C, H, W]."""
         batch_size, num_channels, height, width = images.shape
         misc.assert_shape(params.G_inv, [batch_size, 3, 3], 'G_inv')
-        if self.xflip > 0 or self.rotate90 > 0 or self.xint > 0:
-            images = blit(images, params.flip, params.quarter, params.shift)
+        moved = (params.flip != 0) | (params.quarter != 0) | (params.shift != 0).any(dim=1)
+        if moved.any():
+            idx = moved.nonzero()[:, 0]
+            images = images.index_copy(0, idx, blit(images.index_select(0, idx), params.flip[idx], params.quarter[idx], params.shift[idx]))
         if params.geom_fired.any():
             idx = params.geom_fired.nonzero()[:, 0]
             resampled = resample(images.index_select(0, idx), params.G_inv.index_select(0, idx), self.geom_filter)

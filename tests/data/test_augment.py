@@ -12,7 +12,7 @@ import torch
 from tests.conftest import assert_close
 from torch_utils import persistence
 from training.augment import (AUGPIPE_SPECS, SYM2, SYM6, AdaController, AugmentPipe, blit, octave_filter_bank,
-                              resample, rotate2d, scale2d, translate2d)
+                              reflect_pad, resample, rotate2d, scale2d, translate2d)
 from torch_utils.ops import upfirdn2d
 
 ALL_OPS = ['xflip', 'rotate90', 'xint', 'scale', 'rotate', 'aniso', 'xfrac', 'brightness', 'contrast',
@@ -147,6 +147,13 @@ def test_xint_moves_by_whole_pixels():
 
 #----------------------------------------------------------------------------
 # General geometry: resampling precision and placement.
+
+@pytest.mark.parametrize('pads', [(1, 2, 3, 0), (5, 7, 7, 1), (9, 20, 0, 33)])
+def test_reflect_pad_matches_numpy_for_any_margin(pads):
+    x0, x1, y0, y1 = pads   # The last case exceeds torch's limit and uses index reflection.
+    images = random_images(n=2, c=3, size=8)
+    expected = np.pad(images.numpy(), [(0, 0), (0, 0), (y0, y1), (x0, x1)], mode='reflect')
+    assert torch.equal(reflect_pad(images, x0, x1, y0, y1), torch.from_numpy(expected))
 
 def test_resample_identity_is_perfect_reconstruction():
     # Upsampling with sym6 and downsampling with it flipped reconstructs any image (orthonormal
