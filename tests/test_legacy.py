@@ -1,7 +1,7 @@
 """legacy.py: importing the FPA authors' checkpoints, and loading files without running code.
 
 Synthetic reference checkpoints are built at small sizes from a layout generator that is
-checked, where the shared docs are available, against reference-checkpoint-params.txt at
+checked against docs/reference/reference-checkpoint-params.txt at
 the paper's sizes (names, shapes and order, every model type). Converted generators are
 compared with `reference_forward` below: an independent loop implementation of the
 reference's forward pass written from FPA.md, reading the raw reference state dict (explicit

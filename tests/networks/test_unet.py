@@ -16,19 +16,16 @@ from networks.unet import AttentionBlock, FullAttention, LinearAttention, UNet
 from tests.conftest import assert_close
 from torch_utils import misc
 
-# The authors' checkpoint layout ships with the project's shared docs, next to the repository
-# (../shared/docs) or inside it (shared/docs). Tests that need it skip, saying so, without it.
+# The authors' checkpoint layout (parameter names and shapes), kept in docs/reference/.
 _REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..'))
-PARAMS_FILE_CANDIDATES = [os.path.join(root, 'shared', 'docs', 'reference-checkpoint-params.txt') for root in (_REPO, os.path.dirname(_REPO))]
+PARAMS_FILE = os.path.join(_REPO, 'docs', 'reference', 'reference-checkpoint-params.txt')
 
 #----------------------------------------------------------------------------
 # The reference checkpoint layout, parsed from the shared docs.
 
 def parse_reference_params() -> dict[str, list[tuple[str, tuple[int, ...]]]]:
     """{model_type: [(name, shape), ...]} in state-dict order, from reference-checkpoint-params.txt."""
-    path = next((p for p in PARAMS_FILE_CANDIDATES if os.path.isfile(p)), None)
-    if path is None:
-        pytest.skip(f'reference-checkpoint-params.txt not found (looked in {", ".join(PARAMS_FILE_CANDIDATES)})')
+    path = PARAMS_FILE
     sections, current = {}, None
     with open(path, encoding='utf-8') as f:
         for line in f:
