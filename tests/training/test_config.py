@@ -1,0 +1,159 @@
+"""training.config.build_training_config: presets, overrides, generator swaps, validation."""
+
+import pytest
+
+from training import config
+from training.config import ConfigError, build_training_config, describe_run
+
+def _info(resolution=64, num_channels=3, num_images=1000, has_labels=False, name='cats'):
+    return dict(name=name, resolution=resolution, num_channels=num_channels, num_images=num_images, has_labels=has_labels)
+
+def _build(info=None, **opts):
+    opts.setdefault('data', 'cats.zip')
+    opts.setdefault('metrics', [])
+    return build_training_config(opts, _info() if info is None else info)
+
+#----------------------------------------------------------------------------
+# Presets: upstream's tables.
+
+@pytest.mark.parametrize('cfg, mb, mbstd, cbase, lrate, gamma, ema, ramp, map_layers', [
+    ('stylegan2', 32, 4, 32768, 0.002, 10, 10, None, 8),
+    ('paper256', 64, 8, 16384, 0.0025, 1, 20, None, 8),
+    ('paper512', 64, 8, 32768, 0.0025, 0.5, 20, None, 8),
+    ('paper1024', 32, 4, 32768, 0.002, 2, 10, None, 8),
+    ('cifar', 64, 32, 32768, 0.0025, 0.01, 500, 0.05, 2),
+])
+def test_stylegan2_ada_tables(cfg, mb, mbstd, cbase, lrate, gamma, ema, ramp, map_layers):
+    c = _build(cfg=cfg)
+    assert c.batch_size == mb
+    assert c.D_kwargs.mbstd_group_size == mbstd
+    assert c.D_kwargs.channel_base == cbase and c.G_kwargs.channel_base == cbase
+    assert c.G_opt_kwargs.lr == c.D_opt_kwargs.lr == lrate
+    assert c.G_opt_kwargs.betas == [0.0, 0.99] and c.G_opt_kwargs.eps == 1e-8
+    assert c.loss_kwargs.r1_gamma == gamma
+    assert c.ema_kimg == ema and c.ema_rampup == ramp
+    assert c.G_kwargs['mapping_kwargs']['num_layers'] == map_layers
+    assert c.G_kwargs.class_name == 'networks.stylegan2.Generator'
+    assert c.D_kwargs.class_name == 'networks.stylegan2.Discriminator'
+    # batch_gpu = mb / ref_gpus on one GPU: gradient accumulation as upstream.
+    assert c.batch_gpu == mb // (2 if cfg == 'cifar' else 8)
+
+def test_cifar_turns_off_pl_and_mixing_and_uses_orig_d():
+    c = _build(cfg='cifar')
+    assert c.loss_kwargs.pl_weight == 0 and c.loss_kwargs.style_mixing_prob == 0
+    assert c.G_reg_interval is None and c.D_kwargs.architecture == 'orig'
+    c = _build(cfg='stylegan2')
+    assert c.loss_kwargs.pl_weight == 2 and c.loss_kwargs.style_mixing_prob == 0.9 and c.G_reg_interval == 4
+    assert c.D_reg_interval == 16 and c.D_kwargs.architecture == 'resnet'
+
+def test_auto_rules():
+    # SG3's docs/configs.md: the auto config at 256^2 on 1 GPU is batch 16, gamma 0.8192, cbase 16384.
+    c = _build(cfg='auto', info=_info(resolution=256))
+    assert c.batch_size == 16 and c.batch_gpu == 16
+    assert c.loss_kwargs.r1_gamma == pytest.approx(0.8192)
+    assert c.G_kwargs.channel_base == 16384 and c.G_opt_kwargs.lr == 0.0025
+    assert c.G_kwargs['mapping_kwargs']['num_layers'] == 2
+    assert c.ema_kimg == pytest.approx(5) and c.ema_rampup == 0.05
+    c = _build(cfg='auto', info=_info(resolution=1024), gpus=8)
+    assert c.batch_size == 32 and c.batch_gpu == 4 and c.D_kwargs.mbstd_group_size == 4
+    assert c.G_opt_kwargs.lr == 0.002 and c.G_kwargs.channel_base == 32768
+
+def test_fpa_preset():
+    c = _build(cfg='fpa')
+    assert c.G_kwargs.class_name == 'networks.fpa.Generator'
+    assert c.G_kwargs.rule == 'delta' and c.G_kwargs.z_dim == 512
+    assert 'channel_base' not in c.G_kwargs and 'mapping_kwargs' not in c.G_kwargs, 'StyleGAN2 options leaked into the FPA'
+    assert c.D_kwargs.class_name == 'networks.stylegan2.Discriminator' and c.D_kwargs.channel_base == 16384
+    assert c.batch_size == 32 and c.batch_gpu == 32
+    assert c.loss_kwargs.r1_gamma == pytest.approx(0.0002 * 64 ** 2 / 32)
+    assert c.loss_kwargs.pl_weight == 0 and c.G_reg_interval is None
+    assert c.augment_kwargs.class_name == 'training.augment.AugmentPipe' and c.ada_target == 0.6
+    c = _build(cfg='fpa-unet')
+    assert c.G_kwargs.unet_kwargs is not None
+
+def test_gen_swaps_the_generator_and_family_options_follow_the_class():
+    c = _build(cfg='stylegan2', gen='fpa')
+    assert c.G_kwargs.class_name == 'networks.fpa.Generator'
+    assert 'channel_base' not in c.G_kwargs
+    assert c.loss_kwargs.style_mixing_prob == 0.9, 'the preset keeps its loss settings'
+    c = _build(cfg='fpa', gen='stylegan2')
+    assert c.G_kwargs.class_name == 'networks.stylegan2.Generator'
+    assert c.G_kwargs.channel_base == 16384 and c.G_kwargs['mapping_kwargs']['num_layers'] == 2
+
+def test_overrides():
+    c = _build(cfg='stylegan2', batch=16, gamma=3.5, kimg=100, tick=2, snap=5, seed=7, mirror=True, cbase=8192, cmax=256,
+               freezed=3, workers=0, aug='fixed', p=0.3, augpipe='blit', precision='bf16', gpus=2)
+    assert c.batch_size == 16 and c.batch_gpu == 8 and c.num_gpus == 2
+    assert c.loss_kwargs.r1_gamma == 3.5 and c.total_kimg == 100
+    assert c.kimg_per_tick == 2 and c.image_snapshot_ticks == c.network_snapshot_ticks == 5
+    assert c.random_seed == 7 and c.training_set_kwargs.xflip and c.training_set_kwargs.random_seed == 7
+    assert c.D_kwargs.channel_base == 8192 and c.D_kwargs.channel_max == 256 and c.G_kwargs.channel_max == 256
+    assert c.D_kwargs.freeze_layers == 3
+    assert c.data_loader_kwargs.num_workers == 0
+    assert c.augment_p == 0.3 and c.ada_target is None
+    assert set(c.augment_kwargs) == {'class_name', 'xflip', 'rotate90', 'xint'}
+    assert c.precision == 'bf16'
+
+def test_fp16_layers_only_on_cuda_and_not_with_fp32():
+    assert _build(cfg='stylegan2', device='cuda').D_kwargs.num_fp16_res == 4
+    c = _build(cfg='stylegan2', device='cuda', fp32=True)
+    assert c.D_kwargs.num_fp16_res == 0 and c.D_kwargs.conv_clamp is None and c.G_kwargs.num_fp16_res == 0
+    assert _build(cfg='stylegan2', device='cpu').G_kwargs.num_fp16_res == 0
+
+def test_resume_kinds():
+    c = _build(cfg='fpa', resume='runs/00001-x/resume-000100.pt')
+    assert c.resume_state == 'runs/00001-x/resume-000100.pt' and c.resume_pkl is None
+    assert c.ada_kimg == 500 and c.ema_rampup == 0.05, 'an exact resume changes nothing'
+    c = _build(cfg='fpa', resume='ffhq.pkl')
+    assert c.resume_pkl == 'ffhq.pkl' and c.resume_state is None
+    assert c.ada_kimg == 100 and c.ema_rampup is None
+
+def test_two_stage_fpa_unet():
+    c = _build(cfg='fpa-unet', resume='fpa.pkl', freeze_fpa=True)
+    assert c.G_kwargs.train_fpa is False and c.resume_pkl == 'fpa.pkl'
+
+def test_subset_and_cond():
+    assert _build(subset=10).training_set_kwargs.max_size == 10
+    assert _build(subset=5000).training_set_kwargs.max_size is None
+    assert _build(cond=True, info=_info(has_labels=True)).training_set_kwargs.use_labels
+
+def test_describe_run():
+    assert describe_run(dict(cfg='auto', gpus=1), _info()) == 'cats-auto1'
+    assert describe_run(dict(cfg='fpa', gen='fpa-v1', mirror=True, gamma=0.5, kimg=100, aug='noaug'), _info()) == \
+        'cats-mirror-fpa-genfpa-v1-gamma0.5-kimg100-noaug'
+
+#----------------------------------------------------------------------------
+# Validation: one clear message naming the option.
+
+@pytest.mark.parametrize('opts, info, message', [
+    (dict(cfg='fpa'), _info(resolution=48), 'resolution 48x48 is not supported by --cfg=fpa'),
+    (dict(cfg='fpa'), _info(resolution=512), 'resolution 512x512 is not supported'),
+    (dict(cfg='stylegan2', batch=30, gpus=4), None, '--batch=30 is not divisible by --gpus=4'),
+    (dict(cfg='stylegan2', batch=32, batch_gpu=6), None, '--batch-gpu=6: must divide'),
+    (dict(cfg='stylegan2', batch=36, batch_gpu=6), None, '--batch-gpu=6 is not a multiple of the minibatch-std group 4'),
+    (dict(cfg='nope'), None, '--cfg=nope'),
+    (dict(gen='nope'), None, '--gen=nope'),
+    (dict(precision='fp16'), None, 'fp16 needs CUDA'),
+    (dict(fp32=True, precision='bf16'), None, '--fp32 contradicts --precision=bf16'),
+    (dict(aug='fixed'), None, '--aug=fixed needs --p'),
+    (dict(p=0.5), None, '--p can only be given with --aug=fixed'),
+    (dict(aug='noaug', target=0.5), None, '--target can only be given with --aug=ada'),
+    (dict(cond=True), None, 'has no labels'),
+    (dict(freeze_fpa=True, cfg='fpa-unet'), None, '--freeze-fpa needs --resume'),
+    (dict(freeze_fpa=True, cfg='stylegan2', resume='x.pkl'), None, 'has no FPA to freeze'),
+    (dict(kimg=0), None, '--kimg=0: expected a positive number'),
+    (dict(bogus=1), None, 'unknown options: bogus'),
+])
+def test_validation(opts, info, message):
+    with pytest.raises(ConfigError, match=message.replace('+', r'\+').replace('(', r'\(')):
+        _build(info=info, **opts)
+
+def test_builder_has_no_side_effects(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _build(cfg='fpa', resume='does/not/exist.pt')
+    assert list(tmp_path.iterdir()) == []
+
+def test_every_preset_builds():
+    for cfg in config.PRESETS:
+        c = _build(cfg=cfg)
+        assert c.batch_size % c.batch_gpu == 0

@@ -1,0 +1,112 @@
+"""train.py through click's CliRunner: dry run, a short real run and its exact continuation,
+the --help text in docs/, and one clear error line for each kind of bad input."""
+
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import dnnlib
+import train
+from tests.training.conftest import make_image_folder
+from torch_utils import persistence
+
+HELP_PATH = os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'train-help.txt')
+TINY_CLI = ['--cfg=auto', '--cbase=256', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu']
+
+def _invoke(*args):
+    return CliRunner().invoke(train.main, list(args), catch_exceptions=False)
+
+def test_help_is_documented():
+    result = CliRunner().invoke(train.main, ['--help'], prog_name='train.py', terminal_width=100)
+    assert result.exit_code == 0
+    with open(HELP_PATH) as f:
+        assert result.output == f.read(), 'docs/train-help.txt is stale: python train.py --help > docs/train-help.txt'
+
+def test_dry_run_prints_options_and_writes_nothing(image_folder, tmp_path):
+    outdir = tmp_path / 'runs'
+    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', '--cfg=fpa', '--metrics=none', '--dry-run')
+    assert result.exit_code == 0, result.output
+    assert '"class_name": "networks.fpa.Generator"' in result.output
+    assert f'Output directory:    {outdir}/00000-data-fpa' in result.output
+    assert 'Dry run; exiting.' in result.output
+    assert not outdir.exists()
+
+def test_short_run_then_resume_latest_in_the_same_directory(image_folder, tmp_path):
+    outdir = tmp_path / 'runs'
+    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--kimg=0.008', '--tick=0.004', '--snap=1')
+    assert result.exit_code == 0, result.output
+    run_dir = outdir / '00000-data-auto1-kimg0.008-batch4-noaug'
+    files = set(os.listdir(run_dir))
+    for name in ['training_options.json', 'log.txt', 'stats.jsonl', 'reals.png', 'fakes_init.png', 'fakes000000.png',
+                 'network-snapshot-000000.pkl', 'resume-000000.pt']:
+        assert name in files, f'{name} missing; have {sorted(files)}'
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert options['G_kwargs']['class_name'] == 'networks.stylegan2.Generator' and options['run_dir'] == str(run_dir)
+    assert 'tick 0' in (run_dir / 'log.txt').read_text()
+    ticks_before = len((run_dir / 'stats.jsonl').read_text().splitlines())
+
+    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--kimg=0.016', '--tick=0.004', '--snap=1', '--resume=latest')
+    assert result.exit_code == 0, result.output
+    assert os.listdir(outdir) == [run_dir.name], 'a resumed run must continue in its own directory'
+    assert 'Resuming from' in (run_dir / 'log.txt').read_text()
+    assert len((run_dir / 'stats.jsonl').read_text().splitlines()) > ticks_before
+    state = torch.load(run_dir / 'resume-000000.pt', weights_only=True)
+    assert state['cur_nimg'] == 16
+
+#----------------------------------------------------------------------------
+# Bad input.
+
+def _error(*args):
+    result = _invoke(*args)
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.startswith('Error')]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+def test_missing_data(tmp_path):
+    assert 'no-such-dir: dataset not found' in _error(f'--outdir={tmp_path}', f'--data={tmp_path}/no-such-dir', '--metrics=none')
+
+def test_resolution_the_preset_cannot_handle(tmp_path):
+    data = make_image_folder(tmp_path / 'odd', resolution=12)
+    assert 'resolution 12x12 is not supported by --cfg=fpa' in _error(f'--outdir={tmp_path}', f'--data={data}', '--cfg=fpa', '--metrics=none')
+
+def test_batch_not_divisible(image_folder, tmp_path):
+    assert '--batch=5 is not divisible by --gpus=2' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--gpus=2', '--batch=5',
+                                                              '--metrics=none', '--device=cpu')
+    assert 'not a multiple of the minibatch-std group 4' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--cfg=stylegan2',
+                                                                   '--batch=12', '--batch-gpu=6', '--metrics=none', '--device=cpu')
+
+def test_more_processes_than_cores(image_folder, tmp_path):
+    assert '--gpus=4096: more CPU processes than' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--gpus=4096', '--device=cpu')
+
+def test_resume_from_another_architecture_or_resolution(image_folder, tmp_path):
+    def network_file(name, G_kwargs, resolution):
+        G = dnnlib.util.construct_class_by_name(**G_kwargs, c_dim=0, img_resolution=resolution, img_channels=3)
+        path = str(tmp_path / name)
+        persistence.save_network(path, G=G, G_ema=G)
+        return path
+    sg2 = network_file('sg2.pkl', dict(class_name='networks.stylegan2.Generator', z_dim=512, w_dim=32, channel_base=256, channel_max=32), 16)
+    assert 'G is a networks.stylegan2.Generator, this run trains a networks.fpa.Generator' in \
+        _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--cfg=fpa', '--metrics=none', f'--resume={sg2}')
+    sg2_32 = network_file('sg2_32.pkl', dict(class_name='networks.stylegan2.Generator', z_dim=512, w_dim=32, channel_base=256, channel_max=32), 32)
+    assert 'img_resolution=32, this run needs 16' in \
+        _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={sg2_32}')
+    narrow = network_file('narrow.pkl', dict(class_name='networks.stylegan2.Generator', z_dim=512, w_dim=512, channel_base=128, channel_max=32), 16)
+    assert 'has shape' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={narrow}')
+    assert 'no such file' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--metrics=none', f'--resume={tmp_path}/nope.pkl')
+    assert 'no run in --outdir' in _error(f'--outdir={tmp_path}/empty', f'--data={image_folder}', '--metrics=none', '--resume=latest')
+
+def test_unwritable_outdir(image_folder, tmp_path):
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('not a directory')
+    assert 'cannot write the run directory' in _error(f'--outdir={blocker}/runs', f'--data={image_folder}', *TINY_CLI, '--kimg=0.004')
+    if os.geteuid() != 0:   # root ignores permissions
+        readonly = tmp_path / 'readonly'
+        readonly.mkdir(mode=0o500)
+        assert 'cannot write the run directory' in _error(f'--outdir={readonly}', f'--data={image_folder}', *TINY_CLI, '--kimg=0.004')
+
+def test_fp16_on_cpu(image_folder, tmp_path):
+    assert 'fp16 needs CUDA' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--precision=fp16', '--device=cpu', '--metrics=none')

@@ -1,0 +1,268 @@
+"""Train a GAN with any registered generator: StyleGAN2-ADA's train.py for this codebase.
+
+    python train.py --outdir=training-runs --data=~/datasets/ffhq64.zip --cfg=fpa --gpus=1
+
+CLI -> pure config builder (training/config.py) -> training_options.json ->
+training_loop(**kwargs) in 1 process, N spawned processes (--gpus=N; NCCL on CUDA, gloo on
+CPU), or one process per torchrun worker. See docs/training.md.
+"""
+
+import json
+import os
+import re
+import sys
+import tempfile
+
+import click
+import torch
+
+import dnnlib
+import networks
+from torch_utils import distributed
+from training import config as training_config
+from training import training_loop
+
+#----------------------------------------------------------------------------
+# log.txt: everything rank 0 prints also goes to the run directory (append mode).
+
+class Tee:
+    def __init__(self, path: str, stream):
+        self.file = open(path, 'a')
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        self.file.write(text)
+        self.file.flush()
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.file.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+#----------------------------------------------------------------------------
+
+def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_rank: int | None = None) -> None:
+    """One training process. `init_file` = file:// rendezvous for spawned processes, None when
+    the process group already exists (torchrun) or there is a single process."""
+    saved_streams = sys.stdout, sys.stderr
+    if rank == 0:
+        sys.stdout = Tee(os.path.join(c.run_dir, 'log.txt'), sys.stdout)
+        sys.stderr = Tee(os.path.join(c.run_dir, 'log.txt'), sys.stderr)
+    local_rank = rank if local_rank is None else local_rank
+    if c.device == 'cuda':
+        device = f'cuda:{local_rank}'
+    else:
+        device = 'cpu'
+        if c.num_gpus > 1:   # Share the cores between the processes instead of oversubscribing them.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.num_gpus))
+    if init_file is not None:
+        distributed.init(rank=rank, world_size=c.num_gpus, device_type=c.device, init_method=f'file://{init_file}')
+    try:
+        training_loop.training_loop(**dict(c, rank=rank, device=device))
+    finally:
+        distributed.teardown()
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, Tee):
+                stream.file.close()
+        sys.stdout, sys.stderr = saved_streams
+
+#----------------------------------------------------------------------------
+
+def next_run_dir(outdir: str, desc: str) -> str:
+    """<outdir>/<NNNNN>-<desc>, NNNNN = 1 + the highest numeric prefix present (upstream)."""
+    prev = [int(m.group(1)) for name in (os.listdir(outdir) if os.path.isdir(outdir) else [])
+            if (m := re.match(r'^(\d+)', name)) and os.path.isdir(os.path.join(outdir, name))]
+    return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
+
+def find_latest_run_state(outdir: str) -> str | None:
+    """--resume=latest: the newest resume checkpoint of the highest-numbered run in outdir that has one."""
+    runs = sorted(((int(m.group(1)), name) for name in (os.listdir(outdir) if os.path.isdir(outdir) else [])
+                   if (m := re.match(r'^(\d+)-', name))), reverse=True)
+    for _num, name in runs:
+        path = training_loop.find_latest_resume_state(os.path.join(outdir, name))
+        if path is not None:
+            return path
+    return None
+
+def read_dataset_info(data: str, cond: bool) -> dnnlib.EasyDict:
+    from training.dataset import ImageFolderDataset
+    try:
+        dataset = ImageFolderDataset(path=data, use_labels=cond)
+    except (IOError, OSError, ValueError) as err:
+        raise click.ClickException(f'--data={data}: {err}') from None
+    return dnnlib.EasyDict(name=dataset.name, resolution=dataset.resolution, num_channels=dataset.num_channels,
+                           num_images=len(dataset), has_labels=dataset.has_labels, label_dim=dataset.label_dim)
+
+def preflight(c: dnnlib.EasyDict, info: dnnlib.EasyDict) -> None:
+    """Build G and D once on the CPU and check the resume file against them, so that a wrong
+    generator option or a --resume from another architecture or resolution fails here, with
+    one line, before any process starts or any directory is made."""
+    common = dict(c_dim=info.label_dim, img_resolution=info.resolution, img_channels=info.num_channels)
+    try:
+        G = dnnlib.util.construct_class_by_name(**c.G_kwargs, **common)
+        D = dnnlib.util.construct_class_by_name(**c.D_kwargs, **common)
+        if c.resume_pkl is not None:
+            training_loop.copy_from_network_file(c.resume_pkl, dict(G=G, D=D))
+        if c.resume_state is not None:
+            state = training_loop.load_resume_state(c.resume_state)
+            training_loop._load_module_state(G, state['G'], 'G', c.resume_state)
+            training_loop._load_module_state(D, state['D'], 'D', c.resume_state)
+    except (ValueError, TypeError) as err:
+        raise click.ClickException(str(err)) from None
+
+#----------------------------------------------------------------------------
+
+class CommaSeparatedList(click.ParamType):
+    name = 'list'
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        if value is None or value.lower() == 'none' or value == '':
+            return []
+        return [part.strip() for part in value.split(',') if part.strip()]
+
+@click.command(context_settings=dict(max_content_width=100))
+# Required.
+@click.option('--outdir',       help='Where to make the run directory', metavar='DIR', type=str, required=True)
+@click.option('--data',         help='Training data (zip or directory)', metavar='[ZIP|DIR]', type=str, required=True)
+# General.
+@click.option('--cfg',          help='Preset configuration', type=click.Choice(list(training_config.PRESETS)), default='auto', show_default=True)
+@click.option('--gen',          help='Swap in this registered generator  [default: the preset\'s]', type=click.Choice(sorted(networks.GENERATORS)))
+@click.option('--gpus',         help='Number of processes (GPUs on CUDA, CPU processes otherwise)', metavar='INT', type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--device',       help='Device; auto = CUDA if available, else CPU', type=click.Choice(['auto', 'cpu', 'cuda']), default='auto', show_default=True)
+@click.option('--batch',        help='Total batch size  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--batch-gpu',    help='Samples per pass per process (gradient accumulation)  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--kimg',         help='Training length in kimg  [default: the preset\'s]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True))
+@click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
+@click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=50, show_default=True)
+@click.option('--metrics',      help='Metrics after each snapshot, comma list or "none"', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
+@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--precision',    help='Autocast precision of G and D (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default='fp32', show_default=True)
+@click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--workers',      help='DataLoader worker processes', metavar='INT', type=click.IntRange(min=0), default=3, show_default=True)
+@click.option('--desc',         help='String to append to the run directory name', metavar='STR', type=str)
+@click.option('-n', '--dry-run', help='Print the resolved options and exit', is_flag=True)
+# Dataset.
+@click.option('--mirror',       help='Add x-flipped copies of the images', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--cond',         help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--subset',       help='Train on a random subset of this many images  [default: all]', metavar='INT', type=click.IntRange(min=1))
+# Networks and loss.
+@click.option('--gamma',        help='R1 weight  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--cbase',        help='D (and StyleGAN2 G) capacity channel_base  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--cmax',         help='D (and StyleGAN2 G) channel_max  [default: 512]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--freezed',      help='Freeze-D: number of frozen D layers', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
+# Augmentation.
+@click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default='ada', show_default=True)
+@click.option('--p',            help='Augmentation probability for --aug=fixed', metavar='FLOAT', type=click.FloatRange(0, 1))
+@click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', metavar='FLOAT', type=click.FloatRange(0, 1))
+@click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default='bgc', show_default=True)
+# Resume.
+@click.option('--resume',       help='latest | resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl (new run from its weights)', metavar='[latest|PT|PKL]', type=str)
+@click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=False, show_default=True)
+def main(**kwargs):
+    """Train a GAN (StyleGAN2-ADA machinery) with any registered generator.
+
+    \b
+    Examples:
+      # The Fast Weight Painter at 64x64 on one GPU (or the CPU), with ADA.
+      python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa
+      # The StyleGAN2 baseline with the same discriminator.
+      python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=auto
+      # Continue the newest run in training-runs exactly where it stopped.
+      python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa --resume=latest
+      # Two-stage FPA/U-Net: U-Net trained on top of a fixed, trained FPA.
+      python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa-unet \\
+          --resume=training-runs/00000-afhqcat64-fpa/network-snapshot-005000.pkl --freeze-fpa=1
+    """
+    opts = dnnlib.EasyDict(kwargs)
+    outdir = opts.pop('outdir')
+    desc = opts.pop('desc')
+    dry_run = opts.pop('dry_run')
+    launch = distributed.env_launch()   # (rank, world_size, local_rank) under torchrun.
+
+    # Device and processes.
+    if opts.device == 'auto':
+        opts.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if opts.device == 'cuda' and not torch.cuda.is_available():
+        raise click.ClickException('--device=cuda: no CUDA device is available')
+    if launch is not None:
+        opts.gpus = launch[1]   # torchrun decides the number of processes.
+    elif opts.device == 'cuda' and opts.gpus > torch.cuda.device_count():
+        raise click.ClickException(f'--gpus={opts.gpus}: only {torch.cuda.device_count()} CUDA devices are visible')
+    elif opts.device == 'cpu' and opts.gpus > (os.cpu_count() or 1):
+        raise click.ClickException(f'--gpus={opts.gpus}: more CPU processes than the {os.cpu_count()} cores')
+
+    # Resume.
+    if opts.resume == 'latest':
+        found = find_latest_run_state(outdir)
+        if found is None:
+            raise click.ClickException(f'--resume=latest: no run in --outdir={outdir} has a resume checkpoint (resume-KKKKKK.pt)')
+        opts.resume = found
+    if opts.resume is not None and not os.path.isfile(opts.resume):
+        raise click.ClickException(f'--resume={opts.resume}: no such file')
+
+    # Options -> training_loop kwargs.
+    info = read_dataset_info(opts.data, opts.cond)
+    try:
+        c = training_config.build_training_config(opts, info)
+    except training_config.ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    preflight(c, info)
+
+    # Run directory: a resume checkpoint continues in its own directory, anything else gets a new one.
+    if c.resume_state is not None:
+        c.run_dir = os.path.dirname(os.path.abspath(c.resume_state))
+    else:
+        run_desc = training_config.describe_run(opts, info) + (f'-{desc}' if desc else '')
+        c.run_dir = next_run_dir(outdir, run_desc)
+    if launch is not None and not dry_run:   # torchrun: every worker uses rank 0's choice.
+        distributed.init(rank=launch[0], world_size=launch[1], device_type=c.device)
+        c.run_dir = distributed.broadcast_object(c.run_dir)
+
+    # Print options.
+    print()
+    print('Training options:')
+    print(json.dumps(c, indent=2))
+    print()
+    print(f'Output directory:    {c.run_dir}')
+    print(f'Number of processes: {c.num_gpus} on {c.device}')
+    print(f'Batch size:          {c.batch_size} images ({c.batch_gpu} per pass)')
+    print(f'Training duration:   {c.total_kimg} kimg')
+    print(f'Dataset path:        {c.training_set_kwargs.path}')
+    print(f'Dataset size:        {info.num_images} images')
+    print(f'Dataset resolution:  {info.resolution}')
+    print(f'Conditional model:   {c.training_set_kwargs.use_labels}')
+    print(f'Dataset x-flips:     {c.training_set_kwargs.xflip}')
+    print()
+    if dry_run:
+        print('Dry run; exiting.')
+        return
+
+    # Create the run directory and launch.
+    if launch is None or launch[0] == 0:
+        try:
+            os.makedirs(c.run_dir, exist_ok=c.resume_state is not None)
+            dnnlib.util.atomic_write(os.path.join(c.run_dir, 'training_options.json'), json.dumps(c, indent=2).encode('utf-8'))
+        except OSError as err:
+            raise click.ClickException(f'--outdir={outdir}: cannot write the run directory {c.run_dir} ({err.strerror or err})') from None
+    print('Launching processes...')
+    if launch is not None:
+        distributed.barrier()   # The run directory exists before any worker starts.
+        subprocess_fn(launch[0], c, init_file=None, local_rank=launch[2])
+    elif c.num_gpus == 1:
+        subprocess_fn(0, c, init_file=None)
+    else:
+        torch.multiprocessing.set_start_method('spawn', force=True)
+        with tempfile.TemporaryDirectory() as temp_dir:
+            torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init')), nprocs=c.num_gpus)
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()
+
+#----------------------------------------------------------------------------
