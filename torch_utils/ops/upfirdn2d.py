@@ -25,6 +25,7 @@ Implementations (`impl`):
 - 'cuda': the compiled plugin (torch_utils/ops/upfirdn2d.cu), for CUDA tensors only.
 """
 
+import numpy as np
 import torch
 
 from torch_utils.ops import conv2d_gradfix
@@ -116,7 +117,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=Non
     return y
 
 def _choose_impl(x: torch.Tensor) -> str:
-    return 'ref'
+    return 'fast'
 
 #----------------------------------------------------------------------------
 # Reference implementation: zero insertion, pad/crop, depthwise conv2d, strided slice.
@@ -141,9 +142,85 @@ def _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter
     return x[:, :, ::downy, ::downx]
 
 #----------------------------------------------------------------------------
+# Fast implementation: each axis is one matrix product.
+#
+# A 1-D upfirdn is linear, so along one axis it is a fixed [out_len, in_len] matrix R:
+# output o sums taps h[j] over the inputs i with i * up == o * down + k - 1 - j - pad0
+# (zero insertion, padding, the convolution and the downsampling folded together: no
+# inserted zero is multiplied and no discarded output is computed). A separable filter
+# then gives y = R_y @ x @ R_x^T per channel: two GEMMs, which run at matmul speed in
+# float32 and bfloat16 and whose derivatives (more GEMMs) are available to any order.
+# The matrices are dense, so the cost per output is in_len multiply-adds instead of k:
+# measured on this 2-core CPU (4x4 filter, float32), the matrix form is about 2x faster
+# than the depthwise convolution up to 128 pixels, even at 256 and slower above, while
+# downsampling by 2 stays about 2x faster up to 320. Hence the limit below, per axis, in
+# input pixels per unit of `down`; larger images use the depthwise-convolution reference.
+
+_MAX_MATRIX_LEN = 192
+
+def _upfirdn2d_fast(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain):
+    _, _, in_h, in_w = x.shape
+    taps = _separable_taps(f)
+    if taps is None or f.requires_grad or in_w > _MAX_MATRIX_LEN * downx or in_h > _MAX_MATRIX_LEN * downy:
+        return _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
+    taps_x, taps_y = taps
+    mat_x = _resample_matrix(taps_x, upx, downx, px0, px1, in_w, flip_filter, gain ** 0.5, x.dtype, x.device) # [out_w, in_w]
+    mat_y = _resample_matrix(taps_y, upy, downy, py0, py1, in_h, flip_filter, gain ** 0.5, x.dtype, x.device) # [out_h, in_h]
+    if mat_x is not None:
+        x = torch.matmul(x, mat_x.t())
+    if mat_y is not None:
+        x = torch.matmul(mat_y, x)
+    return x
+
+_taps_cache: dict = {}
+
+def _separable_taps(f: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(taps along x, taps along y) when f is 1-D or a rank-1 2-D filter, else None."""
+    key = (f.detach().cpu().numpy().tobytes(), tuple(f.shape))
+    if key not in _taps_cache:
+        f64 = f.detach().cpu().double()
+        if f64.ndim == 1:
+            taps = (tuple(f64.tolist()), tuple(f64.tolist()))
+        else:
+            # For f = a b^T: row sums give a * sum(b), column sums b * sum(a), and
+            # sum(f) = sum(a) sum(b). Splitting this way keeps dyadic taps such as
+            # [1,3,3,1]/8 exact. (Filters summing to ~0 split at their largest tap.)
+            total = float(f64.sum())
+            if abs(total) > 1e-3 * float(f64.abs().sum()):
+                taps_y, taps_x = f64.sum(dim=1) / total, f64.sum(dim=0)
+            else:
+                row, col = divmod(int(f64.abs().argmax()), f64.shape[1])
+                taps_y, taps_x = f64[:, col] / f64[row, col], f64[row, :]
+            rank1 = torch.allclose(taps_y[:, None] * taps_x[None, :], f64, rtol=1e-6, atol=1e-9 * float(f64.abs().max()))
+            taps = (tuple(taps_x.tolist()), tuple(taps_y.tolist())) if rank1 else None
+        _taps_cache[key] = taps
+    return _taps_cache[key]
+
+_matrix_cache: dict = {}
+
+def _resample_matrix(taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device) -> torch.Tensor | None:
+    """The [out_len, in_len] matrix of a 1-D upfirdn along one axis; None for the identity."""
+    k = len(taps)
+    if k == 1 and taps[0] * gain == 1 and up == 1 and down == 1 and pad0 == 0 and pad1 == 0:
+        return None
+    key = (taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device)
+    if key not in _matrix_cache:
+        h = np.asarray(taps[::-1] if flip_filter else taps, dtype=np.float64) * gain
+        out_len = (in_len * up + pad0 + pad1 - k) // down + 1
+        out_idx, tap_idx = np.meshgrid(np.arange(out_len), np.arange(k), indexing='ij')
+        pos = out_idx * down + k - 1 - tap_idx - pad0 # Position in the zero-inserted signal.
+        hit = (pos % up == 0) & (pos >= 0) & (pos < in_len * up)
+        mat = np.zeros([out_len, in_len])
+        np.add.at(mat, (out_idx[hit], pos[hit] // up), h[tap_idx[hit]])
+        mat = torch.from_numpy(mat)
+        _matrix_cache[key] = mat.to(dtype=dtype, device=device)
+    return _matrix_cache[key]
+
+#----------------------------------------------------------------------------
 
 _IMPLS = {
-    'ref': _upfirdn2d_ref,
+    'ref':  _upfirdn2d_ref,
+    'fast': _upfirdn2d_fast,
 }
 
 #----------------------------------------------------------------------------
