@@ -391,9 +391,14 @@ def convert_dataset(writer: DatasetWriter, source_path: str, max_images: int | N
 
     # Pass 1: headers only. Decide the channel count and output size; find unusable files.
     usable, sizes, all_grey, non_square = [], {}, True, []
+    tty, last_time, num_scanned = sys.stderr.isatty(), 0.0, 0
     for item in source.images:
         if max_images is not None and len(usable) >= max_images:
             break
+        num_scanned += 1
+        if tty and time.time() - last_time > 0.2:
+            last_time = time.time()
+            click.echo(f'\rScanning: {num_scanned} images', err=True, nl=False)
         try:
             with item.open() as img:
                 size, mode = exif_oriented_size(img), img.mode
@@ -411,6 +416,7 @@ def convert_dataset(writer: DatasetWriter, source_path: str, max_images: int | N
         sizes.setdefault(size, []).append(item.name)
         all_grey = all_grey and mode in GREY_MODES
         usable.append(item)
+    click.echo(f'{chr(13) if tty else ""}Scanned {num_scanned} images: {len(usable)} usable', err=True)
     if non_square:
         raise click.ClickException(f'{len(non_square)} image(s) are not square, e.g. {non_square[0]}; '
                                    f'pass --resolution=WxH --transform=center-crop (or center-crop-wide) to crop them')

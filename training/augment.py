@@ -153,43 +153,48 @@ class _Draws:
 @persistence.persistent_class
 class AugmentPipe(torch.nn.Module):
     def __init__(self,
-        xflip=0, rotate90=0, xint=0,            # Pixel blitting: probability multipliers.
-        xint_max=0.125,                         # Integer translation: uniform in +-xint_max of the image size.
-        scale=0, rotate=0, aniso=0, xfrac=0,    # General geometry: probability multipliers.
-        scale_std=0.2,                          # Isotropic scale: log2-normal std.
-        rotate_max=1,                           # Rotation: uniform up to rotate_max * 180 degrees either way.
-        aniso_std=0.2,                          # Anisotropic scale: log2-normal std.
-        xfrac_std=0.125,                        # Fractional translation: normal std, in image sizes.
-        brightness=0, contrast=0, lumaflip=0,   # Colour: probability multipliers.
-        hue=0, saturation=0,
-        brightness_std=0.2,                     # Brightness: additive normal std.
-        contrast_std=0.5,                       # Contrast: log2-normal std.
-        hue_max=1,                              # Hue rotation: uniform up to hue_max * 180 degrees either way.
-        saturation_std=1,                       # Saturation: log2-normal std.
-        imgfilter=0,                            # Image-space filtering: probability multiplier.
-        imgfilter_bands=[1, 1, 1, 1],           # Per-band multipliers, lowest band first.
-        imgfilter_std=1,                        # Band gain: log2-normal std.
-        noise=0, cutout=0,                      # Corruptions: probability multipliers.
-        noise_std=0.1,                          # Noise sigma = |N(0, noise_std)|.
-        cutout_size=0.5,                        # Side of the zeroed square, in image sizes.
+        xflip           = 0,            # Probability multiplier for x-flips.
+        rotate90        = 0,            # Probability multiplier for quarter turns.
+        xint            = 0,            # Probability multiplier for integer translation.
+        xint_max        = 0.125,        # Integer translation: uniform in +-xint_max of the image size.
+        scale           = 0,            # Probability multiplier for isotropic scaling.
+        rotate          = 0,            # Probability multiplier for arbitrary rotation.
+        aniso           = 0,            # Probability multiplier for anisotropic scaling.
+        xfrac           = 0,            # Probability multiplier for fractional translation.
+        scale_std       = 0.2,          # Isotropic scale: log2-normal std.
+        rotate_max      = 1,            # Rotation: uniform up to rotate_max * 180 degrees either way.
+        aniso_std       = 0.2,          # Anisotropic scale: log2-normal std.
+        xfrac_std       = 0.125,        # Fractional translation: normal std, in image sizes.
+        brightness      = 0,            # Probability multiplier for brightness.
+        contrast        = 0,            # Probability multiplier for contrast.
+        lumaflip        = 0,            # Probability multiplier for luma flips.
+        hue             = 0,            # Probability multiplier for hue rotation.
+        saturation      = 0,            # Probability multiplier for saturation.
+        brightness_std  = 0.2,          # Brightness: additive normal std.
+        contrast_std    = 0.5,          # Contrast: log2-normal std.
+        hue_max         = 1,            # Hue rotation: uniform up to hue_max * 180 degrees either way.
+        saturation_std  = 1,            # Saturation: log2-normal std.
+        imgfilter       = 0,            # Probability multiplier for image-space filtering.
+        imgfilter_bands = [1, 1, 1, 1], # Per-band multipliers, lowest band first.
+        imgfilter_std   = 1,            # Band gain: log2-normal std.
+        noise           = 0,            # Probability multiplier for additive noise.
+        cutout          = 0,            # Probability multiplier for cutout.
+        noise_std       = 0.1,          # Noise sigma = |N(0, noise_std)|.
+        cutout_size     = 0.5,          # Side of the zeroed square, in image sizes.
     ):
         super().__init__()
         self.register_buffer('p', torch.ones([]))   # Overall probability; the ADA controller sets it.
-        self.xflip, self.rotate90, self.xint, self.xint_max = float(xflip), float(rotate90), float(xint), float(xint_max)
-        self.scale, self.rotate, self.aniso, self.xfrac = float(scale), float(rotate), float(aniso), float(xfrac)
-        self.scale_std, self.rotate_max, self.aniso_std, self.xfrac_std = float(scale_std), float(rotate_max), float(aniso_std), float(xfrac_std)
-        self.brightness, self.contrast, self.lumaflip, self.hue, self.saturation = float(brightness), float(contrast), float(lumaflip), float(hue), float(saturation)
-        self.brightness_std, self.contrast_std, self.hue_max, self.saturation_std = float(brightness_std), float(contrast_std), float(hue_max), float(saturation_std)
-        self.imgfilter, self.imgfilter_bands, self.imgfilter_std = float(imgfilter), [float(b) for b in imgfilter_bands], float(imgfilter_std)
-        self.noise, self.cutout, self.noise_std, self.cutout_size = float(noise), float(cutout), float(noise_std), float(cutout_size)
+        for name, value in list(locals().items()):
+            if name not in ('self', '__class__', 'imgfilter_bands'):
+                setattr(self, name, float(value))
+        self.imgfilter_bands = [float(b) for b in imgfilter_bands]
         if len(self.imgfilter_bands) != 4:
             raise ValueError(f'AugmentPipe: imgfilter_bands needs 4 entries (lowest band first), got {imgfilter_bands}')
 
         self.register_buffer('geom_filter', upfirdn2d.setup_filter(SYM6, separable=True), persistent=False)
         self.register_buffer('band_filters', torch.as_tensor(octave_filter_bank(SYM2), dtype=torch.float32), persistent=False)
         self.register_buffer('band_power', torch.as_tensor(IMGFILTER_EXPECTED_POWER, dtype=torch.float32) / sum(IMGFILTER_EXPECTED_POWER), persistent=False)
-        luma = torch.ones(3, dtype=torch.float64) / np.sqrt(3)
-        self.register_buffer('luma_axis', luma.float(), persistent=False)
+        self.register_buffer('luma_axis', torch.full([3], 3 ** -0.5), persistent=False)   # Unit vector along grey.
 
     def extra_repr(self) -> str:
         enabled = {k: v for k, v in self.init_kwargs.items() if not k.endswith(('_std', '_max', '_size', '_bands')) and v} if hasattr(self, 'init_kwargs') else {}
