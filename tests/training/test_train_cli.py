@@ -110,3 +110,12 @@ def test_unwritable_outdir(image_folder, tmp_path):
 
 def test_fp16_on_cpu(image_folder, tmp_path):
     assert 'fp16 needs CUDA' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--precision=fp16', '--device=cpu', '--metrics=none')
+
+def test_two_cpu_processes_through_the_cli(image_folder, tmp_path):
+    """--gpus=2 on the CPU spawns two gloo processes; rank 0 writes the run directory."""
+    outdir = tmp_path / 'runs'
+    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--gpus=2', '--kimg=0.008', '--tick=0.004', '--snap=1')
+    assert result.exit_code == 0, result.output
+    (run_dir,) = outdir.iterdir()
+    assert {'network-snapshot-000000.pkl', 'resume-000000.pt', 'stats.jsonl'} <= set(os.listdir(run_dir))
+    assert torch.load(run_dir / 'resume-000000.pt', weights_only=True)['num_gpus'] == 2

@@ -208,3 +208,18 @@ def test_freeze_d_layers_stay_fixed(image_folder, tmp_path):
         assert torch.equal(before[name], after[name]), f'frozen D layer {name} changed'
     trained = dict(D0.named_parameters())
     assert any(not torch.equal(trained[name], p) for name, p in result.D.named_parameters())
+
+def _fake_mean_metric(opts, name):
+    """A cheap registered metric: the mean pixel of 8 generated images (plumbing test only)."""
+    z = torch.randn([8, opts.G.z_dim], generator=torch.Generator().manual_seed(opts.seed))
+    return {name: float(opts.G(z.to(opts.device), torch.zeros([8, opts.G.c_dim], device=opts.device)).mean())}
+
+def test_metrics_after_each_network_snapshot(image_folder, tmp_path):
+    from metrics import metric_main
+    if not metric_main.is_valid_metric('test_fake_mean'):
+        metric_main.register_metric('test_fake_mean', _fake_mean_metric)
+    _run(image_folder, tmp_path / 'run', total_kimg=0.008, network_snapshot_ticks=1, metrics=['test_fake_mean'])
+    lines = [json.loads(line) for line in (tmp_path / 'run' / 'metric-test_fake_mean.jsonl').read_text().splitlines()]
+    assert len(lines) == 2   # tick 0 and the final tick
+    assert lines[-1]['snapshot_pkl'] == 'network-snapshot-000000.pkl'
+    assert abs(lines[-1]['results']['test_fake_mean']) <= 1

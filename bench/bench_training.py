@@ -1,0 +1,100 @@
+"""Training throughput (sec/kimg) of the real training loop on this machine's CPU or GPU:
+the paper's FPA (--cfg=fpa) versus the StyleGAN2 generator with the same discriminator
+(--cfg=fpa --gen=stylegan2), fp32 versus bf16 autocast, at 32x32 and 64x64.
+
+Each variant runs training_loop for a few iterations on random images (no snapshots, no
+metrics, no augmentation) and reports the steady-state sec/kimg of the ticks after the
+first iteration (which carries the warm-up). The machine may be shared: compare the
+ratios in one table rather than absolute numbers across runs.
+
+    python bench/bench_training.py            # 32x32 and 64x64, batch 8, 2 timed iterations each
+    python bench/bench_training.py --quick    # 32x32 only, batch 4, 1 timed iteration
+
+The discriminator is narrowed by default (--cbase=4096 --cmax=256, as in the CPU training run
+of docs/training.md) so that a CPU run takes minutes; --cbase=0 uses the preset's D.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import PIL.Image
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+import dnnlib                                          # noqa: E402
+from training.config import build_training_config     # noqa: E402
+from training.training_loop import training_loop      # noqa: E402
+
+#----------------------------------------------------------------------------
+
+def make_dataset(path: str, resolution: int, num_images: int) -> str:
+    os.makedirs(path, exist_ok=True)
+    rnd = np.random.RandomState(0)
+    for i in range(num_images):
+        small = rnd.randint(0, 256, [8, 8, 3], dtype=np.uint8)
+        PIL.Image.fromarray(small).resize([resolution, resolution], PIL.Image.BILINEAR).save(os.path.join(path, f'{i:04d}.png'))
+    return path
+
+def measure(data: str, resolution: int, gen: str | None, precision: str, batch: int, timed_iters: int, device: str,
+            cbase: int | None, cmax: int | None) -> dnnlib.EasyDict:
+    info = dict(name='bench', resolution=resolution, num_channels=3, num_images=batch, has_labels=False)
+    opts = dict(data=data, cfg='fpa', gen=gen, batch=batch, aug='noaug', metrics=[], workers=0, precision=precision, device=device,
+                cbase=cbase, cmax=cmax)
+    c = build_training_config(opts, info)
+    # One tick per iteration: tick 0 ends after the warm-up iteration, then one tick per timed iteration.
+    c.kimg_per_tick = batch / 1000
+    c.total_kimg = batch * (1 + timed_iters) / 1000
+    c.image_snapshot_ticks = c.network_snapshot_ticks = None
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.time()
+        training_loop(**c, run_dir=run_dir, rank=0, print_fn=lambda *args, **kwargs: None)
+        wall = time.time() - start
+        with open(os.path.join(run_dir, 'stats.jsonl')) as f:
+            ticks = [json.loads(line) for line in f]
+    sec_per_kimg = [t['Timing/sec_per_kimg']['mean'] for t in ticks[1:]]
+    return dnnlib.EasyDict(sec_per_kimg=float(np.median(sec_per_kimg)), wall=wall, G=c.G_kwargs.class_name,
+                           D_channels=f'{c.D_kwargs.channel_base}/{c.D_kwargs.channel_max}')
+
+#----------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='32x32 only, batch 4, one timed iteration')
+    parser.add_argument('--cbase', type=int, default=4096, help='D channel_base (0 = the preset\'s 16384)')
+    parser.add_argument('--cmax', type=int, default=256, help='D channel_max (0 = the preset\'s 512)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    args = parser.parse_args()
+    resolutions = [32] if args.quick else [32, 64]
+    batch = 4 if args.quick else 8
+    timed_iters = 1 if args.quick else 2
+    cbase = args.cbase or None   # None = the preset's value
+    cmax = args.cmax or None
+    precisions = ['fp32', 'bf16']
+    generators = [('FPA (--cfg=fpa)', None), ('StyleGAN2 G (--cfg=fpa --gen=stylegan2)', 'stylegan2')]
+
+    print(f'Device: {args.device}, torch threads: {torch.get_num_threads()}, batch {batch}, {timed_iters} timed iteration(s) per row')
+    print()
+    print('| resolution | generator | D channel_base/max | precision | sec/kimg | vs FPA fp32 |')
+    print('|---|---|---|---|---|---|')
+    with tempfile.TemporaryDirectory() as tmp:
+        for res in resolutions:
+            data = make_dataset(os.path.join(tmp, f'data{res}'), res, batch)
+            baseline = None
+            for label, gen in generators:
+                for precision in precisions:
+                    r = measure(data, res, gen, precision, batch, timed_iters, args.device, cbase, cmax)
+                    baseline = r.sec_per_kimg if baseline is None else baseline
+                    print(f'| {res}x{res} | {label} | {r.D_channels} | {precision} | {r.sec_per_kimg:.1f} | {r.sec_per_kimg / baseline:.2f}x |', flush=True)
+    print()
+    print('Same discriminator in every row of a resolution (StyleGAN2 residual D); no augmentation, no metrics.')
+
+if __name__ == '__main__':
+    main()
+
+#----------------------------------------------------------------------------
