@@ -39,6 +39,7 @@ import psutil
 import torch
 
 import dnnlib
+import legacy
 from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import persistence
@@ -207,9 +208,11 @@ def _load_module_state(module: torch.nn.Module, state_dict: dict, name: str, pat
         raise ValueError(f'{path}: {name} does not match this run ({detail}); was it written with other options?') from None
 
 def copy_from_network_file(path: str, modules: dict[str, torch.nn.Module]) -> None:
-    """--resume=NETWORK.pkl: copy tensors by name into freshly built modules. A file of another
-    class, resolution or channel count, or with a tensor of another shape, is a ValueError."""
-    data = persistence.load_network(path)
+    """--resume=NETWORK.pkl: copy tensors by name into freshly built modules. Reads network files
+    of this codebase and the FPA authors' reference checkpoints (legacy.load_network_pkl,
+    converted on the fly). A file of another class, resolution or channel count, or with a
+    tensor of another shape, is a ValueError."""
+    data = legacy.load_network_pkl(path)
     for name, module in modules.items():
         src = data.get(name)
         if src is None:
