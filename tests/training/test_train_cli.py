@@ -119,3 +119,22 @@ def test_two_cpu_processes_through_the_cli(image_folder, tmp_path):
     (run_dir,) = outdir.iterdir()
     assert {'network-snapshot-000000.pkl', 'resume-000000.pt', 'stats.jsonl'} <= set(os.listdir(run_dir))
     assert torch.load(run_dir / 'resume-000000.pt', weights_only=True)['num_gpus'] == 2
+
+def test_torchrun_two_cpu_workers(image_folder, tmp_path):
+    """The same train.py under torchrun (RANK/WORLD_SIZE/LOCAL_RANK from the environment):
+    the process count comes from torchrun and rank 0's run directory is shared."""
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    outdir = tmp_path / 'runs'
+    root = os.path.join(os.path.dirname(__file__), '..', '..')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={port}', 'train.py',
+           f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--kimg=0.008', '--tick=0.004', '--snap=1']
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (run_dir,) = outdir.iterdir()
+    assert run_dir.name.startswith('00000-data-auto2')
+    assert torch.load(run_dir / 'resume-000000.pt', weights_only=True)['num_gpus'] == 2
