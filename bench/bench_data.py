@@ -11,7 +11,7 @@ Worker start-up is included in each pass (a training run with InfiniteSampler pa
 
 The machine may be shared and loaded: read the ratios, not the absolute numbers.
 
-    python bench/bench_data.py [--quick] [--repeats 3]
+    python bench/bench_data.py [--quick] [--repeats 3] [--threads N]
 """
 
 import argparse
@@ -99,7 +99,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='smaller batches and datasets, 2 repeats')
     parser.add_argument('--repeats', type=int, default=3, help='timed repeats per cell (default 3)')
+    parser.add_argument('--threads', type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
     augment_batches = {64: 8, 256: 2} if args.quick else {64: 32, 256: 8}
     dataset_counts = {64: 256, 256: 64} if args.quick else {64: 1024, 256: 256}

@@ -192,6 +192,7 @@ class AugmentPipe(torch.nn.Module):
             raise ValueError(f'AugmentPipe: imgfilter_bands needs 4 entries (lowest band first), got {imgfilter_bands}')
 
         self.register_buffer('geom_filter', upfirdn2d.setup_filter(SYM6, separable=True), persistent=False)
+        self.geom_delay = centre_offset(self.geom_filter) / 2    # Coarse pixels; see resample().
         self.register_buffer('band_filters', torch.as_tensor(octave_filter_bank(SYM2), dtype=torch.float32), persistent=False)
         self.register_buffer('band_power', torch.as_tensor(IMGFILTER_EXPECTED_POWER, dtype=torch.float32) / sum(IMGFILTER_EXPECTED_POWER), persistent=False)
         self.register_buffer('luma_axis', torch.full([3], 3 ** -0.5), persistent=False)   # Unit vector along grey.
@@ -294,7 +295,7 @@ class AugmentPipe(torch.nn.Module):
             images = images.index_copy(0, idx, blit(images.index_select(0, idx), params.flip[idx], params.quarter[idx], params.shift[idx]))
         if params.geom_fired.any():
             idx = params.geom_fired.nonzero()[:, 0]
-            resampled = resample(images.index_select(0, idx), params.G_inv.index_select(0, idx), self.geom_filter)
+            resampled = resample(images.index_select(0, idx), params.G_inv.index_select(0, idx), self.geom_filter, self.geom_delay)
             images = images.index_copy(0, idx, resampled)
         if params.color_fired.any():
             idx = params.color_fired.nonzero()[:, 0]
@@ -340,10 +341,17 @@ def blit(images: torch.Tensor, flip: torch.Tensor, quarter: torch.Tensor, shift:
     index = (rows * width + cols).reshape(batch_size, 1, height * width).expand(batch_size, num_channels, height * width)
     return images.reshape(batch_size, num_channels, height * width).gather(2, index).reshape(images.shape)
 
-def resample(images: torch.Tensor, G_inv: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def centre_offset(f: torch.Tensor) -> float:
+    """How far the DC group delay (centre of mass) of the 1-D filter f lies before its
+    geometric centre, in taps (0 for a symmetric filter)."""
+    taps = f.detach().double().cpu().numpy()
+    return float((taps.size - 1) / 2 - (np.arange(taps.size) * taps).sum() / taps.sum())
+
+def resample(images: torch.Tensor, G_inv: torch.Tensor, f: torch.Tensor, delay: float | None = None) -> torch.Tensor:
     """Warp images [M, C, H, W] by G_inv [M, 3, 3] (output pixel position -> input position,
     centred pixel units): reflect-pad, upsample 2x with the low-pass f, bilinear grid_sample
-    on the fine grid, then downsample 2x with the flipped f (so the two filters' phases cancel)."""
+    on the fine grid, then downsample 2x with the flipped f (so the two filters' phases cancel).
+    `delay`: centre_offset(f) / 2 in coarse pixels (computed from f if None)."""
     num, num_channels, height, width = images.shape
     taps = f.shape[0]
     like = dict(device=images.device, dtype=G_inv.dtype)
@@ -371,7 +379,7 @@ def resample(images: torch.Tensor, G_inv: torch.Tensor, f: torch.Tensor) -> torc
     # f is not symmetric: its group delay at DC is off its centre by `delay` coarse pixels. The
     # upsampled image and the downsampled result are both displaced by it; for the identity
     # the two cancel, for a flip or rotation they would not, so warp about the displaced points.
-    delay = float(((taps - 1) / 2 - (torch.arange(taps, dtype=torch.float64) * f.double().cpu()).sum() / f.double().sum()) / 2)
+    delay = centre_offset(f) / 2 if delay is None else delay
     in_pos = torch.einsum('mij,hwj->mhwi', G_inv[:, :2, :], out_pos + torch.tensor([delay, delay, 0], **like)) - delay   # [M, Hf, Wf, 2]
     to_grid = torch.tensor([2 / padded_w, 2 / padded_h], **like)
     offset = torch.tensor([(x0 + width / 2) * 2 / padded_w - 1, (y0 + height / 2) * 2 / padded_h - 1], **like)
