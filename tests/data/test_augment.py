@@ -3,8 +3,10 @@ frequencies, exactness of blits, geometry against independent references, first 
 derivatives, persistence; AdaController."""
 
 import math
+import os
 
 import numpy as np
+import PIL.Image
 import pytest
 import scipy.ndimage
 import torch
@@ -420,5 +422,21 @@ def test_ada_controller_raises_p_when_d_overfits_and_lowers_it_otherwise():
     assert ada.update(pipe) is None   # Nothing accumulated: no change.
     with pytest.raises(ValueError, match='AdaController'):
         AdaController(kimg=0)
+
+#----------------------------------------------------------------------------
+
+def test_picture_script_runs(tmp_path, monkeypatch):
+    """docs/augment_ops.py (which draws docs/augment-ops.png) keeps working, also without Fashion-MNIST."""
+    import importlib.util
+    from click.testing import CliRunner
+    spec = importlib.util.spec_from_file_location('augment_ops', os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'augment_ops.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, 'FASHION_MNIST', str(tmp_path / 'missing.gz'))
+    result = CliRunner().invoke(script.main, ['--out', str(tmp_path / 'ops.png'), '--num', '2'])
+    assert result.exit_code == 0, result.output
+    assert 'generated shapes' in result.output
+    with PIL.Image.open(tmp_path / 'ops.png') as img:
+        assert img.size == (96 + 2 * (64 + 4), 22 + 16 * (64 + 4))   # Label column + 2 columns; input + 15 rows.
 
 #----------------------------------------------------------------------------
