@@ -327,3 +327,18 @@ def test_lsun_lmdb(tmp_path, monkeypatch):
     assert 'Wrote 3 images (32x32, 3 channels, labels: none)' in result.stdout
 
 #----------------------------------------------------------------------------
+
+def test_lsun_real_lmdb(tmp_path):
+    lmdb = pytest.importorskip('lmdb', reason='lmdb not installed (pip install lmdb); the stand-in test above covers the code path')
+    env = lmdb.open(str(tmp_path / 'bedroom_train_lmdb'), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for i in range(3):
+            webp = io.BytesIO()
+            PIL.Image.fromarray(noise((40, 32), seed=i)).save(webp, format='webp', quality=90)
+            txn.put(f'{i:040x}'.encode(), webp.getvalue())
+    env.close()
+    result = ok('--source', tmp_path / 'bedroom_train_lmdb', '--dest', tmp_path / 'lsun.zip', '--resolution', '32x32', '--transform', 'center-crop')
+    assert 'Wrote 3 images (32x32, 3 channels, labels: none)' in result.stdout
+    assert len(ImageFolderDataset(str(tmp_path / 'lsun.zip'))) == 3
+
+#----------------------------------------------------------------------------
