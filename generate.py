@@ -46,6 +46,7 @@ def _fail(option: str, err: Exception):
 @click.option('--batch', 'batch_size',      help='Samples per forward pass (does not change the images)', type=click.IntRange(min=1), default=16, show_default=True)
 @click.option('--device',                   help='auto, cpu, cuda or cuda:N', default='auto', show_default=True)
 @click.option('--paint',                    help='Painting figure per seed: rank-1 updates over partial images', is_flag=True)
+@click.option('--paint-wrap',               help='Painting figure: steps per band  [default: all in one band]', type=click.IntRange(min=1), metavar='INT')
 @click.option('--paint-channels',           help='Per-channel figure per seed: keys, values and updates', is_flag=True)
 @click.option('--paint-animation',          help='Animation per seed of the image being painted (GIF, WebP, MP4)', is_flag=True)
 @click.option('--anim-updates',             help='Show the rank-1 update beside the partial image in animations', is_flag=True)
@@ -58,7 +59,7 @@ def _fail(option: str, err: Exception):
 @click.option('--style-mix', 'mix_cols',    help='Style-mixing grid: these column seeds against the --seeds rows', metavar='LIST', callback=_seeds)
 @click.option('--mix-steps',                help='Rows of ws (painting steps) taken from the row seed, e.g. 4,8 [default: num_ws/2]', metavar='LIST')
 def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batch_size, device,
-         paint, paint_channels, paint_animation, anim_updates, frame_ms, hold_ms, scale,
+         paint, paint_wrap, paint_channels, paint_animation, anim_updates, frame_ms, hold_ms, scale,
          interp, grid, frames, mix_cols, mix_steps):
     """Generate images (seedNNNN.png), painting figures and animations, interpolation videos
     and style-mixing grids.
@@ -119,7 +120,7 @@ def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batc
         for i, seed in enumerate(seeds):
             stem = os.path.join(outdir, f'paint-seed{seed:04d}')
             if paint:
-                api.save_image(api.painting_figure(painted, i, scale=scale), stem + '.png')
+                api.save_image(api.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
             if paint_channels:
                 api.save_image(api.channel_figure(painted, i, scale=scale), stem + '-channels.png')
             if paint_animation:

@@ -255,17 +255,24 @@ def paint_seeds(
         refined  = None if raw.get('refined') is None else to_uint8(raw.refined),
     )
 
-def painting_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = None, gap_px: int = 2) -> np.ndarray:
+def painting_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = None, gap_px: int = 2, wrap: int | None = None) -> np.ndarray:
     """One seed's painting: T columns, top row the rank-1 updates, bottom row the partial images
-    (the last is the output); FPA/U-Net adds a column with the refined image (bottom row)."""
-    T, N = painted.updates.shape[1], painted.updates.shape[2]
+    (the last is the output); FPA/U-Net adds a column with the refined image (bottom row).
+    wrap=K lays the columns out in bands of K (each an update row over a partial row), the
+    bands stacked with a gap of 4 * gap_px; None = one band."""
+    N = painted.updates.shape[2]
     scale = auto_scale(N) if scale is None else scale
     top = [upscale(frame, scale) for frame in painted.updates[index]]
     bottom = [upscale(frame, scale) for frame in painted.partials[index]]
     if painted.refined is not None:
         top.append(None)
         bottom.append(upscale(painted.refined[index], scale))
-    return tile([top, bottom], gap_px=gap_px)
+    if wrap is not None and wrap < 1:
+        raise ValueError(f'wrap={wrap}: expected a positive number of columns per band')
+    wrap = len(top) if wrap is None else min(wrap, len(top))
+    bands = [tile([top[i : i + wrap] + [None] * (i + wrap - len(top)), bottom[i : i + wrap] + [None] * (i + wrap - len(top))], gap_px=gap_px)
+             for i in range(0, len(top), wrap)]
+    return tile([[band] for band in bands], gap_px=4 * gap_px)
 
 #----------------------------------------------------------------------------
 # Per-channel view: each step's update as the outer product of a value (left strip) and a key

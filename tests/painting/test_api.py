@@ -160,6 +160,12 @@ def test_painting_figure_layout(name):
         assert np.array_equal(bottom(T), api.upscale(painted.refined[1], scale))
         assert (top(T) == 255).all(), 'no update above the refined image'
     assert api.painting_figure(painted, 0).shape[0] == 2 * N * api.auto_scale(N) + 2
+    wrapped = api.painting_figure(painted, 1, scale=scale, gap_px=gap, wrap=3)
+    num_bands, band_height = -(-cols // 3), 2 * cell + gap
+    assert wrapped.shape == (num_bands * band_height + (num_bands - 1) * 4 * gap, 3 * cell + 2 * gap, 3)
+    second_band = wrapped[band_height + 4 * gap :]
+    assert np.array_equal(second_band[:cell, :cell], api.upscale(painted.updates[1, 3], scale)), 'band 2 starts at step 3'
+    assert np.array_equal(second_band[cell + gap : 2 * cell + gap, :cell], api.upscale(painted.partials[1, 3], scale))
 
 @pytest.mark.parametrize('name', PAINTERS)
 def test_channel_figure(name):

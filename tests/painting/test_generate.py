@@ -114,7 +114,7 @@ def test_reference_checkpoint(tmp_path, case):
     path = tmp_path / f'{case}.pt'
     torch.save(checkpoint, path)
     out = tmp_path / 'out'
-    result = run('--network', path, '--seeds', '3', '--outdir', out, '--paint', '--paint-animation', '--scale', 1)
+    result = run('--network', path, '--seeds', '3', '--outdir', out, '--paint', '--paint-wrap', 3, '--paint-animation', '--scale', 1)
     assert result.exit_code == 0, result.output
     G = api.load_generator(str(path), device='cpu')
     expected = api.to_uint8(G(api.seeds_to_z([3], G.z_dim), None))[0]
@@ -122,6 +122,9 @@ def test_reference_checkpoint(tmp_path, case):
     T, N = layout_kwargs['T'], layout_kwargs['N']
     with PIL.Image.open(out / 'paint-seed0003.webp') as im:
         assert im.n_frames == T + ('unet' in case) and im.size == (N, N)
+    assert T + ('unet' in case) == 5, 'both cases make 5 columns: two bands of at most 3'
+    with PIL.Image.open(out / 'paint-seed0003.png') as im:
+        assert im.size == (3 * N + 2 * 2, 2 * (2 * N + 2) + 4 * 2)
 
 #----------------------------------------------------------------------------
 # Bad input: one line naming the option, non-zero exit.
