@@ -4,6 +4,7 @@ resume, non-finite losses, resume from a network file, atomic writes."""
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -223,3 +224,29 @@ def test_metrics_after_each_network_snapshot(image_folder, tmp_path):
     assert len(lines) == 2   # tick 0 and the final tick
     assert lines[-1]['snapshot_pkl'] == 'network-snapshot-000000.pkl'
     assert abs(lines[-1]['results']['test_fake_mean']) <= 1
+
+@pytest.mark.parametrize('num_steps, unet, columns', [(4, False, 4), (20, False, 16), (20, True, 17)])
+def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
+    """Two rows (updates, partial images) per seed; at most 16 step columns; +1 for the U-Net."""
+    import PIL.Image
+    kwargs = dict(loop_kwargs('unused').G_kwargs, num_steps=num_steps)
+    if unet:
+        kwargs['unet_kwargs'] = dict(dim=8, dim_mults=[1, 2], attn_heads=1, attn_head_dim=8)
+    G = dnnlib.util.construct_class_by_name(**kwargs, c_dim=0, img_resolution=16, img_channels=3).eval()
+    path = str(tmp_path / 'paint.png')
+    z = torch.randn([3, G.z_dim])
+    tl.save_paint_grid(G, z, torch.zeros([3, 0]), path)
+    img = PIL.Image.open(path)
+    assert img.size == (columns * 16, 3 * 2 * 16) and img.mode == 'RGB'
+    # Seed 0's last partial image (row 1, last step column) is the FPA's image tanh(W); with a
+    # U-Net, the extra column holds G's output.
+    grid = np.asarray(img)
+    fpa_col = columns - 1 - int(unet)
+    with torch.no_grad():
+        painting = G.paint(z[:1], torch.zeros([1, 0]))
+    expected = tl.to_uint8(painting.image[0], drange=(-1, 1)).transpose(1, 2, 0)
+    assert np.abs(grid[16:32, fpa_col * 16:(fpa_col + 1) * 16].astype(int) - expected.astype(int)).max() <= 1
+    if unet:
+        with torch.no_grad():
+            out = tl.to_uint8(G(z[:1], torch.zeros([1, 0]))[0], drange=(-1, 1)).transpose(1, 2, 0)
+        assert np.abs(grid[16:32, -16:].astype(int) - out.astype(int)).max() <= 1
