@@ -7,32 +7,36 @@ with `b` broadcast along dimension `dim` of `x`.
 
 Implementations (`impl`):
 - 'ref': plain torch ops, differentiable to any order. Used off CUDA.
-- 'cuda': the compiled plugin (torch_utils/ops/bias_act.cu), CUDA tensors only. Its
-  kernel evaluates the activation and the first two derivatives of the activation given
-  `x` (and, where cheaper, `y`); the autograd Functions below compose those into first
-  and second derivatives. A third derivative raises an error.
+- 'cuda': the compiled plugin (bias_act.cpp/.cu, built by torch_utils/custom_ops.py),
+  CUDA tensors only, chosen by default when it builds. Its kernel evaluates, at z = x + b,
+  either y = clamp(gain * act(z)) or dy times the first or the second derivative of that
+  map; the autograd Functions below compose those into first and second derivatives
+  (enough for R1 and path-length regularisation). A third derivative raises an error.
+  The backward keeps x (and b), not y, so every activation shares one code path.
 """
 
+
+import os
 
 import numpy as np
 import torch
 
 from dnnlib import EasyDict
+from torch_utils import custom_ops
 
 #----------------------------------------------------------------------------
-# The activations. `cuda_idx` is the kernel's switch value; `ref` says whether the
-# kernel's gradient reads the activation's input 'x' or its output 'y'.
+# The activations; `cuda_idx` is the kernel's switch value (bias_act.h).
 
 activation_funcs = {
-    'linear':   EasyDict(func=lambda x, **_:        x,                                        def_alpha=0,   def_gain=1,            cuda_idx=1, ref='',  has_2nd_grad=False),
-    'relu':     EasyDict(func=lambda x, **_:        torch.nn.functional.relu(x),              def_alpha=0,   def_gain=np.sqrt(2),   cuda_idx=2, ref='y', has_2nd_grad=False),
-    'lrelu':    EasyDict(func=lambda x, alpha, **_: torch.nn.functional.leaky_relu(x, alpha), def_alpha=0.2, def_gain=np.sqrt(2),   cuda_idx=3, ref='y', has_2nd_grad=False),
-    'tanh':     EasyDict(func=lambda x, **_:        torch.tanh(x),                            def_alpha=0,   def_gain=1,            cuda_idx=4, ref='y', has_2nd_grad=True),
-    'sigmoid':  EasyDict(func=lambda x, **_:        torch.sigmoid(x),                         def_alpha=0,   def_gain=1,            cuda_idx=5, ref='y', has_2nd_grad=True),
-    'elu':      EasyDict(func=lambda x, **_:        torch.nn.functional.elu(x),               def_alpha=0,   def_gain=1,            cuda_idx=6, ref='y', has_2nd_grad=True),
-    'selu':     EasyDict(func=lambda x, **_:        torch.nn.functional.selu(x),              def_alpha=0,   def_gain=1,            cuda_idx=7, ref='y', has_2nd_grad=True),
-    'softplus': EasyDict(func=lambda x, **_:        torch.nn.functional.softplus(x),          def_alpha=0,   def_gain=1,            cuda_idx=8, ref='y', has_2nd_grad=True),
-    'swish':    EasyDict(func=lambda x, **_:        torch.sigmoid(x) * x,                     def_alpha=0,   def_gain=np.sqrt(2),   cuda_idx=9, ref='x', has_2nd_grad=True),
+    'linear':   EasyDict(func=lambda x, **_:        x,                                        def_alpha=0,   def_gain=1,            cuda_idx=1),
+    'relu':     EasyDict(func=lambda x, **_:        torch.nn.functional.relu(x),              def_alpha=0,   def_gain=np.sqrt(2),   cuda_idx=2),
+    'lrelu':    EasyDict(func=lambda x, alpha, **_: torch.nn.functional.leaky_relu(x, alpha), def_alpha=0.2, def_gain=np.sqrt(2),   cuda_idx=3),
+    'tanh':     EasyDict(func=lambda x, **_:        torch.tanh(x),                            def_alpha=0,   def_gain=1,            cuda_idx=4),
+    'sigmoid':  EasyDict(func=lambda x, **_:        torch.sigmoid(x),                         def_alpha=0,   def_gain=1,            cuda_idx=5),
+    'elu':      EasyDict(func=lambda x, **_:        torch.nn.functional.elu(x),               def_alpha=0,   def_gain=1,            cuda_idx=6),
+    'selu':     EasyDict(func=lambda x, **_:        torch.nn.functional.selu(x),              def_alpha=0,   def_gain=1,            cuda_idx=7),
+    'softplus': EasyDict(func=lambda x, **_:        torch.nn.functional.softplus(x),          def_alpha=0,   def_gain=1,            cuda_idx=8),
+    'swish':    EasyDict(func=lambda x, **_:        torch.sigmoid(x) * x,                     def_alpha=0,   def_gain=np.sqrt(2),   cuda_idx=9),
 }
 
 #----------------------------------------------------------------------------
@@ -49,7 +53,13 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
         impl = _choose_impl(x)
     if impl == 'ref':
         return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
-    raise ValueError(f'bias_act: unknown impl {impl!r}; expected None or \'ref\'')
+    if impl == 'cuda':
+        if not x.is_cuda:
+            raise ValueError('bias_act: impl=\'cuda\' needs a CUDA tensor')
+        _plugin() # Raises custom_ops.PluginUnavailable with the reason.
+        cfg = (dim, activation_funcs[act].cuda_idx, alpha, gain, clamp)
+        return _BiasActCuda.apply(x, b, cfg)
+    raise ValueError(f'bias_act: unknown impl {impl!r}; expected None, \'ref\' or \'cuda\'')
 
 def _check_args(x, b, dim, act, clamp) -> EasyDict:
     if not isinstance(x, torch.Tensor):
@@ -67,7 +77,17 @@ def _check_args(x, b, dim, act, clamp) -> EasyDict:
     return activation_funcs[act]
 
 def _choose_impl(x: torch.Tensor) -> str:
+    if x.is_cuda:
+        try:
+            _plugin()
+            return 'cuda'
+        except custom_ops.PluginUnavailable:
+            pass # Reported once by custom_ops; use the reference.
     return 'ref'
+
+def _plugin():
+    return custom_ops.get_plugin('bias_act_plugin', sources=['bias_act.cpp', 'bias_act.cu'], headers=['bias_act.h'],
+                                 source_dir=os.path.dirname(os.path.abspath(__file__)))
 
 #----------------------------------------------------------------------------
 # Reference implementation: plain torch ops, any order of derivative.
@@ -81,5 +101,58 @@ def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
     if clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+#----------------------------------------------------------------------------
+# CUDA implementation. With z = x + b and F(z) = clamp(gain * act(z)):
+#   forward        y  = F(z)                      (kernel grad=0)
+#   backward       dz = dy * F'(z)                (kernel grad=1), dx = dz, db = sum of dz
+#   2nd backward   d(dy) = ddz * F'(z)            (kernel grad=1)
+#                  d(z)  = ddz * dy * F''(z)      (kernel grad=2)
+
+def _empty_like(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty([0], dtype=x.dtype, device=x.device)
+
+def _sum_except(t: torch.Tensor, dim: int) -> torch.Tensor:
+    return t.sum(dim=[i for i in range(t.ndim) if i != dim])
+
+class _BiasActCuda(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, cfg): # pylint: disable=arguments-differ
+        x = x.contiguous()
+        b = _empty_like(x) if b is None else b.to(x.dtype).contiguous()
+        ctx.save_for_backward(x, b)
+        ctx.cfg = cfg
+        return _plugin().bias_act(x, b, _empty_like(x), 0, *cfg)
+
+    @staticmethod
+    def backward(ctx, dy): # pylint: disable=arguments-differ
+        x, b = ctx.saved_tensors
+        dz = _BiasActCudaGrad.apply(dy.contiguous(), x, b, ctx.cfg)
+        dx = dz if ctx.needs_input_grad[0] else None
+        db = _sum_except(dz, ctx.cfg[0]) if ctx.needs_input_grad[1] else None
+        return dx, db, None
+
+class _BiasActCudaGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dy, x, b, cfg): # pylint: disable=arguments-differ
+        ctx.save_for_backward(dy, x, b)
+        ctx.cfg = cfg
+        return _plugin().bias_act(x, b, dy, 1, *cfg)
+
+    @staticmethod
+    def backward(ctx, ddz): # pylint: disable=arguments-differ
+        if torch.is_grad_enabled():
+            raise RuntimeError('bias_act: the CUDA implementation has first and second derivatives only; '
+                               'use impl=\'ref\' for higher orders')
+        dy, x, b = ctx.saved_tensors
+        ddz = ddz.contiguous()
+        d_dy = d_x = d_b = None
+        if ctx.needs_input_grad[0]:
+            d_dy = _plugin().bias_act(x, b, ddz, 1, *ctx.cfg)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            d_z = _plugin().bias_act(x, b, (ddz * dy).contiguous(), 2, *ctx.cfg)
+            d_x = d_z if ctx.needs_input_grad[1] else None
+            d_b = _sum_except(d_z, ctx.cfg[0]) if ctx.needs_input_grad[2] and b.numel() > 0 else None
+        return d_dy, d_x, d_b, None
 
 #----------------------------------------------------------------------------

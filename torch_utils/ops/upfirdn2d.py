@@ -22,12 +22,18 @@ Implementations (`impl`):
   runs as a strided transposed depthwise convolution (no zeros are multiplied), and
   downsampling as a strided convolution (no discarded outputs are computed). Built from
   differentiable torch ops, so any order of derivative works. Default off CUDA.
-- 'cuda': the compiled plugin (torch_utils/ops/upfirdn2d.cu), for CUDA tensors only.
+- 'cuda': the compiled plugin (upfirdn2d.cpp/.cu, built by torch_utils/custom_ops.py),
+  CUDA tensors only, chosen by default there when it builds; a generic kernel (two 1-D
+  passes for 1-D filters). Its gradient is another upfirdn2d (flipped filter, up and down
+  swapped), so any order of derivative works. The filter is treated as a constant.
 """
+
+import os
 
 import numpy as np
 import torch
 
+from torch_utils import custom_ops
 from torch_utils.ops import conv2d_gradfix
 
 #----------------------------------------------------------------------------
@@ -109,15 +115,25 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=Non
         raise ValueError(f'upfirdn2d: input {in_h}x{in_w} with up={up}, down={down}, padding={padding} and a '
                          f'{fh}x{fw} filter gives an empty output ({out_h}x{out_w})')
     if impl is None:
-        impl = _choose_impl(x)
+        impl = _choose_impl(x, f)
     if impl not in _IMPLS:
         raise ValueError(f'upfirdn2d: unknown impl {impl!r}; expected one of {sorted(_IMPLS)} or None')
     y = _IMPLS[impl](x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
     assert y.shape[2:] == (out_h, out_w), (y.shape, out_h, out_w)
     return y
 
-def _choose_impl(x: torch.Tensor) -> str:
+def _choose_impl(x: torch.Tensor, f: torch.Tensor) -> str:
+    if x.is_cuda and not f.requires_grad:
+        try:
+            _plugin()
+            return 'cuda'
+        except custom_ops.PluginUnavailable:
+            pass # Reported once by custom_ops; use the torch implementation.
     return 'fast'
+
+def _plugin():
+    return custom_ops.get_plugin('upfirdn2d_plugin', sources=['upfirdn2d.cpp', 'upfirdn2d.cu'], headers=['upfirdn2d.h'],
+                                 source_dir=os.path.dirname(os.path.abspath(__file__)))
 
 #----------------------------------------------------------------------------
 # Reference implementation: zero insertion, pad/crop, depthwise conv2d, strided slice.
@@ -217,10 +233,61 @@ def _resample_matrix(taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtyp
     return _matrix_cache[key]
 
 #----------------------------------------------------------------------------
+# CUDA implementation: the plugin in an autograd Function whose backward is the same
+# Function. The adjoint of (zero-insert by up, pad, convolve with f, keep every down-th)
+# is (zero-insert by down, pad, correlate with f, keep every up-th); the left padding
+# k - 1 - pad0 turns the valid convolution back into a full correlation, and the right
+# padding makes the result exactly in_len long:
+#     (out_len * down + (k - 1 - pad0) + pad1' - k) // up + 1 == in_len
+# with pad1' = in_len * up - out_len * down + pad0 - up + 1.
+
+def _upfirdn2d_cuda(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain):
+    if not x.is_cuda:
+        raise ValueError('upfirdn2d: impl=\'cuda\' needs a CUDA tensor')
+    if f.requires_grad:
+        raise ValueError('upfirdn2d: impl=\'cuda\' treats the filter as a constant; use impl=\'ref\' for a '
+                         'filter that requires grad')
+    _plugin() # Raises custom_ops.PluginUnavailable with the reason.
+    return _Upfirdn2dCuda.apply(x, f, (upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain))
+
+class _Upfirdn2dCuda(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, f, cfg): # pylint: disable=arguments-differ
+        upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain = cfg
+        f32 = f.to(device=x.device, dtype=torch.float32)
+        y = x.contiguous()
+        if f32.ndim == 2:
+            y = _plugin().upfirdn2d(y, f32.contiguous(), upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
+        else: # Separable: along x, then along y, each with gain ** 0.5.
+            y = _plugin().upfirdn2d(y, f32[None, :].contiguous(), upx, 1, downx, 1, px0, px1, 0, 0, flip_filter, gain ** 0.5)
+            y = _plugin().upfirdn2d(y, f32[:, None].contiguous(), 1, upy, 1, downy, 0, 0, py0, py1, flip_filter, gain ** 0.5)
+        ctx.f = f
+        ctx.cfg = cfg
+        ctx.in_hw = x.shape[2:]
+        return y
+
+    @staticmethod
+    def backward(ctx, dy): # pylint: disable=arguments-differ
+        dx = _Upfirdn2dCuda.apply(dy, ctx.f, _adjoint_cfg(ctx.cfg, ctx.f, ctx.in_hw, dy.shape[2:]))
+        assert dx.shape[2:] == ctx.in_hw
+        return dx, None, None
+
+def _adjoint_cfg(cfg, f, in_hw, out_hw):
+    """The (up, down, padding, flip_filter, gain) arguments of the adjoint upfirdn2d."""
+    upx, upy, downx, downy, px0, _px1, py0, _py1, flip_filter, gain = cfg
+    (in_h, in_w), (out_h, out_w) = in_hw, out_hw
+    fw, fh = _get_filter_size(f)
+    return (downx, downy, upx, upy,
+            fw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1,
+            fh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1,
+            not flip_filter, gain)
+
+#----------------------------------------------------------------------------
 
 _IMPLS = {
     'ref':  _upfirdn2d_ref,
     'fast': _upfirdn2d_fast,
+    'cuda': _upfirdn2d_cuda,
 }
 
 #----------------------------------------------------------------------------
