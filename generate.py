@@ -46,7 +46,7 @@ def _fail(option: str, err: Exception):
 @click.option('--batch', 'batch_size',      help='Samples per forward pass (does not change the images)', type=click.IntRange(min=1), default=16, show_default=True)
 @click.option('--device',                   help='auto, cpu, cuda or cuda:N', default='auto', show_default=True)
 @click.option('--paint',                    help='Painting figure per seed: rank-1 updates over partial images', is_flag=True)
-@click.option('--paint-wrap',               help='Painting figure: steps per band  [default: all in one band]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--paint-wrap',               help='Painting figures: steps per band  [default: all in one band]', type=click.IntRange(min=1), metavar='INT')
 @click.option('--paint-channels',           help='Per-channel figure per seed: keys, values and updates', is_flag=True)
 @click.option('--paint-animation',          help='Animation per seed of the image being painted (GIF, WebP, MP4)', is_flag=True)
 @click.option('--anim-updates',             help='Show the rank-1 update beside the partial image in animations', is_flag=True)
@@ -122,7 +122,7 @@ def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batc
             if paint:
                 api.save_image(api.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
             if paint_channels:
-                api.save_image(api.channel_figure(painted, i, scale=scale), stem + '-channels.png')
+                api.save_image(api.channel_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '-channels.png')
             if paint_animation:
                 anim = api.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
                 for suffix in ('.gif', '.webp'):

@@ -152,6 +152,17 @@ def tile(rows: list[list[np.ndarray | None]], gap_px: int = 0, background: int =
                 grid[i * (h + gap_px) : i * (h + gap_px) + h, j * (w + gap_px) : j * (w + gap_px) + w] = cell
     return grid
 
+def tile_bands(rows: list[list[np.ndarray | None]], wrap: int | None = None, gap_px: int = 2) -> np.ndarray:
+    """Like tile, but the columns are cut into bands of `wrap` (None = one band) stacked top to
+    bottom, 4 * gap_px apart; every band holds all the rows."""
+    num_cols = max(len(row) for row in rows)
+    if wrap is not None and wrap < 1:
+        raise ValueError(f'wrap={wrap}: expected a positive number of columns per band')
+    wrap = num_cols if wrap is None else min(wrap, num_cols)
+    padded = [row + [None] * (-(-num_cols // wrap) * wrap - len(row)) for row in rows]
+    bands = [tile([row[i : i + wrap] for row in padded], gap_px=gap_px) for i in range(0, num_cols, wrap)]
+    return tile([[band] for band in bands], gap_px=4 * gap_px)
+
 def image_grid(images: np.ndarray, num_cols: int, gap_px: int = 0, background: int = 255) -> np.ndarray:
     """uint8 NHWC -> one grid image, row-major, num_cols per row."""
     rows = [list(images[i : i + num_cols]) for i in range(0, len(images), num_cols)]
@@ -267,12 +278,7 @@ def painting_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = No
     if painted.refined is not None:
         top.append(None)
         bottom.append(upscale(painted.refined[index], scale))
-    if wrap is not None and wrap < 1:
-        raise ValueError(f'wrap={wrap}: expected a positive number of columns per band')
-    wrap = len(top) if wrap is None else min(wrap, len(top))
-    bands = [tile([top[i : i + wrap] + [None] * (i + wrap - len(top)), bottom[i : i + wrap] + [None] * (i + wrap - len(top))], gap_px=gap_px)
-             for i in range(0, len(top), wrap)]
-    return tile([[band] for band in bands], gap_px=4 * gap_px)
+    return tile_bands([top, bottom], wrap=wrap, gap_px=gap_px)
 
 #----------------------------------------------------------------------------
 # Per-channel view: each step's update as the outer product of a value (left strip) and a key
@@ -300,12 +306,12 @@ def _normalise_abs(x: np.ndarray) -> np.ndarray:
     peak = np.abs(x).max(axis=-1, keepdims=True)
     return x / np.where(peak > 0, peak, 1)
 
-def channel_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = None, gap_px: int = 6) -> np.ndarray:
+def channel_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = None, gap_px: int = 6, wrap: int | None = None) -> np.ndarray:
     """One seed's painting per colour channel: rows = channels, columns = steps. Each cell shows
     the step's rank-1 update of that channel (centre), its value vector (left strip, along the
     image rows) and key vector (top strip, along the columns), each scaled to its own peak |x|.
     Keys and values come from G.paint when it returns them ('keys', 'values' [B, T, C, N]),
-    otherwise from the rank-1 factorisation of the update."""
+    otherwise from the rank-1 factorisation of the update. wrap as in painting_figure."""
     raw = painted.raw
     updates = raw.updates[index].double()                                   # [T, C, N, N]
     T, C, N, _ = updates.shape
@@ -326,7 +332,7 @@ def channel_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = Non
             cell[strip + 1 :, :strip] = diverging_colors(values[t, ch])[:, None]
             row.append(upscale(cell, scale))
         rows.append(row)
-    return tile(rows, gap_px=gap_px)
+    return tile_bands(rows, wrap=wrap, gap_px=gap_px)
 
 #----------------------------------------------------------------------------
 # Animations: GIF and WebP through Pillow, MP4 through imageio-ffmpeg when it is installed.

@@ -81,6 +81,10 @@ def test_tile_and_upscale():
     assert grid.shape == (2 * 2 + 1, 3 * 3 + 2, 1)
     assert (grid[0:2, 0:3] == 10).all() and (grid[0:2, 4:7] == 255).all() and (grid[0:2, 8:11] == 20).all()
     assert (grid[2] == 255).all() and (grid[3:5, 0:3] == 20).all() and (grid[3:5, 4:] == 255).all()
+    bands = api.tile_bands([[a, b, a], [b, b]], wrap=2, gap_px=1)
+    assert bands.shape == (2 * (2 * 2 + 1) + 4, 2 * 3 + 1, 1)
+    assert np.array_equal(bands[:5], api.tile([[a, b], [b, b]], gap_px=1)) and (bands[5:9] == 255).all()
+    assert np.array_equal(bands[9:], api.tile([[a, None], [None, None]], gap_px=1)), 'the last band is padded with blanks'
     up = api.upscale(np.arange(4, dtype=np.uint8).reshape(2, 2, 1), 3)
     assert up.shape == (6, 6, 1) and up[:3, :3].min() == up[:3, :3].max() == 0 and up[3:, 3:].min() == 3
     assert api.auto_scale(16) == 4 and api.auto_scale(64) == 1 and api.auto_scale(28) == 3
@@ -175,6 +179,10 @@ def test_channel_figure(name):
     fig = api.channel_figure(painted, 0, scale=1, gap_px=1)
     side = N // 8 + 1 + N
     assert fig.shape == (C * side + (C - 1), T * side + (T - 1), 3)
+    wrapped = api.channel_figure(painted, 0, scale=1, gap_px=1, wrap=3)
+    num_bands = -(-T // 3)
+    assert wrapped.shape == (num_bands * (C * side + C - 1) + (num_bands - 1) * 4, 3 * side + 2, 3)
+    assert np.array_equal(wrapped[: C * side + C - 1], fig[:, : 3 * side + 2]), 'band 1 = the first 3 steps'
 
 def test_rank1_factors():
     gen = torch.Generator().manual_seed(0)
