@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+import dnnlib
+import networks
 from networks import fpa
 from tests.conftest import assert_close
 
@@ -146,6 +148,12 @@ def test_paper_parameter_count():
     for part, count in PAPER_PARTS.items():
         assert sum(p.numel() for p in getattr(G.synthesis, part).parameters()) == count, part
     assert G.num_ws == 64 and G.w_dim == 512
+
+@pytest.mark.parametrize('name,count', [('fpa', 6_437_891), ('fpa-v1', 7_746_947), ('fpa-oja', 5_387_267), ('fpa-hebbian', 7_743_872), ('fpa-unet', 14_423_366)])
+def test_registered_parameter_counts(name, count):
+    # The reference checkpoints' counts (shared/docs/reference-checkpoint-params.txt) at 64x64 RGB, D_z = 512.
+    G = dnnlib.util.construct_class_by_name(**networks.generator_kwargs(name), z_dim=512, c_dim=0, img_resolution=64, img_channels=3)
+    assert sum(p.numel() for p in G.parameters()) == count
 
 def test_initialisation():
     torch.manual_seed(0)
