@@ -99,11 +99,11 @@ def check_same_derivatives(fn_a, fn_b, inputs, rtol, atol, name, second_order=Tr
         res = {'value': out.detach()}
         if diff:
             proj = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-            proj = proj.to(out.dtype).requires_grad_(second_order)
+            proj = proj.to(device=out.device, dtype=out.dtype).requires_grad_(second_order)
             grads = torch.autograd.grad((out * proj).sum(), diff, create_graph=second_order)
             res.update({f'grad[{i}]': g.detach() for i, g in enumerate(grads)})
             if second_order:
-                projs = [torch.randn(g.shape, generator=torch.Generator().manual_seed(2 + i), dtype=torch.float64).to(g.dtype)
+                projs = [torch.randn(g.shape, generator=torch.Generator().manual_seed(2 + i), dtype=torch.float64).to(g.device, g.dtype)
                          for i, g in enumerate(grads)]
                 loss = sum((g * q).sum() for g, q in zip(grads, projs))
                 targets = diff + [proj]
