@@ -1,5 +1,6 @@
 """Fast Weight Painters (networks/fpa.py): painters, their reference twins, the generator."""
 
+import copy
 import math
 
 import pytest
@@ -375,6 +376,17 @@ def test_frozen_fpa_gets_no_gradient(train_fpa):
             assert param.grad is not None and param.grad.abs().max() > 0, name
         else:
             assert param.grad is None, f'{name} of the frozen FPA got a gradient'
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    G = _tiny(vector_lr=True).double()
+    z = torch.randn([3, G.z_dim], dtype=torch.float64)
+    G_cuda = copy.deepcopy(G).cuda()
+    assert_close(G_cuda(z.cuda(), None).cpu(), G(z, None), rtol=1e-9, atol=1e-9, name='cuda vs cpu')
+    G_cuda = G_cuda.float()
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        img = G_cuda(z.float().cuda(), None)
+    assert img.dtype == torch.float32 and torch.isfinite(img).all()
 
 #----------------------------------------------------------------------------
 # Bad input: one clear ValueError naming the option or tensor.
