@@ -185,9 +185,9 @@ def test_upfirdn2d_cuda_composition(monkeypatch, filter_name):
     for case in FAST_CASES:
         upx, upy = upfirdn2d._parse_scaling(case.get('up', 1), 'up')
         downx, downy = upfirdn2d._parse_scaling(case.get('down', 1), 'down')
-        cfg = (upx, upy, downx, downy, *upfirdn2d._parse_padding(case['padding']), False, 1.7)
+        cfg = (upx, upy, downx, downy, *upfirdn2d._parse_padding(case['padding']), False, -1.7)
         check_same_derivatives(lambda x: upfirdn2d._Upfirdn2dCuda.apply(x, f, cfg),
-                               lambda x: upfirdn2d.upfirdn2d(x, f, impl='ref', gain=1.7, **case),
+                               lambda x: upfirdn2d.upfirdn2d(x, f, impl='ref', gain=-1.7, **case),
                                [x], rtol=1e-10, atol=1e-10, name=f'{filter_name} {case}')
 
 #----------------------------------------------------------------------------

@@ -35,8 +35,8 @@ def test_upfirdn2d_matches_naive(filter_name):
     f = FILTERS[filter_name]
     x = torch.randn([1, 2, 11, 10], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     checked = 0
-    for up, down, padding, flip_filter in itertools.product(UPS, DOWNS, PADDINGS, [False, True]):
-        args = dict(up=up, down=down, padding=padding, flip_filter=flip_filter, gain=1.5)
+    for (up, down, padding, flip_filter), gain in zip(itertools.product(UPS, DOWNS, PADDINGS, [False, True]), itertools.cycle([1.5, -0.7])):
+        args = dict(up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
         try:
             expected = naive_upfirdn2d(x.numpy(), None if f is None else f.numpy(), **args)
         except ValueError: # NumPy refuses the negative size of an output cropped away entirely.
@@ -159,7 +159,7 @@ GRAD_CASES = [
 def test_gradcheck(impl, case, filter_name):
     f = FILTERS[filter_name].double()
     x = torch.randn([1, 2, 5, 4], dtype=torch.float64, requires_grad=True, generator=torch.Generator().manual_seed(0))
-    fn = lambda x: upfirdn2d.upfirdn2d(x, f, impl=impl, gain=1.3, **GRAD_CASES[case])
+    fn = lambda x: upfirdn2d.upfirdn2d(x, f, impl=impl, gain=-1.3, **GRAD_CASES[case])
     assert torch.autograd.gradcheck(fn, [x], fast_mode=True)
     assert torch.autograd.gradgradcheck(fn, [x], fast_mode=True)
 

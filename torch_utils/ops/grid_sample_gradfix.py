@@ -9,7 +9,7 @@ through the augment pipe fails with "derivative for aten::grid_sampler_2d_backwa
 implemented". Newer ones (the pinned 2.13 included) do differentiate it. Hence two paths:
 
 - native: `torch.nn.functional.grid_sample` itself, used when a one-time probe shows that
-  the installed PyTorch differentiates its backward (about 3x faster than the other path on
+  the installed PyTorch differentiates its backward (3-8x faster than the other path on
   CPU for forward + R1-style double backward);
 - `_GridSample2d`: the same fast forward kernel, with the backward written out in
   differentiable torch ops (gather / scatter_add / mul), so that any order of derivative

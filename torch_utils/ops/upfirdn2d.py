@@ -17,11 +17,12 @@ both axes.
 Implementations (`impl`):
 - 'ref': the obvious one (zero insertion, pad, depthwise conv2d, strided slice). Slow, but
   differentiable to any order.
-- 'fast': the same maths without the waste: separable filters (including 2-D filters that
-  are outer products, such as every filter of StyleGAN2) run as two 1-D passes, upsampling
-  runs as a strided transposed depthwise convolution (no zeros are multiplied), and
-  downsampling as a strided convolution (no discarded outputs are computed). Built from
-  differentiable torch ops, so any order of derivative works. Default off CUDA.
+- 'fast': the same maths as two matrix products per channel for separable filters
+  (1-D, or 2-D outer products such as every filter of StyleGAN2): each 1-D resampling
+  matrix folds zero insertion, padding, taps and downsampling together, so no inserted zero
+  is multiplied and no discarded output is computed (see "Fast implementation" below).
+  Built from differentiable torch ops, so any order of derivative works. Other filters and
+  large images use 'ref'. Default off CUDA.
 - 'cuda': the compiled plugin (upfirdn2d.cpp/.cu, built by torch_utils/custom_ops.py),
   CUDA tensors only, chosen by default there when it builds; a generic kernel (two 1-D
   passes for 1-D filters). Its gradient is another upfirdn2d (flipped filter, up and down
@@ -147,13 +148,13 @@ def _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter
     x = torch.nn.functional.pad(x, [px0, px1, py0, py1]) # Negative values crop.
 
     # conv2d correlates, upfirdn2d convolves: flip the taps unless asked not to.
-    f = f.to(x.dtype) * (gain ** (f.ndim / 2))
+    f = f.to(x.dtype)
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     if f.ndim == 2:
-        x = conv2d_gradfix.conv2d(x, f[None, None].expand(num_channels, 1, *f.shape), groups=num_channels)
-    else:
-        x = conv2d_gradfix.conv2d(x, f[None, None, None, :].expand(num_channels, 1, 1, -1), groups=num_channels)
+        x = conv2d_gradfix.conv2d(x, (f * gain)[None, None].expand(num_channels, 1, *f.shape), groups=num_channels)
+    else: # Gain in the first pass only (its square root per pass would fail for a negative gain).
+        x = conv2d_gradfix.conv2d(x, (f * gain)[None, None, None, :].expand(num_channels, 1, 1, -1), groups=num_channels)
         x = conv2d_gradfix.conv2d(x, f[None, None, :, None].expand(num_channels, 1, -1, 1), groups=num_channels)
     return x[:, :, ::downy, ::downx]
 
@@ -180,8 +181,8 @@ def _upfirdn2d_fast(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filte
     if taps is None or f.requires_grad or in_w > _MAX_MATRIX_LEN * downx or in_h > _MAX_MATRIX_LEN * downy:
         return _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
     taps_x, taps_y = taps
-    mat_x = _resample_matrix(taps_x, upx, downx, px0, px1, in_w, flip_filter, gain ** 0.5, x.dtype, x.device) # [out_w, in_w]
-    mat_y = _resample_matrix(taps_y, upy, downy, py0, py1, in_h, flip_filter, gain ** 0.5, x.dtype, x.device) # [out_h, in_h]
+    mat_x = _resample_matrix(taps_x, upx, downx, px0, px1, in_w, flip_filter, gain, x.dtype, x.device) # [out_w, in_w]
+    mat_y = _resample_matrix(taps_y, upy, downy, py0, py1, in_h, flip_filter, 1, x.dtype, x.device)    # [out_h, in_h]
     if mat_x is not None:
         x = torch.matmul(x, mat_x.t())
     if mat_y is not None:
@@ -258,9 +259,9 @@ class _Upfirdn2dCuda(torch.autograd.Function):
         y = x.contiguous()
         if f32.ndim == 2:
             y = _plugin().upfirdn2d(y, f32.contiguous(), upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
-        else: # Separable: along x, then along y, each with gain ** 0.5.
-            y = _plugin().upfirdn2d(y, f32[None, :].contiguous(), upx, 1, downx, 1, px0, px1, 0, 0, flip_filter, gain ** 0.5)
-            y = _plugin().upfirdn2d(y, f32[:, None].contiguous(), 1, upy, 1, downy, 0, 0, py0, py1, flip_filter, gain ** 0.5)
+        else: # Separable: along x (with the gain), then along y.
+            y = _plugin().upfirdn2d(y, f32[None, :].contiguous(), upx, 1, downx, 1, px0, px1, 0, 0, flip_filter, gain)
+            y = _plugin().upfirdn2d(y, f32[:, None].contiguous(), 1, upy, 1, downy, 0, 0, py0, py1, flip_filter, 1.0)
         ctx.f = f
         ctx.cfg = cfg
         ctx.in_hw = x.shape[2:]
