@@ -141,3 +141,18 @@ class _nothing:
         return False
 
 #----------------------------------------------------------------------------
+# On the GPU machine: the default path there (CUDA upfirdn2d plugin, cuDNN) against the reference.
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('case', NETWORK_CASES + [(3, 2, 2, 1)], ids=str)
+def test_cuda_matches_ref_with_derivatives(case):
+    k, up, down, padding = case
+    f = upfirdn2d.setup_filter([1, 3, 3, 1], device='cuda')
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn([2, 4, 8, 8], dtype=torch.float64, generator=gen).cuda().requires_grad_(True)
+    w = torch.randn([4, 2, k, k], dtype=torch.float64, generator=gen).cuda().requires_grad_(True)
+    check_same_derivatives(lambda x, w: conv2d_resample.conv2d_resample(x, w, f, up=up, down=down, padding=padding, groups=2),
+                           lambda x, w: conv2d_resample._conv2d_resample_ref(x, w, f, up=up, down=down, padding=padding, groups=2),
+                           [x, w], rtol=1e-9, atol=1e-9, name=f'cuda {case}')
+
+#----------------------------------------------------------------------------

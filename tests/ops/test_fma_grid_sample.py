@@ -98,3 +98,13 @@ def test_grid_sample_bad_shapes():
         grid_sample_gradfix.grid_sample(torch.zeros([1, 1, 4, 4]), torch.zeros([1, 4, 4, 3]))
 
 #----------------------------------------------------------------------------
+# On the GPU machine: grid_sample's default path on CUDA against the custom Function.
+
+@pytest.mark.gpu
+def test_grid_sample_cuda_second_order():
+    x, grid = _grid_inputs()
+    x, grid = x.detach().cuda().requires_grad_(True), grid.detach().cuda().requires_grad_(True)
+    check_same_derivatives(grid_sample_gradfix.grid_sample, grid_sample_gradfix._GridSample2d.apply, [x, grid],
+                           rtol=1e-10, atol=1e-10, name='cuda grid_sample')
+
+#----------------------------------------------------------------------------
