@@ -2,8 +2,6 @@
 default_1.pt): same features on random and real images, fast path equal to the reference,
 and one clear error per bad detector file."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
