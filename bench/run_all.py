@@ -1,0 +1,73 @@
+"""Run every benchmark in bench/ and collect their tables into one markdown file.
+
+Each bench/bench_*.py prints markdown tables whose rows compare variants measured side by
+side in one run (ratios), plus absolute figures for this machine. This script runs them one
+after another (never in parallel, so they do not disturb each other), and writes
+bench/results.md with the date and the machine on top. The README includes that file.
+
+    python bench/run_all.py [--quick] [--only NAME[,NAME...]] [--out bench/results.md]
+"""
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import click
+import psutil
+import torch
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
+    mem_gib = psutil.virtual_memory().total / 2**30
+    return (f'{cpu}, {psutil.cpu_count(logical=True)} logical cores, {mem_gib:.0f} GiB, {gpu}; '
+            f'Python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads')
+
+@click.command()
+@click.option('--quick', is_flag=True, help='Pass --quick to every benchmark (smaller sizes).')
+@click.option('--only', default=None, help='Comma-separated benchmark names (e.g. painter,ops).')
+@click.option('--out', default=os.path.join(BENCH_DIR, 'results.md'), show_default=True, help='Markdown file to write.')
+def main(quick, only, out):
+    names = sorted(f[len('bench_'):-3] for f in os.listdir(BENCH_DIR) if f.startswith('bench_') and f.endswith('.py'))
+    if only:
+        wanted = only.split(',')
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise click.BadParameter(f'unknown benchmark(s) {", ".join(unknown)}; available: {", ".join(names)}', param_hint='--only')
+        names = [n for n in names if n in wanted]
+    lines = [f'# Benchmark results', '',
+             f'Measured {datetime.date.today().isoformat()} on: {machine_description()}.', '',
+             'Ratios come from variants timed side by side in the same run; absolute figures hold for this machine only.', '']
+    failures = []
+    for name in names:
+        cmd = [sys.executable, os.path.join(BENCH_DIR, f'bench_{name}.py')] + (['--quick'] if quick else [])
+        print(f'[run_all] {" ".join(cmd[1:])}', file=sys.stderr, flush=True)
+        t0 = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(BENCH_DIR))
+        lines += [f'## bench_{name}.py{" --quick" if quick else ""} ({time.time() - t0:.0f} s)', '']
+        if proc.returncode != 0:
+            failures.append(name)
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['(no output)']
+            lines += [f'FAILED (exit {proc.returncode}): {tail[0]}', '']
+        else:
+            lines += [proc.stdout.strip(), '']
+    with open(out + '.tmp', 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    os.replace(out + '.tmp', out)
+    print(f'[run_all] wrote {out}', file=sys.stderr)
+    if failures:
+        raise click.ClickException(f'benchmarks failed: {", ".join(failures)} (see {out})')
+
+if __name__ == '__main__':
+    main()
