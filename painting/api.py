@@ -20,8 +20,8 @@ import PIL.Image
 import torch
 
 import dnnlib
-import networks
 import legacy
+import networks
 from torch_utils import misc
 
 #----------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def tile(rows: list[list[np.ndarray | None]], gap_px: int = 0, background: int =
                 grid[i * (h + gap_px) : i * (h + gap_px) + h, j * (w + gap_px) : j * (w + gap_px) + w] = cell
     return grid
 
-def tile_bands(rows: list[list[np.ndarray | None]], wrap: int | None = None, gap_px: int = 2) -> np.ndarray:
+def tile_bands(rows: list[list[np.ndarray | None]], wrap: int | None = None, gap_px: int = 2, background: int = 255) -> np.ndarray:
     """Like tile, but the columns are cut into bands of `wrap` (None = one band) stacked top to
     bottom, 4 * gap_px apart; every band holds all the rows."""
     num_cols = max(len(row) for row in rows)
@@ -160,8 +160,8 @@ def tile_bands(rows: list[list[np.ndarray | None]], wrap: int | None = None, gap
         raise ValueError(f'wrap={wrap}: expected a positive number of columns per band')
     wrap = num_cols if wrap is None else min(wrap, num_cols)
     padded = [row + [None] * (-(-num_cols // wrap) * wrap - len(row)) for row in rows]
-    bands = [tile([row[i : i + wrap] for row in padded], gap_px=gap_px) for i in range(0, num_cols, wrap)]
-    return tile([[band] for band in bands], gap_px=4 * gap_px)
+    bands = [tile([row[i : i + wrap] for row in padded], gap_px=gap_px, background=background) for i in range(0, num_cols, wrap)]
+    return tile([[band] for band in bands], gap_px=4 * gap_px, background=background)
 
 def image_grid(images: np.ndarray, num_cols: int, gap_px: int = 0, background: int = 255) -> np.ndarray:
     """uint8 NHWC -> one grid image, row-major, num_cols per row."""
@@ -284,6 +284,8 @@ def painting_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = No
 # Per-channel view: each step's update as the outer product of a value (left strip) and a key
 # (top strip), one row per colour channel, signed values on a blue-white-red scale.
 
+CHANNEL_BACKGROUND = 176 # Light grey: sets the cells apart from the white of zero.
+
 def diverging_colors(x: np.ndarray) -> np.ndarray:
     """Values in [-1, 1] -> uint8 RGB: -1 blue, 0 white, +1 red."""
     x = np.clip(x, -1, 1)[..., None]
@@ -326,13 +328,13 @@ def channel_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = Non
     for ch in range(C):
         row = []
         for t in range(T):
-            cell = np.full([strip + 1 + N, strip + 1 + N, 3], 255, dtype=np.uint8)
+            cell = np.full([strip + 1 + N, strip + 1 + N, 3], CHANNEL_BACKGROUND, dtype=np.uint8)
             cell[strip + 1 :, strip + 1 :] = diverging_colors(updates[t, ch])
             cell[:strip, strip + 1 :] = diverging_colors(keys[t, ch])[None, :]
             cell[strip + 1 :, :strip] = diverging_colors(values[t, ch])[:, None]
             row.append(upscale(cell, scale))
         rows.append(row)
-    return tile_bands(rows, wrap=wrap, gap_px=gap_px)
+    return tile_bands(rows, wrap=wrap, gap_px=gap_px, background=CHANNEL_BACKGROUND)
 
 #----------------------------------------------------------------------------
 # Animations: GIF and WebP through Pillow, MP4 through imageio-ffmpeg when it is installed.

@@ -179,6 +179,13 @@ def test_channel_figure(name):
     fig = api.channel_figure(painted, 0, scale=1, gap_px=1)
     side = N // 8 + 1 + N
     assert fig.shape == (C * side + (C - 1), T * side + (T - 1), 3)
+    strip, t, ch = N // 8, 2, 1
+    cell = fig[ch * (side + 1) : ch * (side + 1) + side, t * (side + 1) : t * (side + 1) + side]
+    update = painted.raw.updates[0, t, ch].double().numpy()
+    assert np.array_equal(cell[strip + 1 :, strip + 1 :], api.diverging_colors(update / np.abs(update).max())), 'centre: the update'
+    value, key = api.rank1_factors(painted.raw.updates[0, t, ch])
+    assert np.array_equal(cell[0, strip + 1 :], api.diverging_colors(key.numpy() / key.abs().max().item())), 'top strip: the key'
+    assert np.array_equal(cell[strip + 1 :, 0], api.diverging_colors(value.numpy() / value.abs().max().item())), 'left strip: the value'
     wrapped = api.channel_figure(painted, 0, scale=1, gap_px=1, wrap=3)
     num_bands = -(-T // 3)
     assert wrapped.shape == (num_bands * (C * side + C - 1) + (num_bands - 1) * 4, 3 * side + 2, 3)
@@ -307,7 +314,9 @@ def test_style_mixing(name):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize('name', ALL)
-def test_gpu_matches_cpu(name):
+def test_gpu_matches_cpu(name, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)          # Compare fp32 with fp32, not TF32 convs.
+    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
     G_cpu = build(name)
     G_gpu = _build(name, c_dim=0, img_channels=3).requires_grad_(False).to('cuda')
     seeds = [0, 1, 2]
