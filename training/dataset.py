@@ -256,7 +256,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                           f'expected {self.image_shape} like the first image (dataset_tool.py makes them uniform)')
         if self._xflip[idx]:
             image = image[:, :, ::-1]
-        return np.ascontiguousarray(image), self.get_label(idx)
+        return np.require(image, requirements=['C', 'W']), self.get_label(idx)   # Writable: torch warns otherwise.
 
     def get_label(self, idx: int) -> np.ndarray:
         """float32 [label_dim]: a one-hot vector for class labels, the vector itself otherwise."""

@@ -216,3 +216,14 @@ def test_sampler_rejects_bad_arguments():
         InfiniteSampler([])
 
 #----------------------------------------------------------------------------
+
+def test_items_are_writable_arrays(tmp_path):
+    # torch.as_tensor warns on read-only arrays (DataLoader collation): items must be writable.
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    for i in range(2):
+        PIL.Image.fromarray(np.full([8, 8, 3], 40 * i, dtype=np.uint8)).save(folder / f'{i}.png')
+    ds = ImageFolderDataset(str(folder), xflip=True)
+    for idx in range(len(ds)):
+        image, _ = ds[idx]
+        assert image.flags.writeable and image.flags.c_contiguous
