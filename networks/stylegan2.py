@@ -38,6 +38,9 @@ from torch_utils.ops import upfirdn2d
 _ACTIVATION_GAIN = dict(linear=1.0, relu=math.sqrt(2), lrelu=math.sqrt(2), swish=math.sqrt(2),
                         tanh=1.0, sigmoid=1.0, elu=1.0, selu=1.0, softplus=1.0)
 
+# act(g * x) == g * act(x) for g > 0.
+_POSITIVELY_HOMOGENEOUS = ('linear', 'relu', 'lrelu')
+
 def _activation_gain(activation: str) -> float:
     if activation not in _ACTIVATION_GAIN:
         raise ValueError(f'activation="{activation}": expected one of {", ".join(_ACTIVATION_GAIN)}')
@@ -71,7 +74,7 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 def modulated_conv2d(
     x,                          # Input activations: [N, I, H, W].
-    weight,                     # Shared weights (gains already applied): [O, I, k, k].
+    weight,                     # Shared weights: [O, I, k, k] (without demodulation, fold the equalised-lr gain into styles).
     styles,                     # Per-sample input-channel scales: [N, I].
     noise           = None,     # Noise to add to the output, broadcastable to [N, O, H', W'], or None.
     up              = 1,        # Integer upsampling factor.
@@ -81,6 +84,7 @@ def modulated_conv2d(
     demodulate      = True,     # Normalise each output channel to unit expected second moment (eq. 3)?
     flip_weight     = True,     # False = convolution, True = correlation (as torch.nn.functional.conv2d).
     fused_modconv   = True,     # One grouped convolution with per-sample weights, or scale-conv-scale?
+    out_gain        = 1,        # Multiply the convolution output (not the noise) by this.
 ):
     batch_size = x.shape[0]
     out_channels, in_channels, kh, kw = weight.shape
@@ -99,6 +103,13 @@ def modulated_conv2d(
     dcoefs = None
     if demodulate:
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+
+    # The output gain rides on the per-channel output scales (or, without them, on the styles,
+    # the map being linear in them), so it costs no pass over the activations.
+    if out_gain != 1 and demodulate:
+        dcoefs = dcoefs * out_gain
+    elif out_gain != 1:
+        styles = styles * out_gain
 
     # Non-fused: modulate the activations, convolve with the shared weight, demodulate the output.
     if not fused_modconv:
@@ -344,13 +355,21 @@ class SynthesisLayer(torch.nn.Module):
         if self.use_noise and noise_mode == 'const':
             noise = self.noise_const * self.noise_strength
 
-        flip_weight = (self.up == 1) # Transposed convolution needs the flipped kernel to stay a correlation.
-        x = modulated_conv2d(x=x, weight=self.weight, styles=styles, noise=noise, up=self.up, padding=self.padding,
-            resample_filter=self.resample_filter, flip_weight=flip_weight, fused_modconv=fused_modconv)
-
+        # clamp(act(y + n + b) * g) with g = activation gain * caller's gain. For positively homogeneous
+        # activations act(z) * g = act(g * z), so g goes into the convolution's output scales, the
+        # noise and the bias instead of a separate pass over the activations (same values).
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp)
+        fold_gain = self.activation in _POSITIVELY_HOMOGENEOUS and act_gain > 0
+        out_gain = act_gain if fold_gain else 1
+        bias = self.bias * out_gain
+        if noise is not None and out_gain != 1:
+            noise = noise * out_gain
+
+        flip_weight = (self.up == 1) # Transposed convolution needs the flipped kernel to stay a correlation.
+        x = modulated_conv2d(x=x, weight=self.weight, styles=styles, noise=noise, up=self.up, padding=self.padding,
+            resample_filter=self.resample_filter, flip_weight=flip_weight, fused_modconv=fused_modconv, out_gain=out_gain)
+        return bias_act.bias_act(x, bias.to(x.dtype), act=self.activation, gain=act_gain / out_gain, clamp=act_clamp)
 
     def extra_repr(self):
         return ' '.join([

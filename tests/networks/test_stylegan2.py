@@ -11,6 +11,7 @@ from networks import stylegan2
 from tests.conftest import assert_close
 from torch_utils import misc
 from torch_utils import persistence
+from torch_utils.ops import bias_act
 from torch_utils.ops import conv2d_resample
 
 #----------------------------------------------------------------------------
@@ -98,6 +99,27 @@ def test_modulated_conv2d_matches_per_sample_definition(up):
     for fused in (True, False):
         y = stylegan2.modulated_conv2d(x, weight, styles, up=up, padding=1, resample_filter=f, flip_weight=(up == 1), fused_modconv=fused)
         assert_close(y, expected, rtol=1e-10, atol=1e-12, name=f'fused={fused}')
+
+@pytest.mark.parametrize('activation', ['lrelu', 'tanh'])
+@pytest.mark.parametrize('noise_mode', ['const', 'none'])
+def test_synthesis_layer_gain_folding(activation, noise_mode):
+    # The layer folds the activation gain into the convolution; compare with the plain order:
+    # modulated conv -> + noise -> bias_act(bias, activation, gain, clamp).
+    torch.manual_seed(15)
+    layer = stylegan2.SynthesisLayer(4, 5, w_dim=6, resolution=8, up=2, activation=activation, conv_clamp=1.5).double()
+    with torch.no_grad():
+        layer.noise_strength.fill_(0.7)
+        layer.bias.copy_(_randn(5, seed=16, dtype=torch.float64))
+    x = _randn(3, 4, 4, 4, seed=17, dtype=torch.float64)
+    w = _randn(3, 6, seed=18, dtype=torch.float64)
+    for fused in (True, False):
+        y = layer(x, w, noise_mode=noise_mode, fused_modconv=fused, gain=0.6)
+        noise = layer.noise_const * layer.noise_strength if noise_mode == 'const' else None
+        expected = stylegan2.modulated_conv2d(x, layer.weight, layer.affine(w), noise=noise, up=2, padding=1,
+            resample_filter=layer.resample_filter, flip_weight=False, fused_modconv=fused)
+        expected = bias_act.bias_act(expected, layer.bias, act=activation, gain=layer.act_gain * 0.6, clamp=1.5 * 0.6)
+        assert (expected.abs() == 1.5 * 0.6).any() or activation == 'tanh', 'the clamp should be active somewhere'
+        assert_close(y, expected, rtol=1e-12, atol=1e-12, name=f'{activation} fused={fused}')
 
 def test_synthesis_fused_equals_nonfused_float64():
     G = _tiny_G(seed=3).double()
