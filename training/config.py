@@ -63,6 +63,12 @@ PRESETS = {
         D_architecture='resnet', min_res=8, max_res=256),
     # FPA/U-Net trained jointly from scratch; with --resume=FPA.pkl --freeze-fpa the two-stage recipe of the paper.
     'fpa-unet': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), gen='fpa-unet'),
+    # The FPA scaled down for a CPU (the demo): T = 32 steps (full rank at 32x32), LSTM 256,
+    # d_in 64, and a narrow D (channel_base 1024, channel_max 128). Measured on 2 CPU cores at
+    # 32x32: about 18 sec/kimg with bf16 autocast, recognisable Fashion-MNIST clothing after
+    # about 20 kimg (docs/training.md); the paper's configuration costs about 10x more per image.
+    'fpa-cpu': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), fmaps=1024 / 32768, cmax=128, max_res=64,
+        fpa_kwargs=dict(num_steps=32, hidden_dim=256, step_input_dim=64)),
 }
 
 AUG_MODES = ('noaug', 'ada', 'fixed')
@@ -98,6 +104,7 @@ def family_G_overrides(spec: dnnlib.EasyDict, channel_base: int, channel_max: in
     return {
         'networks.stylegan2.Generator': dict(channel_base=channel_base, channel_max=channel_max,
             mapping_kwargs=dict(num_layers=spec.map), num_fp16_res=4 if fp16_layers else 0, conv_clamp=256 if fp16_layers else None),
+        'networks.fpa.Generator': dict(spec.get('fpa_kwargs', {})),
     }
 
 def _merge(base: dict, overrides: dict) -> dict:
@@ -153,7 +160,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
 
     # Networks.
     channel_base = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
-    channel_max = opts.cmax if opts.cmax is not None else 512
+    channel_max = opts.cmax if opts.cmax is not None else spec.get('cmax', 512)
     _check(channel_base >= 1 and channel_max >= 1, f'--cbase={channel_base}, --cmax={channel_max}: expected positive integers')
     fp16_layers = opts.device == 'cuda' and opts.precision == 'fp32' and not opts.fp32
     gen = opts.gen if opts.gen is not None else spec.gen

@@ -71,6 +71,18 @@ def test_fpa_preset():
     c = _build(cfg='fpa-unet')
     assert c.G_kwargs.unet_kwargs is not None
 
+def test_fpa_cpu_preset_scales_the_fpa_and_d_down():
+    c = _build(cfg='fpa-cpu', info=_info(resolution=32, num_channels=1))
+    assert c.G_kwargs.class_name == 'networks.fpa.Generator' and c.G_kwargs.rule == 'delta'
+    assert (c.G_kwargs.num_steps, c.G_kwargs.hidden_dim, c.G_kwargs.step_input_dim) == (32, 256, 64)
+    assert c.D_kwargs.channel_base == 1024 and c.D_kwargs.channel_max == 128
+    assert c.batch_size == 32 and c.loss_kwargs.r1_gamma == pytest.approx(0.0002 * 32 ** 2 / 32)
+    c = _build(cfg='fpa-cpu', gen='stylegan2', info=_info(resolution=32))
+    assert 'num_steps' not in c.G_kwargs, 'FPA options leaked into StyleGAN2'
+    assert c.G_kwargs.channel_base == 1024 and c.G_kwargs.channel_max == 128
+    with pytest.raises(ConfigError, match='resolution 128x128 is not supported by --cfg=fpa-cpu'):
+        _build(cfg='fpa-cpu', info=_info(resolution=128))
+
 def test_gen_swaps_the_generator_and_family_options_follow_the_class():
     c = _build(cfg='stylegan2', gen='fpa')
     assert c.G_kwargs.class_name == 'networks.fpa.Generator'
