@@ -174,7 +174,14 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 10, ver
 #----------------------------------------------------------------------------
 # Writing files atomically: the destination either keeps its old content or gets the new one.
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 def atomic_write(path: str, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place. The file gets
+    the permissions of an ordinary new file (0666 minus the umask; mkstemp alone gives 0600)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-' + os.path.basename(path) + '-')
     try:
@@ -182,6 +189,7 @@ def atomic_write(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):

@@ -83,3 +83,9 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     util.atomic_write(str(path), b'two')
     assert path.read_bytes() == b'two'
     assert os.listdir(tmp_path) == ['f.txt']
+    mask = os.umask(0o022)
+    try:
+        util.atomic_write(str(path), b'three')
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644, 'an ordinary file mode, not mkstemp 0600'
