@@ -1,7 +1,7 @@
 """The demo: from a fresh clone on a CPU, a Fast Weight Painter learns to draw clothing.
 
     make demo                     # = python demo.py, after the Makefile's set-up
-    python demo.py [--source=DIR_OR_ZIP] [--kimg=24] [--outdir=demo]
+    python demo.py [--source=DIR_OR_ZIP] [--kimg=40] [--outdir=demo]
 
 Steps, each one of the user-facing scripts:
   1. dataset_tool.py: Fashion-MNIST (Debian package dataset-fashion-mnist, files under
@@ -9,7 +9,7 @@ Steps, each one of the user-facing scripts:
      Without the package, --source takes any folder or zip of images instead.
   2. train.py --cfg=fpa-cpu --precision=bf16: the paper's FPA scaled down for a CPU
      (docs/training.md) with the StyleGAN2-ADA machinery, for --kimg thousand images
-     (24 kimg: about 8 minutes on 2 cores).
+     (40 kimg: about 5 minutes on 2 quiet cores).
   3. generate.py: painting figures (rank-1 updates over partial images) and painting
      animations (GIF/WebP) of four seeds from the last snapshot; the grid of samples is
      the training run's own fakesKKKKKK.png.
@@ -38,7 +38,7 @@ def run(args: list[str]) -> None:
 @click.command()
 @click.option('--source', default=None, metavar='DIR|ZIP|FILE', help=f'Images to train on  [default: {FASHION_MNIST}]')
 @click.option('--outdir', default='demo', show_default=True, metavar='DIR', help='Where the demo writes everything')
-@click.option('--kimg', default=24.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help='Training length in thousands of images')
+@click.option('--kimg', default=40.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help='Training length in thousands of images')
 @click.option('--cfg', default='fpa-cpu', show_default=True, help='Training preset')
 def main(source, outdir, kimg, cfg):
     t_start = time.time()
