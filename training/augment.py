@@ -424,50 +424,19 @@ def cutout_mask(centre: torch.Tensor, fired: torch.Tensor, size: float, height: 
     return (~inside).float()[:, None]
 
 #----------------------------------------------------------------------------
-# The adaptive controller (paper section 3): every `interval` iterations,
-# p <- max(0, p + sign(r_t - target) * batch_size * interval / (kimg * 1000)),
-# r_t = mean sign of D's outputs on real images since the last update.
+# The adaptive controller (Karras et al. 2020, section 3). The training loop measures r_t,
+# the mean sign of D's outputs on real images since the last update (the statistic
+# Loss/signs/real, summed across processes), and calls this every `ada_interval` iterations.
 
-class AdaController:
-    def __init__(self,
-        target:      float = 0.6,   # Target value of r_t.
-        interval:    int = 4,       # Update p every this many iterations (the loop calls update()).
-        kimg:        float = 500,   # p can move from 0 to 1 in this many thousand images.
-        batch_size:  int = 64,      # Images per iteration over all processes.
-    ):
-        if target < 0 or target > 1 or interval < 1 or kimg <= 0 or batch_size < 1:
-            raise ValueError(f'AdaController: need 0 <= target <= 1, interval >= 1, kimg > 0, batch_size >= 1; '
-                             f'got target={target}, interval={interval}, kimg={kimg}, batch_size={batch_size}')
-        self.target, self.interval, self.kimg, self.batch_size = target, interval, kimg, batch_size
-        self._sign_sum = None     # [2] tensor: sum of signs, count.
-        self.last_rt = None
-
-    def accumulate(self, real_logits: torch.Tensor) -> None:
-        """Record D(real) logits from one step (any shape)."""
-        logits = real_logits.detach()
-        stats = torch.stack([logits.sign().sum(), torch.tensor(float(logits.numel()), device=logits.device)]).double()
-        self._sign_sum = stats if self._sign_sum is None else self._sign_sum + stats
-
-    @property
-    def step_size(self) -> float:
-        return self.batch_size * self.interval / (self.kimg * 1000)
-
-    @torch.no_grad()
-    def update(self, augment_pipe: AugmentPipe) -> float | None:
-        """Move augment_pipe.p by one step; returns r_t (None if nothing was accumulated).
-        Under torch.distributed every process must call it together (the sums are all-reduced)."""
-        if self._sign_sum is None:
-            return None
-        stats = self._sign_sum.to(augment_pipe.p.device)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(stats)
-        self._sign_sum = None
-        if stats[1] == 0:
-            return None
-        rt = float(stats[0] / stats[1])
-        adjust = float(np.sign(rt - self.target)) * self.step_size
-        augment_pipe.p.copy_((augment_pipe.p + adjust).clamp(min=0))
-        self.last_rt = rt
-        return rt
+@torch.no_grad()
+def ada_update(p: torch.Tensor, rt: float, target: float, nimg_per_update: int, ada_kimg: float) -> None:
+    """p <- max(0, p + sign(r_t - target) * nimg_per_update / (ada_kimg * 1000)), in place:
+    p rises while D overfits (r_t above the target) and falls otherwise; at full speed it
+    crosses [0, 1] in ada_kimg thousand images."""
+    if not 0 <= target <= 1 or nimg_per_update < 1 or ada_kimg <= 0:
+        raise ValueError(f'ada_update: need 0 <= target <= 1, nimg_per_update >= 1, ada_kimg > 0; '
+                         f'got target={target}, nimg_per_update={nimg_per_update}, ada_kimg={ada_kimg}')
+    adjust = float(np.sign(rt - target)) * nimg_per_update / (ada_kimg * 1000)
+    p.copy_((p + adjust).clamp_min(0))
 
 #----------------------------------------------------------------------------

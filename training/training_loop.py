@@ -44,6 +44,7 @@ from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils import training_stats
+from training.augment import ada_update
 from training.dataset import InfiniteSampler
 from training.loss import autocast_context
 
@@ -486,8 +487,7 @@ def training_loop(
         if ada_stats is not None and batch_idx % ada_interval == 0:
             ada_stats.update()
             if ada_stats.num('Loss/signs/real') > 0:
-                adjust = np.sign(ada_stats['Loss/signs/real'] - ada_target) * (batch_size * ada_interval) / (ada_kimg * 1000)
-                augment_pipe.p.copy_((augment_pipe.p + adjust).clamp_min(0))
+                ada_update(augment_pipe.p, ada_stats['Loss/signs/real'], ada_target, batch_size * ada_interval, ada_kimg)
 
         # Perform maintenance tasks once per tick.
         done = cur_nimg >= total_kimg * 1000

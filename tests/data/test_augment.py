@@ -1,6 +1,6 @@
 """AugmentPipe (ADA): identity at p = 0, each operation does what it claims, firing
 frequencies, exactness of blits, geometry against independent references, first and second
-derivatives, persistence; AdaController."""
+derivatives, persistence; the ADA p update."""
 
 import math
 import os
@@ -14,7 +14,7 @@ import torch
 from dnnlib import util
 from tests.conftest import assert_close
 from torch_utils import persistence
-from training.augment import (AUGPIPE_SPECS, SYM2, SYM6, AdaController, AugmentPipe, blit, octave_filter_bank,
+from training.augment import (AUGPIPE_SPECS, SYM2, SYM6, ada_update, AugmentPipe, blit, octave_filter_bank,
                               reflect_pad, resample, rotate2d, scale2d, translate2d)
 from torch_utils.ops import upfirdn2d
 
@@ -398,22 +398,17 @@ def test_presets_and_network_file_round_trip(tmp_path):
 #----------------------------------------------------------------------------
 # ADA controller.
 
-def test_ada_controller_raises_p_when_d_overfits_and_lowers_it_otherwise():
+def test_ada_update_raises_p_when_d_overfits_and_lowers_it_otherwise():
     pipe = make_pipe(p=0, **AUGPIPE_SPECS['bgc'])
-    ada = AdaController(target=0.6, interval=4, kimg=0.5, batch_size=25)   # Step 25 * 4 / 500 = 0.2.
-    assert abs(ada.step_size - 0.2) < 1e-12
-    for _ in range(3):   # Overfitting: D(real) > 0 for 90% of reals -> r_t = 0.8 > 0.6.
-        for _ in range(4):
-            ada.accumulate(torch.tensor([1.0] * 9 + [-1.0]))
-        assert abs(ada.update(pipe) - 0.8) < 1e-12
-    assert abs(float(pipe.p) - 0.6) < 1e-6
-    for _ in range(5):   # Not overfitting: r_t = 0.
-        ada.accumulate(torch.tensor([1.0, -1.0]))
-        assert ada.update(pipe) == 0
-    assert float(pipe.p) == 0   # Clamped at zero.
-    assert ada.update(pipe) is None   # Nothing accumulated: no change.
-    with pytest.raises(ValueError, match='AdaController'):
-        AdaController(kimg=0)
+    step = 25 * 4 / 500                                  # 25 images x 4 iterations per update, ada_kimg 0.5.
+    for _ in range(3):                                   # Overfitting: r_t = 0.8 > target 0.6.
+        ada_update(pipe.p, rt=0.8, target=0.6, nimg_per_update=25 * 4, ada_kimg=0.5)
+    assert abs(float(pipe.p) - 3 * step) < 1e-6
+    for _ in range(5):                                   # Not overfitting: r_t = 0 < 0.6.
+        ada_update(pipe.p, rt=0.0, target=0.6, nimg_per_update=25 * 4, ada_kimg=0.5)
+    assert float(pipe.p) == 0, 'p is clamped at zero'
+    with pytest.raises(ValueError, match='ada_update'):
+        ada_update(pipe.p, rt=0.5, target=0.6, nimg_per_update=100, ada_kimg=0)
 
 #----------------------------------------------------------------------------
 
