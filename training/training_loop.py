@@ -40,6 +40,7 @@ import torch
 
 import dnnlib
 import legacy
+from painting.api import seeds_to_z
 from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import persistence
@@ -266,7 +267,7 @@ def training_loop(
     precision               = 'fp32',   # 'fp32' | 'bf16' | 'fp16': autocast of the loss's G and D passes.
     device                  = 'cpu',    # torch device of this process ('cpu', 'cuda', 'cuda:1').
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark (CUDA only).
-    paint_seeds             = [0, 1, 2, 3], # Latent seeds of the painting grid (generators with a paint method).
+    paint_seeds             = [0, 1, 2, 3], # Seeds of the painting grid (generators with a paint method), as generate.py --seeds.
     abort_fn                = None,     # Callback: returns True to stop training at the next tick.
     progress_fn             = None,     # Callback: progress_fn(cur_kimg, total_kimg) once per tick.
     print_fn: Callable      = print,    # Where rank 0's messages go.
@@ -404,7 +405,7 @@ def training_loop(
             save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
     paint_z = paint_c = None
     if rank == 0 and hasattr(G_ema, 'paint'):
-        paint_z = torch.stack([torch.randn([G.z_dim], generator=torch.Generator().manual_seed(int(s))) for s in paint_seeds]).to(device)
+        paint_z = seeds_to_z(paint_seeds, G.z_dim, device=device)     # The latents of generate.py --seeds.
         label_gen = torch.Generator().manual_seed(derive_seed(random_seed, STREAM_GRID, 1))
         paint_c = torch.stack([torch.from_numpy(training_set.get_label(int(i)))
                                for i in torch.randint(len(training_set), [len(paint_seeds)], generator=label_gen)]).to(device)
