@@ -1,4 +1,6 @@
-"""Shared test helpers: float64 closeness with a useful message, CUDA marker handling."""
+"""Shared test helpers: float64 closeness with a useful message, CUDA marker handling, and
+one torch thread per test process (the suite runs as two pytest-xdist workers on 2 cores;
+more threads per worker only oversubscribe them)."""
 
 import pytest
 import torch
@@ -10,6 +12,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if 'gpu' in item.keywords:
             item.add_marker(skip_gpu)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float, name: str = 'tensor') -> None:
     """Like torch.testing.assert_close, but the message names the tensor and the worst element."""

@@ -33,12 +33,6 @@ if not metric_main.is_valid_metric(FID_METRIC):
 
 #----------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 def invoke(command, *args):
     result = CliRunner().invoke(command, list(args), catch_exceptions=False)

@@ -6,12 +6,6 @@ import PIL.Image
 import pytest
 import torch
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 def make_image_folder(path, num_images=12, resolution=16, channels=3, seed=0):
     """A folder of random-blob PNGs (smooth enough that D has something to learn)."""
