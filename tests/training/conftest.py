@@ -4,7 +4,6 @@ and oversubscribed threads make tiny networks many times slower), tiny datasets.
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 
 
 def make_image_folder(path, num_images=12, resolution=16, channels=3, seed=0):
