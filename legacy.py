@@ -122,12 +122,14 @@ def safe_torch_load(data: bytes, where: str) -> Any:
     unpickler. ValueError naming `where` when it is not a readable torch file."""
     try:
         return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
-    except Exception as err:
-        first_error = err
+    except Exception:
+        pass
     try:
         return torch.load(io.BytesIO(data), map_location='cpu', weights_only=False, pickle_module=_RestrictedPickleModule)
-    except Exception:
-        message = str(first_error).strip().splitlines()[0] if str(first_error).strip() else type(first_error).__name__
+    except Exception as err:
+        # The restricted unpickler's error says what is wrong with the bytes; torch's weights_only
+        # error would advise weights_only=False, which this codebase never does.
+        message = ' '.join(str(err).split()) or type(err).__name__
         raise ValueError(f'{where}: not a readable PyTorch file ({message[:200]})') from None
 
 #----------------------------------------------------------------------------

@@ -471,6 +471,7 @@ def test_bad_input_one_clear_line(tmp_path, make_bad, match):
         legacy.load_network_pkl(path, num_steps=None)
     message = str(info.value)
     assert '\n' not in message and os.path.basename(path) in message
+    assert 'weights_only' not in message, "never pass on torch's advice to load with weights_only=False"
 
 def test_bad_options(tmp_path):
     path = _save(tmp_path, _layout_ckpt())
