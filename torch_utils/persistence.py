@@ -20,6 +20,7 @@ import functools
 import inspect
 import io
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -123,15 +124,26 @@ def save_network(path: str, **entries: Any) -> None:
     torch.save(data, buffer)
     util.atomic_write(path, buffer.getvalue())
 
+def _load_error_reason(err: Exception) -> str:
+    """The cause in torch.load's error, without its advice to retry with weights_only=False
+    (which would execute code from the file)."""
+    text = str(err)
+    if 'WeightsUnpickler error:' in text:
+        text = text.split('WeightsUnpickler error:', 1)[1].split('Check the documentation', 1)[0]
+    reason = ' '.join(text.split())
+    return f'{type(err).__name__}: {reason[:200]}' if reason else type(err).__name__
+
 def load_network(f: Any, where: str | None = None) -> dict:
     """Load a network file (path or binary file object) without executing any code from it.
     Returns an EasyDict of rebuilt modules (eval mode, no grad, CPU) and plain data."""
     if where is None:
         where = f if isinstance(f, (str, os.PathLike)) else getattr(f, 'name', 'network file')
     try:
-        data = torch.load(f, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')     # torch warns about pickle protocols of files it then refuses.
+            data = torch.load(f, map_location='cpu', weights_only=True)
     except Exception as err:
-        raise ValueError(f'{where}: not a readable network file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from None
+        raise ValueError(f'{where}: not a readable network file ({_load_error_reason(err)})') from None
     if not isinstance(data, dict) or data.get('format') != FORMAT_NAME:
         raise ValueError(f'{where}: not a network file of this codebase (no "{FORMAT_NAME}" header)')
     if data.get('version') != FORMAT_VERSION:
