@@ -31,7 +31,7 @@ import os
 import random
 import re
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import PIL.Image
@@ -182,14 +182,6 @@ def save_paint_grid(G, z: torch.Tensor, c: torch.Tensor, path: str) -> None:
     save_image_grid(rows.reshape(B * R * K, C, H, W), path, drange=(-1, 1), grid_size=(K, B * R))
 
 #----------------------------------------------------------------------------
-
-def _plain(value: Any) -> Any:
-    """EasyDicts and tuples -> dicts and lists (for JSON and network files)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 def load_resume_state(path: str) -> dict:
     try:
@@ -546,7 +538,7 @@ def training_loop(
             if rank == 0:
                 snapshot_pkl = os.path.join(run_dir, snapshot_name('network-snapshot', cur_nimg))
                 persistence.save_network(snapshot_pkl, G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe,
-                                         training_set_kwargs=_plain(training_set_kwargs))
+                                         training_set_kwargs=training_set_kwargs)
                 resume_path = os.path.join(run_dir, snapshot_name('resume', cur_nimg))
                 resume = dict(
                     format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION,
