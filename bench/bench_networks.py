@@ -1,11 +1,17 @@
-"""Throughput of the StyleGAN2 generator and discriminator (networks/stylegan2.py) on the CPU,
-beside the FPA generator (networks/fpa.py), at 64x64 with batch 20.
+"""Throughput of the StyleGAN2 generator and discriminator (networks/stylegan2.py) beside the
+FPA generator (networks/fpa.py), at 64x64, on the CPU (batch 20) or a CUDA device (batch 256).
 
 Rows: G forward (inference), G forward+backward (to the parameters), D forward+backward, R1
-(D forward, input gradient with create_graph, backward of the penalty to the parameters), each
-in float32 and under bfloat16 autocast. Columns: images/s and the achieved GFLOP/s as a share
-of the matrix-multiply peak measured in the same run, just before and after the row (the best
-of the two, so that a machine shared with other jobs is compared with itself).
+(D forward, input gradient with create_graph, backward of the penalty to the parameters), and
+G forward with the modulated-convolution choice that inference does not make by default
+(fused on CPU, float32 only; unfused on CUDA). Columns: images/s and the achieved GFLOP/s as a
+share of the matrix-multiply peak of the same dtype on the same device (timing.matmul_flops_per_s).
+- CPU: float32 and bfloat16 autocast; the peak is measured just before and after each row (the
+  best of the two, so that a machine shared with other jobs is compared with itself).
+- CUDA: fp32 (TF32 off), tf32 (TF32 on), bf16 autocast, and "fp16 blocks": SG2 G and D as
+  train.py builds them on CUDA (num_fp16_res=4, conv_clamp=256; the other rows pass
+  force_fp32=True). The peak is measured once per precision; a column gives the peak CUDA
+  memory of one step. The plugins (torch_utils/ops) are built or loaded before any timing.
 
 FLOPs are counted analytically, 2 per multiply-add, for the convolutions and linear layers only
 (what `analytic_flops` below computes from the layer shapes):
@@ -24,20 +30,21 @@ On a machine shared with other jobs, use --threads=1: two OpenMP threads lose mu
 waiting for each other whenever the scheduler takes one of them away, which hurts the network's
 many medium-sized operations far more than one large matmul.
 
-    python bench/bench_networks.py [--quick] [--repeats 1] [--threads N]
+    python bench/bench_networks.py [--quick] [--device cpu|cuda] [--batch N] [--repeats N] [--threads N]
 """
 
 import argparse
 import os
 import sys
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dnnlib                       # pylint: disable=wrong-import-position
 import networks                     # pylint: disable=wrong-import-position
+import timing                       # pylint: disable=wrong-import-position
 from networks import stylegan2      # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
@@ -77,68 +84,83 @@ def counted_flops(run) -> int:
     return counter.get_total_flops()
 
 #----------------------------------------------------------------------------
-# Timing.
 
-def best_seconds(fn, repeats: int) -> float:
-    fn() # Warm-up: oneDNN primitive creation, allocator.
-    best = float('inf')
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+# Precisions: how one row runs. CPU keeps its two rows; CUDA compares four settings.
 
-def matmul_peak(dtype: torch.dtype, size: int, repeats: int = 3) -> float:
-    """FLOP/s of a square matmul, the best of a few."""
-    a = torch.randn([size, size]).to(dtype)
-    b = torch.randn([size, size]).to(dtype)
-    return 2 * size ** 3 / best_seconds(lambda: a @ b, repeats)
+def _precision(name, autocast=None, tf32=False, fp16_layers=False, peak_dtype=torch.float32) -> dnnlib.EasyDict:
+    """name: label in the table; autocast: torch.autocast dtype (None = off); tf32: TF32 allowed in
+    float32 matmuls and cuDNN (timing.tf32); fp16_layers: SG2 G and D run their fp16 blocks
+    (force_fp32=False; CUDA only); peak_dtype: dtype of the matmul whose FLOP/s is the row's peak."""
+    return dnnlib.EasyDict(name=name, autocast=autocast, tf32=tf32, fp16_layers=fp16_layers, peak_dtype=peak_dtype)
+
+PRECISIONS = {
+    'cpu': [_precision('float32'),
+            _precision('bfloat16', autocast=torch.bfloat16, peak_dtype=torch.bfloat16)],
+    'cuda': [_precision('fp32'),
+             _precision('tf32', tf32=True),
+             _precision('bf16 autocast', autocast=torch.bfloat16, peak_dtype=torch.bfloat16),
+             _precision('fp16 blocks', fp16_layers=True, peak_dtype=torch.float16)],
+}
+
+# Sizes per (device type, --quick); rounds of timing.best_seconds, each at least min_round_s.
+DEFAULTS = {
+    ('cpu', False):  dict(batch=20,  resolution=64, rounds=1, min_round_s=0.0, peak_size=2048),
+    ('cpu', True):   dict(batch=4,   resolution=32, rounds=1, min_round_s=0.0, peak_size=1024),
+    ('cuda', False): dict(batch=256, resolution=64, rounds=3, min_round_s=0.2, peak_size=8192),
+    ('cuda', True):  dict(batch=64,  resolution=64, rounds=2, min_round_s=0.05, peak_size=4096),
+}
 
 #----------------------------------------------------------------------------
 
-def build_networks(resolution: int):
+def build_networks(resolution: int, device: torch.device):
+    """SG2 G and D as the presets build them (on CUDA: fp16 in the 4 highest resolutions and
+    conv_clamp 256, as train.py does), and the FPA when it is registered."""
     torch.manual_seed(0)
+    fp16_kwargs = dict(num_fp16_res=4, conv_clamp=256) if device.type == 'cuda' else {}
     G = stylegan2.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
-                            mapping_kwargs=dict(num_layers=2), channel_base=16384, channel_max=512)
-    D = stylegan2.Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=16384, channel_max=512)
+                            mapping_kwargs=dict(num_layers=2), channel_base=16384, channel_max=512, **fp16_kwargs)
+    D = stylegan2.Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=16384, channel_max=512,
+                                **fp16_kwargs)
     fpa = None
     if 'fpa' in networks.GENERATORS:
         fpa = dnnlib.util.construct_class_by_name(**networks.generator_kwargs('fpa'), z_dim=512, c_dim=0,
                                                   img_resolution=resolution, img_channels=3)
-    return G, D, fpa
+        fpa = fpa.to(device)
+    return G.to(device), D.to(device), fpa
 
-def workloads(G, D, fpa, batch: int, resolution: int):
-    """name -> (step function, FLOPs per step, how the FLOPs were counted)."""
-    z = torch.randn([batch, 512])
-    img = torch.randn([batch, 3, resolution, resolution])
+def workloads(G, D, fpa, batch: int, resolution: int, device: torch.device):
+    """name -> (step(force_fp32), FLOPs per step, how the FLOPs were counted, CPU float32 only?)."""
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn([batch, 512], generator=gen).to(device)
+    img = torch.randn([batch, 3, resolution, resolution], generator=gen).to(device)
 
-    def g_forward(G=G):
+    def g_forward(force_fp32=True, G=G, **kwargs):
         with torch.no_grad():
-            G.eval()(z, None)
-    def g_forward_fused():
-        with torch.no_grad():
-            G.eval()(z, None, fused_modconv=True)
-    def g_forward_backward(G=G):
-        G.train()(z, None).float().square().mean().backward()
-    def d_forward_backward():
-        torch.nn.functional.softplus(D(img, None)).mean().backward()
-    def r1():
+            G.eval()(z, None, force_fp32=force_fp32, **kwargs)
+    def g_forward_backward(force_fp32=True, G=G):
+        G.train()(z, None, force_fp32=force_fp32).float().square().mean().backward()
+    def d_forward_backward(force_fp32=True):
+        torch.nn.functional.softplus(D(img, None, force_fp32=force_fp32)).mean().backward()
+    def r1(force_fp32=True):
         x = img.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(D(x, None).sum(), [x], create_graph=True)
+        (grad,) = torch.autograd.grad(D(x, None, force_fp32=force_fp32).sum(), [x], create_graph=True)
         grad.float().square().sum(dim=[1, 2, 3]).mean().backward()
 
+    # Inference picks fused modconv on CUDA and not on CPU ('auto'); the other choice gets a row.
+    other_modconv = device.type != 'cuda'
     flops_G = analytic_flops(G, g_forward)
     flops_D = analytic_flops(D, lambda: D(img, None))
     rows = {
-        'SG2 G forward':                 (g_forward,          flops_G,     'analytic'),
-        'SG2 G forward, fused modconv':  (g_forward_fused,    flops_G,     'analytic'),
-        'SG2 G forward+backward':        (g_forward_backward, 3 * flops_G, '3x analytic fwd'),
-        'SG2 D forward+backward':        (d_forward_backward, 3 * flops_D, '3x analytic fwd'),
-        'SG2 R1 (D double backward)':    (r1,                 4 * flops_D, '4x analytic fwd'),
+        'SG2 G forward':                 (g_forward,          flops_G,     'analytic',        False),
+        f'SG2 G forward, {"fused" if other_modconv else "unfused"} modconv':
+            (lambda force_fp32: g_forward(force_fp32, fused_modconv=other_modconv), flops_G, 'analytic', device.type == 'cpu'),
+        'SG2 G forward+backward':        (g_forward_backward, 3 * flops_G, '3x analytic fwd', False),
+        'SG2 D forward+backward':        (d_forward_backward, 3 * flops_D, '3x analytic fwd', False),
+        'SG2 R1 (D double backward)':    (r1,                 4 * flops_D, '4x analytic fwd', False),
     }
     if fpa is not None:
-        rows['FPA G forward'] = (lambda: g_forward(fpa), None, 'not counted')
-        rows['FPA G forward+backward'] = (lambda: g_forward_backward(fpa), None, 'not counted')
+        rows['FPA G forward'] = (lambda force_fp32: g_forward(force_fp32, G=fpa), None, 'not counted', False)
+        rows['FPA G forward+backward'] = (lambda force_fp32: g_forward_backward(force_fp32, G=fpa), None, 'not counted', False)
     extra = dict(flops_G=flops_G, flops_D=flops_D, counted_G=counted_flops(g_forward), counted_D=counted_flops(lambda: D(img, None)))
     return rows, extra
 
@@ -146,50 +168,97 @@ def workloads(G, D, fpa, batch: int, resolution: int):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--quick', action='store_true', help='batch 4 at 32x32, one repeat, smaller peak matmul')
-    parser.add_argument('--repeats', type=int, default=1, help='timed repeats per cell after one warm-up (default 1; the best counts)')
+    parser.add_argument('--quick', action='store_true', help='smaller: batch 4 at 32x32 on CPU, batch 64 on CUDA; smaller peak matmul')
+    parser.add_argument('--device', default='cpu', help='cpu (default), cuda or cuda:N')
+    parser.add_argument('--batch', type=int, default=None, help='images per step (default 20 on CPU, 256 on CUDA; --quick: 4, 64)')
+    parser.add_argument('--repeats', type=int, default=None, help='timing rounds per cell after one warm-up, the best counts (default 1 on CPU, 3 on CUDA)')
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
     args = parser.parse_args()
+    device = timing.device_from_arg(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    batch, resolution, repeats, peak_size = (4, 32, 1, 1024) if args.quick else (20, 64, args.repeats, 2048)
+    cfg = dict(DEFAULTS[(device.type, args.quick)])
+    cfg.update({key: value for key, value in dict(batch=args.batch, rounds=args.repeats).items() if value is not None})
+    batch, resolution, rounds, peak_size = cfg['batch'], cfg['resolution'], cfg['rounds'], cfg['peak_size']
+    on_cuda = device.type == 'cuda'
+    precisions = PRECISIONS[device.type]
 
-    G, D, fpa = build_networks(resolution)
-    rows, extra = workloads(G, D, fpa, batch, resolution)
-    dtypes = {'float32': None, 'bfloat16': torch.bfloat16}
+    unavailable = timing.build_cuda_plugins() if on_cuda else {}
+    G, D, fpa = build_networks(resolution, device)
+    with timing.tf32(precisions[0].tf32):
+        rows, extra = workloads(G, D, fpa, batch, resolution, device)
 
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {resolution}x{resolution}, batch {batch}, '
-          f'best of {repeats} after a warm-up; peak = best {peak_size}^3 matmul measured around each cell')
+    def time_cell(step, precision):
+        def run():
+            with torch.autocast(device.type, dtype=precision.autocast, enabled=precision.autocast is not None):
+                step(force_fp32=not precision.fp16_layers)
+        with timing.tf32(precision.tf32):
+            seconds = timing.best_seconds({'step': run}, device, rounds=rounds, min_round_s=cfg['min_round_s'])['step']
+            memory = timing.peak_cuda_bytes(run, device) if on_cuda else None
+        return seconds, memory
+
+    peaks = {}
+    def peak_flops(precision):
+        """The matmul peak: around each cell on CPU (a shared machine against itself), once per precision on CUDA."""
+        with timing.tf32(precision.tf32):
+            if not on_cuda or precision.name not in peaks:
+                peaks[precision.name] = timing.matmul_flops_per_s(precision.peak_dtype, peak_size, device)
+        return peaks[precision.name]
+
+    print(f'{timing.describe(device)}; {resolution}x{resolution}, batch {batch}, ', end='')
+    if on_cuda:
+        print(f'fastest of {rounds} rounds of >= {cfg["min_round_s"]:g} s after a warm-up; peak = {peak_size}^3 matmul of '
+              f'the row\'s dtype (TF32 as in the row), measured once per precision')
+        print('Precisions: fp32 = float32, TF32 off (matmul and cuDNN), SG2 force_fp32=True; tf32 = the same with TF32 on; '
+              'bf16 autocast = torch.autocast(bfloat16), TF32 off, force_fp32=True; fp16 blocks = SG2 G and D as train.py '
+              'builds them on CUDA (num_fp16_res=4: float16 in the 4 highest resolutions, conv_clamp 256), TF32 off, '
+              'peak = float16 matmul (the FPA has no fp16 layers: no row). Memory = peak CUDA bytes allocated by one step.')
+        print('CUDA plugins: ' + ', '.join(f'{name} {"unavailable (" + unavailable[name] + ")" if name in unavailable else "built"}'
+                                           for name in timing.CUDA_PLUGINS))
+    else:
+        print(f'best of {rounds} after a warm-up; peak = best {peak_size}^3 matmul measured around each cell')
     print(f'SG2 G {sum(p.numel() for p in G.parameters()):,} parameters, D {sum(p.numel() for p in D.parameters()):,}'
           + (f', FPA {sum(p.numel() for p in fpa.parameters()):,}' if fpa is not None else ''))
     print(f'Forward GFLOP per batch: G {extra["flops_G"] / 1e9:.1f} analytic ({extra["counted_G"] / 1e9:.1f} counted by torch, '
           f'incl. FIR filters and demodulation), D {extra["flops_D"] / 1e9:.1f} ({extra["counted_D"] / 1e9:.1f})')
     print()
-    print('| workload | dtype | images/s | GFLOP/s | peak GFLOP/s | % of peak | FLOPs | bf16 / fp32 |')
-    print('|---|---|---:|---:|---:|---:|---|---:|')
-    fp32_speed = {}
-    for name, (step, flops, how) in rows.items():
-        for dtype_name, dtype in dtypes.items():
-            if 'fused' in name and dtype is not None:
+    ratio_name = 'bf16 / fp32' if not on_cuda else f'vs {precisions[0].name}'
+    print(f'| workload | {"precision" if on_cuda else "dtype"} | images/s | GFLOP/s | peak GFLOP/s | % of peak | FLOPs | '
+          + ('peak memory GiB | ' if on_cuda else '') + f'{ratio_name} |')
+    print('|---|---|---:|---:|---:|---:|---|' + ('---:|' if on_cuda else '') + '---:|')
+    first_speed = {}
+    for name, (step, flops, how, first_only) in rows.items():
+        for precision in precisions:
+            if first_only and precision is not precisions[0]:
                 continue # The fused path is the GPU's; one float32 row shows why the CPU does not use it.
-            peak_dtype = dtype or torch.float32
-            peak = matmul_peak(peak_dtype, peak_size)
-            with torch.autocast('cpu', dtype=dtype, enabled=dtype is not None):
-                seconds = best_seconds(step, repeats)
-            peak = max(peak, matmul_peak(peak_dtype, peak_size))
+            if precision.fp16_layers and name.startswith('FPA'):
+                continue # The FPA has no fp16 layers.
+            try:
+                peak = peak_flops(precision)
+                seconds, memory = time_cell(step, precision)
+                peak = max(peak, peak_flops(precision))
+            except Exception as err: # pylint: disable=broad-except
+                # One failing cell (out of memory, say) must not cost the rest of a one-off GPU run.
+                message = str(err).strip().splitlines()[0] if str(err).strip() else ''
+                print(f'| {name} | {precision.name} | failed: {type(err).__name__}: {message} |', flush=True)
+                continue
             speed = batch / seconds
             ratio = ''
-            if dtype is None:
-                fp32_speed[name] = speed
-            else:
-                ratio = f'{speed / fp32_speed[name]:.2f}x'
+            if precision is precisions[0]:
+                first_speed[name] = speed
+            elif name in first_speed:
+                ratio = f'{speed / first_speed[name]:.2f}x'
             gflops, share = ('-', '-') if flops is None else (f'{flops / seconds / 1e9:.1f}', f'{100 * flops / seconds / peak:.0f}%')
-            print(f'| {name} | {dtype_name} | {speed:.2f} | {gflops} | {peak / 1e9:.1f} | {share} | {how} | {ratio} |', flush=True)
+            memory_cell = f'{memory / 2**30:.2f} | ' if on_cuda else ''
+            print(f'| {name} | {precision.name} | {speed:.2f} | {gflops} | {peak / 1e9:.1f} | {share} | {how} | {memory_cell}{ratio} |',
+                  flush=True)
     if fpa is None:
         print('\nFPA rows skipped: networks.fpa is not registered as "fpa" yet.')
-    else:
-        print(f'\nSG2 / FPA images/s (float32): forward {fp32_speed["SG2 G forward"] / fp32_speed["FPA G forward"]:.2f}x, '
-              f'forward+backward {fp32_speed["SG2 G forward+backward"] / fp32_speed["FPA G forward+backward"]:.2f}x')
+    elif all(key in first_speed for key in ('SG2 G forward', 'FPA G forward', 'SG2 G forward+backward', 'FPA G forward+backward')):
+        print(f'\nSG2 / FPA images/s ({precisions[0].name}): forward {first_speed["SG2 G forward"] / first_speed["FPA G forward"]:.2f}x, '
+              f'forward+backward {first_speed["SG2 G forward+backward"] / first_speed["FPA G forward+backward"]:.2f}x')
 
 if __name__ == '__main__':
     main()
+
+#----------------------------------------------------------------------------

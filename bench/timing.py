@@ -6,6 +6,7 @@ asynchronous), several rounds with the variants alternating, and the fastest rou
 least disturbed measurement on a shared machine).
 """
 
+import contextlib
 import time
 
 import torch
@@ -14,8 +15,11 @@ import torch
 
 def device_from_arg(name: str) -> torch.device:
     """--device=cpu|cuda|cuda:N, with a clear error when CUDA is asked for but absent."""
-    device = torch.device(name)
-    if device.type not in ('cpu', 'cuda'):
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ('cpu', 'cuda'):
         raise SystemExit(f'--device={name}: expected cpu, cuda or cuda:N')
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit(f'--device={name}: no CUDA device is available (torch {torch.__version__})')
@@ -30,6 +34,20 @@ def describe(device: torch.device) -> str:
 def synchronize(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """float32 matrix products (torch.matmul, nn.Linear) and cuDNN (convolutions, RNNs) with
+    TensorFloat-32 allowed or not, on CUDA; the previous settings are restored on exit. With
+    enabled=False float32 stays IEEE float32 on every device."""
+    prev_matmul, prev_cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision('high' if enabled else 'highest')
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(prev_matmul)
+        torch.backends.cudnn.allow_tf32 = prev_cudnn
 
 #----------------------------------------------------------------------------
 
@@ -71,5 +89,23 @@ def matmul_flops_per_s(dtype: torch.dtype, size: int, device: torch.device, roun
     b = torch.randn([size, size], generator=gen).to(device=device, dtype=dtype)
     seconds = best_seconds({'matmul': lambda: a @ b}, device, rounds=rounds, min_round_s=0.2)['matmul']
     return 2 * size ** 3 / seconds
+
+#----------------------------------------------------------------------------
+
+CUDA_PLUGINS = ('bias_act', 'upfirdn2d') # torch_utils/ops modules with a compiled plugin (a _plugin() builder).
+
+def build_cuda_plugins() -> dict:
+    """Build (first use: about a minute each, with nvcc and ninja) or load the CUDA plugins of
+    torch_utils/ops, so that no timed call pays for it. Returns plugin name -> the reason it is
+    unavailable (custom_ops.PluginUnavailable), for each one that is; the ops then use torch code."""
+    import importlib # pylint: disable=import-outside-toplevel
+    from torch_utils import custom_ops # pylint: disable=import-outside-toplevel
+    unavailable = {}
+    for name in CUDA_PLUGINS:
+        try:
+            importlib.import_module(f'torch_utils.ops.{name}')._plugin() # pylint: disable=protected-access
+        except custom_ops.PluginUnavailable as err:
+            unavailable[name] = str(err)
+    return unavailable
 
 #----------------------------------------------------------------------------
