@@ -1,9 +1,10 @@
-"""Data-side throughput on CPU: the ADA augment pipe and dataset loading from a zip.
+"""Data-side throughput: the ADA augment pipe (on --device) and dataset loading from a zip (CPU).
 
 Table 1: AugmentPipe('bgc') images/s at 64x64 and 256x256 for p = 0.2 and 0.8, forward only
 and forward + R1's double backward (grad of a small D's output w.r.t. the images with
 create_graph, then backward of the squared gradient; D is one 3x3 conv, so the pipe
-dominates). Ratios are against the forward pass at p = 0.2 of the same resolution.
+dominates). Ratios are against the forward pass at p = 0.2 of the same resolution. Each
+cell is the fastest of a few rounds (bench/timing.py).
 
 Table 2: ImageFolderDataset over a dataset_tool.py zip (uncompressed PNGs) through a
 DataLoader with 0, 1 and 2 worker processes, one pass, batch 32; ratios against 0 workers.
@@ -11,7 +12,7 @@ Worker start-up is included in each pass (a training run with InfiniteSampler pa
 
 The machine may be shared and loaded: read the ratios, not the absolute numbers.
 
-    python bench/bench_data.py [--quick] [--repeats 3] [--threads N]
+    python bench/bench_data.py [--quick] [--repeats 3] [--threads N] [--device cuda]
 """
 
 import argparse
@@ -28,6 +29,7 @@ import PIL.Image
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import timing                                  # pylint: disable=wrong-import-position
 import dataset_tool                                       # pylint: disable=wrong-import-position
 from training.augment import AUGPIPE_SPECS, AugmentPipe  # pylint: disable=wrong-import-position
 from training.dataset import ImageFolderDataset          # pylint: disable=wrong-import-position
@@ -43,16 +45,17 @@ def _median_seconds(fn, repeats: int) -> float:
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
-def bench_augment(resolutions: list[int], batch_sizes: dict, repeats: int) -> None:
+def bench_augment(resolutions: list[int], batch_sizes: dict, repeats: int, device: torch.device) -> None:
+    print(f'AugmentPipe on {timing.describe(device)}, float32, fastest of {repeats} rounds\n')
     print('| resolution | batch | p | pass | images/s | ms/batch | time / forward at p=0.2 |')
     print('|---|---:|---:|---|---:|---:|---:|')
     for res in resolutions:
         batch = batch_sizes[res]
-        D = torch.nn.Conv2d(3, 8, 3)
-        images = torch.rand([batch, 3, res, res]) * 2 - 1
+        D = torch.nn.Conv2d(3, 8, 3).to(device)
+        images = torch.rand([batch, 3, res, res], device=device) * 2 - 1
         base = None
         for p in (0.2, 0.8):
-            pipe = AugmentPipe(**AUGPIPE_SPECS['bgc'])
+            pipe = AugmentPipe(**AUGPIPE_SPECS['bgc']).to(device)
             pipe.p.fill_(p)
             def forward():
                 torch.manual_seed(0)
@@ -64,11 +67,12 @@ def bench_augment(resolutions: list[int], batch_sizes: dict, repeats: int) -> No
                 grad, = torch.autograd.grad(logits.sum(), x, create_graph=True)
                 grad.square().sum().backward()
             for name, fn in (('forward', forward), ('forward + R1 double backward', r1)):
-                seconds = _median_seconds(fn, repeats)
+                seconds = timing.best_seconds({name: fn}, device, rounds=repeats, min_round_s=0.1)[name]
                 base = seconds if base is None else base
-                print(f'| {res}x{res} | {batch} | {p} | {name} | {batch / seconds:.0f} | {seconds * 1e3:.0f} | {seconds / base:.2f} |', flush=True)
+                print(f'| {res}x{res} | {batch} | {p} | {name} | {batch / seconds:.3g} | {seconds * 1e3:.0f} | {seconds / base:.2f} |', flush=True)
 
 def bench_loading(resolutions: list[int], counts: dict, repeats: int) -> None:
+    print(f'Dataset loading on the CPU, median of {repeats} passes\n')
     print('| resolution | images | workers | images/s | s/pass | time / 0 workers |')
     print('|---|---:|---:|---:|---:|---:|')
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,16 +104,20 @@ def main():
     parser.add_argument('--quick', action='store_true', help='smaller batches and datasets, 2 repeats')
     parser.add_argument('--repeats', type=int, default=3, help='timed repeats per cell (default 3)')
     parser.add_argument('--threads', type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument('--device', default='cpu', help='where the augment pipe runs: cpu or cuda (default cpu)')
     args = parser.parse_args()
+    device = timing.device_from_arg(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
     augment_batches = {64: 8, 256: 2} if args.quick else {64: 32, 256: 8}
+    if device.type == 'cuda':
+        augment_batches = {res: batch * 8 for res, batch in augment_batches.items()}
     dataset_counts = {64: 256, 256: 64} if args.quick else {64: 1024, 256: 256}
     torch.manual_seed(0)
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} logical cores, median of {repeats}')
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} logical cores')
     print()
-    bench_augment([64, 256], augment_batches, repeats)
+    bench_augment([64, 256], augment_batches, repeats, device)
     print()
     bench_loading([64, 256], dataset_counts, repeats)
 

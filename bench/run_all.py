@@ -6,6 +6,10 @@ after another (never in parallel, so they do not disturb each other), and writes
 bench/results.md with the date and the machine on top. The README includes that file.
 
     python bench/run_all.py [--quick] [--only NAME[,NAME...]] [--out bench/results.md]
+    python bench/run_all.py --device=cuda           # on a GPU, into bench/results-gpu.md
+
+--device is passed to every benchmark: each runs its device-side work there (data loading,
+the CPU-only half of bench_data.py, stays on the CPU).
 """
 
 import datetime
@@ -37,8 +41,12 @@ def machine_description() -> str:
 @click.command()
 @click.option('--quick', is_flag=True, help='Pass --quick to every benchmark (smaller sizes).')
 @click.option('--only', default=None, help='Comma-separated benchmark names (e.g. painter,ops).')
-@click.option('--out', default=os.path.join(BENCH_DIR, 'results.md'), show_default=True, help='Markdown file to write.')
-def main(quick, only, out):
+@click.option('--device', default='cpu', show_default=True, help='cpu or cuda, passed to every benchmark.')
+@click.option('--out', default=None, help='Markdown file to write [default: bench/results.md, or bench/results-gpu.md with --device=cuda].')
+@click.option('--timeout', 'timeout_s', type=int, default=None, help='Seconds each benchmark may take before it is stopped (and reported as such).')
+def main(quick, only, device, out, timeout_s):
+    if out is None:
+        out = os.path.join(BENCH_DIR, 'results.md' if device == 'cpu' else 'results-gpu.md')
     names = sorted(f[len('bench_'):-3] for f in os.listdir(BENCH_DIR) if f.startswith('bench_') and f.endswith('.py'))
     if only:
         wanted = only.split(',')
@@ -51,23 +59,32 @@ def main(quick, only, out):
              'Ratios come from variants timed side by side in the same run; absolute figures hold for this machine only.', '']
     failures = []
     for name in names:
-        cmd = [sys.executable, os.path.join(BENCH_DIR, f'bench_{name}.py')] + (['--quick'] if quick else [])
+        cmd = [sys.executable, os.path.join(BENCH_DIR, f'bench_{name}.py'), f'--device={device}'] + (['--quick'] if quick else [])
         print(f'[run_all] {" ".join(cmd[1:])}', file=sys.stderr, flush=True)
         t0 = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(BENCH_DIR))
-        lines += [f'## bench_{name}.py{" --quick" if quick else ""} ({time.time() - t0:.0f} s)', '']
-        if proc.returncode != 0:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(BENCH_DIR), timeout=timeout_s,
+                                  env=dict(os.environ, PYTHONUNBUFFERED='1'))
+            status, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as err:
+            status, stdout, stderr = f'stopped after {timeout_s} s', _text(err.stdout), _text(err.stderr)
+        lines += [f'## {" ".join(os.path.basename(c) for c in cmd[1:])} ({time.time() - t0:.0f} s)', '']
+        if status != 0:
             failures.append(name)
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['(no output)']
-            lines += [f'FAILED (exit {proc.returncode}): {tail[0]}', '']
+            tail = '\n'.join(stderr.strip().splitlines()[-15:]) or '(no output on stderr)'
+            lines += [f'FAILED ({status if isinstance(status, str) else f"exit {status}"}). Output so far, then the end of stderr:', '',
+                      stdout.strip(), '', '```', tail, '```', '']
         else:
-            lines += [proc.stdout.strip(), '']
+            lines += [stdout.strip(), '']
     with open(out + '.tmp', 'w') as f:
         f.write('\n'.join(lines) + '\n')
     os.replace(out + '.tmp', out)
     print(f'[run_all] wrote {out}', file=sys.stderr)
     if failures:
         raise click.ClickException(f'benchmarks failed: {", ".join(failures)} (see {out})')
+
+def _text(data) -> str:
+    return data.decode('utf-8', 'replace') if isinstance(data, bytes) else (data or '')
 
 if __name__ == '__main__':
     main()
