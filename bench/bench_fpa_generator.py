@@ -1,7 +1,7 @@
 """Benchmark: the whole FPA generator at the paper's 64x64 configuration.
 
 Forward (inference, no autograd) and forward+backward (a training step's generator work:
-gradients for every parameter) in float32 and under bfloat16 autocast, batch 20. Reports
+gradients for every parameter) in float32 and under bfloat16 autocast, batch 20 on CPU. Reports
 images/s and achieved GFLOP/s against the machine's matmul peak, measured in the same run
 with one large float32 and one large bfloat16 matmul. Every measurement alternates with the
 others over several rounds and keeps its fastest round (the machine is shared).
@@ -13,21 +13,30 @@ FLOPs are counted analytically (multiply-add = 2 FLOPs), per image, forward:
     kvb projection   2 * T * H * C (2N + r)
     painter          C * (2 T^2 N  +  T^2 N  +  2 T N^2)     (Gram, triangular solve, U^T K)
 Elementwise work (gates, softmax, tanh) is not counted. Forward+backward = 3 x forward
-(every matmul has two backward matmuls of the same size). The FLOP floor of a pass is its
-FLOPs divided by the float32 matmul peak; efficiency = floor / measured time = achieved
+(every matmul has two backward matmuls of the same size). On CPU the FLOP floor of a pass is
+its FLOPs divided by the float32 matmul peak; efficiency = floor / measured time = achieved
 GFLOP/s / peak GFLOP/s.
 
-    python bench/bench_fpa_generator.py [--quick] [--threads N]
+On CUDA (--device=cuda) the network, the inputs and the timing are on the GPU, the default
+batch is 4096 (enough rows to fill the GPU), and there are three precision rows: float32 with
+TF32 off (IEEE float32 matmuls and cuDNN LSTM), TF32 (allowed for matmuls and cuDNN), and
+bfloat16 autocast (TF32 off; the painter itself runs in float32 under autocast, as in
+training). Each row's FLOP floor and % of peak use the matmul peak measured in the same run
+with the same setting (8192^3 float32 with TF32 off / on, bfloat16); the setting holds for the
+backward pass too. A last column gives torch.cuda's peak allocation of one pass. No float16
+row: the FPA has no float16 layers.
+
+    python bench/bench_fpa_generator.py [--quick] [--threads N] [--device cuda] [--batch B]
 """
 
 import argparse
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import timing  # noqa: E402
 from networks import fpa  # noqa: E402
 
 #----------------------------------------------------------------------------
@@ -47,90 +56,100 @@ def forward_flops(G) -> int:
     flops += C * (2 * T * T * N + T * T * N + 2 * T * N * N)
     return flops
 
-def matmul_peak(dtype, size=2048):
-    a = torch.randn([size, size]).to(dtype)
-    b = torch.randn([size, size]).to(dtype)
-    return lambda: a @ b, 2 * size ** 3
+#----------------------------------------------------------------------------
 
-def best_times(tasks, rounds, min_round_s=0.5):
-    """Fastest round (seconds per call) of every task, the tasks alternating round by round."""
-    best = {name: float('inf') for name in tasks}
-    for fn in tasks.values():
-        fn()    # Warm-up.
-    for _ in range(rounds):
-        for name, fn in tasks.items():
-            reps, start = 0, time.perf_counter()
-            while True:
-                fn()
-                reps += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= min_round_s:
-                    break
-            best[name] = min(best[name], elapsed / reps)
-    return best
+# Precision settings: name -> (autocast dtype or None, TF32 allowed, dtype of the matching matmul peak).
+PRECISIONS = {
+    'cpu': {
+        'float32':            (None,           False, torch.float32),
+        'bfloat16':           (torch.bfloat16, False, torch.bfloat16),
+    },
+    'cuda': {
+        'float32 (TF32 off)': (None,           False, torch.float32),
+        'TF32':               (None,           True,  torch.float32),
+        'bfloat16 autocast':  (torch.bfloat16, False, torch.bfloat16),
+    },
+}
+
+def autocast(device, dtype):
+    """Autocast to `dtype`, or nothing for dtype=None."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 #----------------------------------------------------------------------------
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='T=16 instead of 64, 2 rounds')
-    parser.add_argument('--batch', type=int, default=20, help='batch size')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
+    parser.add_argument('--batch', type=int, default=None, help='batch size (default: 20 on CPU, 4096 on CUDA)')
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     parser.add_argument('--rounds', type=int, default=3, help='timing rounds')
     args = parser.parse_args()
+    device = timing.device_from_arg(args.device)
+    cuda = device.type == 'cuda'
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rounds = 2 if args.quick else args.rounds
+    batch = args.batch if args.batch is not None else 4096 if cuda else 20
+    peak_size = 8192 if cuda else 2048
+    precisions = PRECISIONS[device.type]
 
     torch.manual_seed(0)
-    G = fpa.Generator(z_dim=512, c_dim=0, img_resolution=64, img_channels=3, num_steps=16 if args.quick else 64)
-    z = torch.randn([args.batch, G.z_dim])
-    grad_img = torch.randn([args.batch, G.img_channels, G.img_resolution, G.img_resolution])
+    G = fpa.Generator(z_dim=512, c_dim=0, img_resolution=64, img_channels=3, num_steps=16 if args.quick else 64).to(device)
+    z = torch.randn([batch, G.z_dim]).to(device)
+    grad_img = torch.randn([batch, G.img_channels, G.img_resolution, G.img_resolution]).to(device)
 
-    def forward(dtype):
+    def forward(setting):
+        autocast_dtype, allow_tf32, _ = setting
         def run():
-            with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            with torch.no_grad(), timing.tf32(allow_tf32), autocast(device, autocast_dtype):
                 G(z, None)
         return run
 
-    def forward_backward(dtype):
+    def forward_backward(setting):
+        autocast_dtype, allow_tf32, _ = setting
         def run():
-            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-                img = G(z, None)
-            torch.autograd.backward(img, grad_img)
+            with timing.tf32(allow_tf32):       # The backward pass too (cuDNN's LSTM backward follows it).
+                with autocast(device, autocast_dtype):
+                    img = G(z, None)
+                torch.autograd.backward(img, grad_img)
             G.zero_grad(set_to_none=True)
         return run
 
-    peak_fp32, peak_flops = matmul_peak(torch.float32)
-    peak_bf16, _ = matmul_peak(torch.bfloat16)
-    tasks = {
-        'peak float32': peak_fp32, 'peak bfloat16': peak_bf16,
-        'float32 forward': forward(torch.float32), 'float32 forward+backward': forward_backward(torch.float32),
-        'bfloat16 forward': forward(torch.bfloat16), 'bfloat16 forward+backward': forward_backward(torch.bfloat16),
-    }
-    times = best_times(tasks, rounds=rounds)
-    peak = {torch.float32: peak_flops / times['peak float32'], torch.bfloat16: peak_flops / times['peak bfloat16']}
-    fwd = forward_flops(G) * args.batch
+    passes = {'forward': forward, 'forward+backward': forward_backward}
+    peak = {}
+    for name, setting in precisions.items():
+        with timing.tf32(setting[1]):
+            peak[name] = timing.matmul_flops_per_s(setting[2], peak_size, device)
+    tasks = {(name, pass_name): make(setting) for name, setting in precisions.items() for pass_name, make in passes.items()}
+    times = timing.best_seconds(tasks, device, rounds=rounds, min_round_s=0.5)
+    memory = {key: timing.peak_cuda_bytes(fn, device) for key, fn in tasks.items()} if cuda else {}
+    fwd = forward_flops(G) * batch
 
     print(f'# FPA generator (paper 64x64 config, T={G.num_ws}, {sum(p.numel() for p in G.parameters()):,} parameters), '
-          f'batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}')
+          f'batch {batch}; {timing.describe(device)}; load average {os.getloadavg()[0]:.1f}')
     print()
-    print(f'Matmul peak (2048^3, same run): float32 {peak[torch.float32] / 1e9:.1f} GFLOP/s, bfloat16 {peak[torch.bfloat16] / 1e9:.1f} GFLOP/s. '
+    peaks = ', '.join(f'{name} {flops / 1e9:.1f} GFLOP/s' for name, flops in peak.items())
+    print(f'Matmul peak ({peak_size}^3, same run): {peaks}. '
           f'Forward FLOPs per image: {forward_flops(G) / 1e9:.3f} GFLOP; forward+backward = 3x.')
     print()
-    print('| precision | pass | ms / batch | images/s | GFLOP/s | float32 FLOP floor ms | efficiency vs float32 peak |')
-    print('|---|---|---:|---:|---:|---:|---:|')
-    rows = {}
-    for dtype, name in [(torch.float32, 'float32'), (torch.bfloat16, 'bfloat16')]:
+    if cuda:
+        print('| precision | pass | ms / batch | images/s | GFLOP/s | FLOP floor ms (this row\'s peak) | % of peak | CUDA peak MiB |')
+        print('|---|---|---:|---:|---:|---:|---:|---:|')
+    else:
+        print('| precision | pass | ms / batch | images/s | GFLOP/s | float32 FLOP floor ms | efficiency vs float32 peak |')
+        print('|---|---|---:|---:|---:|---:|---:|')
+    reference = next(iter(precisions))     # The float32 row.
+    for name in precisions:
         for pass_name, flops in [('forward', fwd), ('forward+backward', 3 * fwd)]:
-            sec = times[f'{name} {pass_name}']
-            rows[(name, pass_name)] = sec
-            floor = flops / peak[torch.float32]
-            print(f'| {name} | {pass_name} | {sec * 1e3:.1f} | {args.batch / sec:.1f} | {flops / sec / 1e9:.1f} | '
-                  f'{floor * 1e3:.1f} | {floor / sec * 100:.0f}% |')
+            sec = times[(name, pass_name)]
+            floor = flops / peak[name if cuda else reference]
+            row = f'| {name} | {pass_name} | {sec * 1e3:.1f} | {batch / sec:.1f} | {flops / sec / 1e9:.1f} | {floor * 1e3:.1f} | {floor / sec * 100:.0f}% |'
+            print(row + (f' {memory[(name, pass_name)] / 2**20:.0f} |' if cuda else ''))
     print()
-    for pass_name in ['forward', 'forward+backward']:
-        print(f'bfloat16 / float32 speed-up, {pass_name}: {rows[("float32", pass_name)] / rows[("bfloat16", pass_name)]:.2f}x')
+    for name in list(precisions)[1:]:
+        for pass_name in passes:
+            print(f'{name} / {reference} speed-up, {pass_name}: {times[(reference, pass_name)] / times[(name, pass_name)]:.2f}x')
     print(f'load average at the end: {os.getloadavg()[0]:.1f}')
 
 if __name__ == '__main__':
