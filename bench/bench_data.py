@@ -29,7 +29,7 @@ import PIL.Image
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench import timing                                  # pylint: disable=wrong-import-position
+import timing                                             # pylint: disable=wrong-import-position
 import dataset_tool                                       # pylint: disable=wrong-import-position
 from training.augment import AUGPIPE_SPECS, AugmentPipe  # pylint: disable=wrong-import-position
 from training.dataset import ImageFolderDataset          # pylint: disable=wrong-import-position

@@ -9,9 +9,12 @@ ratios in one table rather than absolute numbers across runs.
 
     python bench/bench_training.py            # 32x32 and 64x64, batch 8, 2 timed iterations each
     python bench/bench_training.py --quick    # 32x32 only, batch 4, 1 timed iteration
+    python bench/bench_training.py --device=cuda   # 64x64, the preset's batch 32 and D, fp32/bf16/fp16
 
-The discriminator is narrowed by default (--cbase=4096 --cmax=256, as in the CPU training run
-of docs/training.md) so that a CPU run takes minutes; --cbase=0 uses the preset's D.
+On the CPU the discriminator is narrowed by default (--cbase=4096 --cmax=256, as in the CPU
+training run of docs/training.md) so that a run takes minutes; --cbase=0 uses the preset's D.
+On CUDA the preset's D is the default and one timed tick spans 16 iterations (one lazy R1
+step included, as in training).
 """
 
 import argparse
@@ -28,6 +31,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 import dnnlib                                          # noqa: E402
+import timing                                          # noqa: E402
 from training.config import build_training_config     # noqa: E402
 from training.training_loop import training_loop      # noqa: E402
 
@@ -42,13 +46,13 @@ def make_dataset(path: str, resolution: int, num_images: int) -> str:
     return path
 
 def measure(data: str, resolution: int, gen: str | None, precision: str, batch: int, timed_iters: int, device: str,
-            cbase: int | None, cmax: int | None) -> dnnlib.EasyDict:
+            cbase: int | None, cmax: int | None, iters_per_tick: int = 1) -> dnnlib.EasyDict:
     info = dict(name='bench', resolution=resolution, num_channels=3, num_images=batch, has_labels=False)
     opts = dict(data=data, cfg='fpa', gen=gen, batch=batch, aug='noaug', metrics=[], workers=0, precision=precision, device=device,
                 cbase=cbase, cmax=cmax)
     c = build_training_config(opts, info)
-    # One tick per iteration: tick 0 ends after the warm-up iteration, then one tick per timed iteration.
-    c.kimg_per_tick = batch / 1000
+    # Tick 0 ends after the warm-up iteration, then one tick per `iters_per_tick` timed iterations.
+    c.kimg_per_tick = batch * iters_per_tick / 1000
     c.total_kimg = batch * (1 + timed_iters) / 1000
     c.image_snapshot_ticks = c.network_snapshot_ticks = None
     with tempfile.TemporaryDirectory() as run_dir:
@@ -66,19 +70,25 @@ def measure(data: str, resolution: int, gen: str | None, precision: str, batch: 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='32x32 only, batch 4, one timed iteration')
-    parser.add_argument('--cbase', type=int, default=4096, help='D channel_base (0 = the preset\'s 16384)')
-    parser.add_argument('--cmax', type=int, default=256, help='D channel_max (0 = the preset\'s 512)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cbase', type=int, default=None, help='D channel_base (0 = the preset\'s 16384; default 4096 on CPU, 0 on CUDA)')
+    parser.add_argument('--cmax', type=int, default=None, help='D channel_max (0 = the preset\'s 512; default 256 on CPU, 0 on CUDA)')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
     args = parser.parse_args()
-    resolutions = [32] if args.quick else [32, 64]
-    batch = 4 if args.quick else 8
-    timed_iters = 1 if args.quick else 2
-    cbase = args.cbase or None   # None = the preset's value
-    cmax = args.cmax or None
-    precisions = ['fp32', 'bf16']
+    on_cuda = timing.device_from_arg(args.device).type == 'cuda'
+    if on_cuda:
+        resolutions, batch, timed_iters, iters_per_tick = [64], 32, 16, 16
+        precisions = ['fp32', 'bf16', 'fp16']
+        cbase, cmax = (args.cbase if args.cbase is not None else 0), (args.cmax if args.cmax is not None else 0)
+    else:
+        resolutions = [32] if args.quick else [32, 64]
+        batch = 4 if args.quick else 8
+        timed_iters, iters_per_tick = (1 if args.quick else 2), 1
+        precisions = ['fp32', 'bf16']
+        cbase, cmax = (args.cbase if args.cbase is not None else 4096), (args.cmax if args.cmax is not None else 256)
+    cbase, cmax = cbase or None, cmax or None   # None = the preset's value
     generators = [('FPA (--cfg=fpa)', None), ('StyleGAN2 G (--cfg=fpa --gen=stylegan2)', 'stylegan2')]
 
-    print(f'Device: {args.device}, torch threads: {torch.get_num_threads()}, batch {batch}, {timed_iters} timed iteration(s) per row')
+    print(f'{timing.describe(torch.device(args.device))}; batch {batch}, {timed_iters} timed iteration(s) per row, {iters_per_tick} per tick')
     print()
     print('| resolution | generator | D channel_base/max | precision | sec/kimg | vs FPA fp32 |')
     print('|---|---|---|---|---|---|')
@@ -88,7 +98,7 @@ def main():
             baseline = None
             for label, gen in generators:
                 for precision in precisions:
-                    r = measure(data, res, gen, precision, batch, timed_iters, args.device, cbase, cmax)
+                    r = measure(data, res, gen, precision, batch, timed_iters, args.device, cbase, cmax, iters_per_tick)
                     baseline = r.sec_per_kimg if baseline is None else baseline
                     print(f'| {res}x{res} | {label} | {r.D_channels} | {precision} | {r.sec_per_kimg:.1f} | {r.sec_per_kimg / baseline:.2f}x |', flush=True)
     print()

@@ -53,7 +53,7 @@ def main(quick, only, device, out, timeout_s):
         unknown = sorted(set(wanted) - set(names))
         if unknown:
             raise click.BadParameter(f'unknown benchmark(s) {", ".join(unknown)}; available: {", ".join(names)}', param_hint='--only')
-        names = [n for n in names if n in wanted]
+        names = list(dict.fromkeys(wanted)) # In the order given: the most wanted first.
     lines = [f'# Benchmark results', '',
              f'Measured {datetime.date.today().isoformat()} on: {machine_description()}.', '',
              'Ratios come from variants timed side by side in the same run; absolute figures hold for this machine only.', '']
@@ -76,9 +76,9 @@ def main(quick, only, device, out, timeout_s):
                       stdout.strip(), '', '```', tail, '```', '']
         else:
             lines += [stdout.strip(), '']
-    with open(out + '.tmp', 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    os.replace(out + '.tmp', out)
+        with open(out + '.tmp', 'w') as f: # After every benchmark: a run stopped from outside keeps what it measured.
+            f.write('\n'.join(lines) + '\n')
+        os.replace(out + '.tmp', out)
     print(f'[run_all] wrote {out}', file=sys.stderr)
     if failures:
         raise click.ClickException(f'benchmarks failed: {", ".join(failures)} (see {out})')

@@ -100,3 +100,38 @@ def test_cuda_matches_ref(act, clamp):
                            [x, b], rtol=1e-5, atol=1e-5, name=f'cuda {act} clamp={clamp}')
 
 #----------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('act', list(FORMULAS))
+def test_cuda_float64_matches_ref_tightly(act):
+    """float64 through the kernel (fast-math touches float32 only), bias on a middle axis."""
+    x, b = _inputs(shape=(3, 4, 6, 5))
+    b = torch.randn([6], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x, b = x.cuda().requires_grad_(True), b.cuda().requires_grad_(True)
+    check_same_derivatives(lambda x, b: bias_act.bias_act(x, b, dim=2, act=act, clamp=0.8, impl='cuda'),
+                           lambda x, b: bias_act.bias_act(x, b, dim=2, act=act, clamp=0.8, impl='ref'),
+                           [x, b], rtol=1e-10, atol=1e-10, name=f'cuda float64 {act}')
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_cuda_half_precision_rounds_once(dtype):
+    """Half inputs are computed in float32 and rounded once: within one unit of the last place
+    (relative 2^-10 for float16, 2^-7 for bfloat16) of float32 maths on the same inputs."""
+    rel = {torch.float16: 2.0 ** -10, torch.bfloat16: 2.0 ** -7}[dtype]
+    x, b = _inputs(shape=(8, 16, 9, 7), dtype=torch.float32)
+    x, b = x.cuda().to(dtype), b.cuda().to(dtype)
+    for act in FORMULAS:
+        y = bias_act.bias_act(x, b, act=act, clamp=3.0, impl='cuda')
+        assert y.dtype == dtype
+        expected = bias_act.bias_act(x.float(), b.float(), act=act, clamp=3.0, impl='ref')
+        assert_close(y.float(), expected, rtol=rel, atol=1e-6, name=f'cuda {dtype} {act}')
+
+@pytest.mark.gpu
+def test_cuda_tensor_larger_than_one_grid():
+    """More elements than 65536 blocks x 256 threads: the grid-stride loop must cover them all."""
+    gen = torch.Generator(device='cuda').manual_seed(0)
+    x = torch.randn([2, 64, 512, 300], device='cuda', generator=gen)
+    b = torch.randn([64], device='cuda', generator=gen)
+    assert x.numel() > 65536 * 256
+    assert_close(bias_act.bias_act(x, b, act='lrelu', clamp=1.5, impl='cuda'),
+                 bias_act.bias_act(x, b, act='lrelu', clamp=1.5, impl='ref'), rtol=1e-6, atol=1e-6, name='large cuda')

@@ -193,3 +193,43 @@ def test_cuda_matches_ref(filter_name):
                                [x], rtol=1e-4, atol=1e-4, name=f'cuda {filter_name} {case}')
 
 #----------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('filter_name', list(FILTERS))
+def test_cuda_float64_matches_ref_tightly(filter_name):
+    f = FILTERS[filter_name]
+    f = None if f is None else f.cuda()
+    x = torch.randn([2, 3, 10, 9], dtype=torch.float64, generator=torch.Generator().manual_seed(0)).cuda().requires_grad_(True)
+    for case in FAST_CASES:
+        check_same_derivatives(lambda x: upfirdn2d.upfirdn2d(x, f, impl='cuda', gain=-1.3, **case),
+                               lambda x: upfirdn2d.upfirdn2d(x, f, impl='ref', gain=-1.3, **case),
+                               [x], rtol=1e-10, atol=1e-10, name=f'cuda float64 {filter_name} {case}')
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_cuda_half_precision(dtype):
+    """A 2-D filter is accumulated in float32 and rounded once: within a unit in the last place
+    of exact maths. A separable filter runs as two passes, so its intermediate is rounded too:
+    within a few units of the largest output."""
+    rel = {torch.float16: 2.0 ** -10, torch.bfloat16: 2.0 ** -7}[dtype]
+    x = torch.randn([4, 8, 16, 15], generator=torch.Generator().manual_seed(0)).cuda().to(dtype)
+    for name in ('1331 2-D', 'random 3x2', 'int rank1 3x5', '8-tap sep'):
+        f = FILTERS[name].cuda()
+        for case in FAST_CASES:
+            y = upfirdn2d.upfirdn2d(x, f, impl='cuda', **case)
+            assert y.dtype == dtype
+            expected = upfirdn2d.upfirdn2d(x.double(), f, impl='ref', **case)
+            if f.ndim == 2:
+                assert_close(y.double(), expected, rtol=rel, atol=1e-3 * rel, name=f'cuda {dtype} {name} {case}')
+            else:
+                scale = float(expected.abs().max()) * float(f.abs().sum()) ** 2
+                assert_close(y.double(), expected, rtol=0, atol=2 * rel * scale, name=f'cuda {dtype} {name} {case}')
+
+@pytest.mark.gpu
+def test_cuda_output_larger_than_one_grid():
+    """More output pixels than 65536 blocks x 256 threads: the grid-stride loop covers them all."""
+    f = upfirdn2d.setup_filter([1, 3, 3, 1], device='cuda')
+    x = torch.randn([16, 256, 32, 32], device='cuda', generator=torch.Generator(device='cuda').manual_seed(0))
+    y = upfirdn2d.upsample2d(x, f, impl='cuda')
+    assert y.numel() > 65536 * 256
+    assert_close(y, upfirdn2d.upsample2d(x, f, impl='ref'), rtol=1e-5, atol=1e-5, name='large cuda upsample2d')

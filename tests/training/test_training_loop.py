@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import dnnlib
-from tests.training.tiny import loop_kwargs
+from tests.conftest import assert_close
+from tests.training.tiny import TINY_D, loop_kwargs
 from torch_utils import persistence
 from training import loss as loss_module
 from training import training_loop as tl
@@ -250,3 +251,28 @@ def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
         with torch.no_grad():
             out = tl.to_uint8(G(z[:1], torch.zeros([1, 0]))[0], drange=(-1, 1)).transpose(1, 2, 0)
         assert np.abs(grid[16:32, -16:].astype(int) - out.astype(int)).max() <= 1
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('precision, fp16_res', [('fp32', 0), ('bf16', 0), ('fp16', 2)])
+def test_cuda_run_trains_and_snapshots(image_folder, tmp_path, monkeypatch, precision, fp16_res):
+    """The loop on CUDA: losses finite, the snapshot loads on the CPU and its G_ema paints the
+    same images there as on the GPU (float32, TF32 off in the comparison)."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    D_kwargs = dict(TINY_D, num_fp16_res=fp16_res, conv_clamp=256 if fp16_res else None)
+    kwargs = loop_kwargs(image_folder, run_dir=str(run_dir), device='cuda', precision=precision, D_kwargs=D_kwargs,
+                         network_snapshot_ticks=1)
+    result = tl.training_loop(**kwargs)
+    assert result.cur_nimg == 16 and next(result.G.parameters()).is_cuda
+    lines = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    for name in ('Loss/G/loss', 'Loss/D/loss', 'Loss/r1_penalty'):
+        assert all(torch.isfinite(torch.tensor(line[name]['mean'])) for line in lines if name in line), name
+    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    z = torch.randn([3, result.G_ema.z_dim], generator=torch.Generator().manual_seed(0))
+    c = torch.zeros([3, 0])
+    with torch.no_grad():
+        on_gpu = result.G_ema.float()(z.cuda(), c.cuda(), noise_mode='const').cpu()
+        on_cpu = snapshot.G_ema(z, c, noise_mode='const')
+    assert_close(on_gpu, on_cpu, rtol=0, atol=1e-3, name=f'{precision} G_ema on GPU vs its snapshot on CPU')
