@@ -91,8 +91,6 @@ def _build_and_import(module_name, sources, headers, source_dir, build_kwargs):
         if os.path.exists(stale_torch_lock): # We hold our lock, so nobody else is building here.
             os.remove(stale_torch_lock)
         copied_sources = [os.path.join(build_dir, os.path.basename(s)) for s in sources]
-        build_kwargs = dict(build_kwargs)
-        build_kwargs.setdefault('extra_cuda_cflags', ['--use_fast_math'])
         return cpp_extension.load(name=module_name, build_directory=build_dir, sources=copied_sources,
                                   verbose=(verbosity == 'full'), **build_kwargs)
 

@@ -268,6 +268,8 @@ def training_loop(
     start_time = time.time()
     device = torch.device(device)
     if device.type == 'cuda':
+        if device.index is None: # 'cuda' = the current device; set_device needs an index.
+            device = torch.device('cuda', torch.cuda.current_device())
         torch.cuda.set_device(device)
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = False   # Set explicitly here, not at import time.

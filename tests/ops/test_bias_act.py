@@ -104,7 +104,7 @@ def test_cuda_matches_ref(act, clamp):
 @pytest.mark.gpu
 @pytest.mark.parametrize('act', list(FORMULAS))
 def test_cuda_float64_matches_ref_tightly(act):
-    """float64 through the kernel (fast-math touches float32 only), bias on a middle axis."""
+    """float64 through the kernel (parameters too), bias on a middle axis."""
     x, b = _inputs(shape=(3, 4, 6, 5))
     b = torch.randn([6], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     x, b = x.cuda().requires_grad_(True), b.cuda().requires_grad_(True)

@@ -72,7 +72,7 @@ def test_build_dir_is_keyed_by_source_content(fresh_custom_ops, monkeypatch):
     assert os.path.dirname(build_dir) == str(fresh_custom_ops.root)
     assert sorted(os.listdir(build_dir)) == ['op.cpp', 'op.cu', 'op.h'] # Copied; our lock released.
     assert sources == [os.path.join(build_dir, 'op.cpp'), os.path.join(build_dir, 'op.cu')]
-    assert kwargs['extra_cuda_cflags'] == ['--use_fast_math']
+    assert '--use_fast_math' not in kwargs.get('extra_cuda_cflags', []) # Its approximate tanh missed the reference by 5e-5.
     assert not [p for p in os.listdir(fresh_custom_ops.root) if p.startswith('.tmp')] # Temporary dir gone.
 
     # Editing a header gives a new build directory; the old one is left alone.
@@ -105,21 +105,20 @@ def test_live_lock_times_out_with_advice(fresh_custom_ops, monkeypatch):
             _get(fresh_custom_ops.src)
 
 def test_ops_fall_back_when_the_build_fails(fresh_custom_ops, monkeypatch):
-    """A CUDA tensor with a failed build picks the torch implementations (reported once);
+    """A CUDA tensor with a failed build picks bias_act's torch implementation (reported once);
     an explicit impl='cuda' raises the reason."""
     def failing_load(**kwargs):
         raise RuntimeError('nvcc not found')
     monkeypatch.setattr(fresh_custom_ops.cpp_extension, 'load', failing_load)
     fake_cuda_tensor = types.SimpleNamespace(is_cuda=True)
-    f = upfirdn2d.setup_filter([1, 3, 3, 1])
     with pytest.warns(UserWarning) as record:
         assert bias_act._choose_impl(fake_cuda_tensor) == 'ref'
-        assert upfirdn2d._choose_impl(fake_cuda_tensor, f) == 'fast'
         assert bias_act._choose_impl(fake_cuda_tensor) == 'ref'
-        assert upfirdn2d._choose_impl(fake_cuda_tensor, f) == 'fast'
-    assert sorted(str(r.message).split('"')[1] for r in record) == ['bias_act_plugin', 'upfirdn2d_plugin']
+    assert [str(r.message).split('"')[1] for r in record] == ['bias_act_plugin']
     with pytest.raises(custom_ops.PluginUnavailable, match='nvcc not found'):
         bias_act._plugin()
+    with pytest.raises(custom_ops.PluginUnavailable, match='nvcc not found'):
+        upfirdn2d._plugin()
     with pytest.raises(ValueError, match="impl='cuda' needs a CUDA tensor"):
         bias_act.bias_act(torch.zeros([2, 3]), impl='cuda')
 

@@ -229,7 +229,7 @@ def test_cuda_half_precision(dtype):
 def test_cuda_output_larger_than_one_grid():
     """More output pixels than 65536 blocks x 256 threads: the grid-stride loop covers them all."""
     f = upfirdn2d.setup_filter([1, 3, 3, 1], device='cuda')
-    x = torch.randn([16, 256, 32, 32], device='cuda', generator=torch.Generator(device='cuda').manual_seed(0))
+    x = torch.randn([20, 256, 32, 32], device='cuda', generator=torch.Generator(device='cuda').manual_seed(0))
     y = upfirdn2d.upsample2d(x, f, impl='cuda')
     assert y.numel() > 65536 * 256
     assert_close(y, upfirdn2d.upsample2d(x, f, impl='ref'), rtol=1e-5, atol=1e-5, name='large cuda upsample2d')

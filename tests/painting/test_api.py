@@ -320,7 +320,8 @@ def test_gpu_matches_cpu(name, monkeypatch):
     G_cpu = build(name)
     G_gpu = _build(name, c_dim=0, img_channels=3).requires_grad_(False).to('cuda')
     seeds = [0, 1, 2]
-    assert_close(api.generate_images(G_gpu, seeds, batch_size=2), api.generate_images(G_cpu, seeds), rtol=0, atol=1e-3, name='GPU vs CPU images')
+    atol = 1e-2 if name == 'stylegan2' else 1e-3 # StyleGAN2 runs its top resolutions in float16 on CUDA (num_fp16_res).
+    assert_close(api.generate_images(G_gpu, seeds, batch_size=2), api.generate_images(G_cpu, seeds), rtol=0, atol=atol, name='GPU vs CPU images')
     frames = api.interpolation_frames(G_gpu, [0, 1], frames_per_transition=2, space='w')
     assert len(frames) == 4
     if name in PAINTERS:

@@ -45,8 +45,8 @@ __device__ __forceinline__ void activation(int act, A z, A alpha, A& v, A& d1, A
 
 template <typename T>
 __global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ b, const T* __restrict__ dy,
-                                T* __restrict__ out, int64_t n, int64_t bias_stride, int64_t bias_size,
-                                int grad, int act, float alpha, float gain, float clamp)
+                                T* __restrict__ out, int64_t n, int64_t bias_stride, int64_t bias_size, int grad, int act,
+                                at::opmath_type<T> alpha, at::opmath_type<T> gain, at::opmath_type<T> clamp)
 {
     using A = at::opmath_type<T>;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)blockDim.x * gridDim.x)
@@ -55,13 +55,13 @@ __global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ b
         if (b != nullptr)
             z += (A)b[(i / bias_stride) % bias_size];
         A v, d1, d2;
-        activation<A>(act, z, (A)alpha, v, d1, d2);
-        A y = v * (A)gain;
+        activation<A>(act, z, alpha, v, d1, d2);
+        A y = v * gain;
         A result;
         if (grad == 0) // Like torch.clamp: NaN passes through.
-            result = (clamp >= 0 && y > (A)clamp) ? (A)clamp : (clamp >= 0 && y < -(A)clamp) ? -(A)clamp : y;
+            result = (clamp >= 0 && y > clamp) ? clamp : (clamp >= 0 && y < -clamp) ? -clamp : y;
         else // Like torch.clamp's gradient: passes where -clamp <= y <= clamp.
-            result = (!(clamp >= 0) || (y >= -(A)clamp && y <= (A)clamp)) ? (A)dy[i] * (A)gain * (grad == 1 ? d1 : d2) : (A)0;
+            result = (!(clamp >= 0) || (y >= -clamp && y <= clamp)) ? (A)dy[i] * gain * (grad == 1 ? d1 : d2) : (A)0;
         out[i] = (T)result;
     }
 }
@@ -84,10 +84,11 @@ torch::Tensor bias_act_cuda(torch::Tensor x, torch::Tensor b, torch::Tensor dy, 
     cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, x.scalar_type(), "bias_act_cuda", [&]
     {
+        using A = at::opmath_type<scalar_t>; // Parameters in the compute type: double stays double.
         bias_act_kernel<scalar_t><<<(unsigned int)blocks, threads, 0, stream>>>(
             x.data_ptr<scalar_t>(), b.numel() > 0 ? b.data_ptr<scalar_t>() : nullptr,
             grad > 0 ? dy.data_ptr<scalar_t>() : nullptr, out.data_ptr<scalar_t>(),
-            n, bias_stride, bias_size, grad, act, (float)alpha, (float)gain, (float)clamp);
+            n, bias_stride, bias_size, grad, act, (A)alpha, (A)gain, (A)clamp);
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return out;

@@ -13,7 +13,8 @@
 template <typename T>
 __global__ void upfirdn2d_kernel(const T* __restrict__ x, const float* __restrict__ f, T* __restrict__ y,
                                  int num_images, int in_h, int in_w, int out_h, int out_w, int fh, int fw,
-                                 int upx, int upy, int downx, int downy, int padx0, int pady0, bool flip_filter, float gain)
+                                 int upx, int upy, int downx, int downy, int padx0, int pady0, bool flip_filter,
+                                 at::opmath_type<T> gain)
 {
     using A = at::opmath_type<T>;
     int total = num_images * out_h * out_w;
@@ -40,7 +41,7 @@ __global__ void upfirdn2d_kernel(const T* __restrict__ x, const float* __restric
                 acc += (A)src[iy * in_w + v / upx] * (A)tap;
             }
         }
-        y[idx] = (T)(acc * (A)gain);
+        y[idx] = (T)(acc * gain);
     }
 }
 
@@ -62,7 +63,7 @@ torch::Tensor upfirdn2d_cuda(torch::Tensor x, torch::Tensor f, int upx, int upy,
     {
         upfirdn2d_kernel<scalar_t><<<blocks, threads, 0, stream>>>(
             x.data_ptr<scalar_t>(), f.data_ptr<float>(), y.data_ptr<scalar_t>(), num_images, in_h, in_w, out_h, out_w,
-            fh, fw, upx, upy, downx, downy, padx0, pady0, flip_filter, (float)gain);
+            fh, fw, upx, upy, downx, downy, padx0, pady0, flip_filter, (at::opmath_type<scalar_t>)gain);
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return y;
