@@ -235,23 +235,37 @@ def paint_seeds(
     truncation_cutoff:  int | None = None,  # Truncate only the first N painting steps; None = all.
     batch_size:         int = 16,           # Samples per G.paint call; does not change the result.
 ) -> dnnlib.EasyDict:
-    """Run G.paint for every seed. Returns EasyDict of
-        raw:      G.paint's tensors concatenated over the seeds, on the CPU,
+    """Run G.paint for every seed (latents as generate.py --seeds); see paint_latents."""
+    check_paints(G)
+    device = _device_of(G)
+    return paint_latents(G, seeds_to_z(seeds, G.z_dim, device), make_labels(G, class_idx, len(seeds), device),
+                         truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, batch_size=batch_size)
+
+@torch.no_grad()
+def paint_latents(
+    G:                  torch.nn.Module,    # A painting generator (has G.paint).
+    z:                  torch.Tensor,       # Latents [B, z_dim] on G's device.
+    c:                  torch.Tensor,       # Labels [B, c_dim] on G's device.
+    truncation_psi:     float = 1,          # Truncation: 1 = none.
+    truncation_cutoff:  int | None = None,  # Truncate only the first N painting steps; None = all.
+    batch_size:         int = 16,           # Samples per G.paint call; does not change the result.
+) -> dnnlib.EasyDict:
+    """Run G.paint for every latent. Returns EasyDict of
+        raw:      G.paint's tensors concatenated over the latents, on the CPU,
         updates:  uint8 [B, T, N, N, C] display frames of the rank-1 updates,
         partials: uint8 [B, T, N, N, C] display frames of the partial images (last = image),
         image:    uint8 [B, N, N, C] the painter's own output,
         refined:  uint8 [B, N, N, C] the U-Net's output (FPA/U-Net) or None."""
     check_paints(G)
-    device = _device_of(G)
-    z = seeds_to_z(seeds, G.z_dim, device)
-    c = make_labels(G, class_idx, len(seeds), device)
+    misc.assert_shape(z, [None, G.z_dim], name='z')
+    misc.assert_shape(c, [len(z), G.c_dim], name='c')
     chunks = [G.paint(z[i : i + batch_size], c[i : i + batch_size], truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-              for i in range(0, len(seeds), batch_size)]
+              for i in range(0, len(z), batch_size)]
     raw = dnnlib.EasyDict()
     for key, value in chunks[0].items():
         raw[key] = torch.cat([chunk[key].float().cpu() for chunk in chunks]) if torch.is_tensor(value) else None
     B, T, C, N, _ = raw.updates.shape
-    misc.assert_shape(raw.updates, [len(seeds), G.num_ws, G.img_channels, G.img_resolution, G.img_resolution], name='G.paint updates')
+    misc.assert_shape(raw.updates, [len(z), G.num_ws, G.img_channels, G.img_resolution, G.img_resolution], name='G.paint updates')
     misc.assert_shape(raw.partials, [B, T, C, N, N], name='G.paint partials')
     misc.assert_shape(raw.image, [B, C, N, N], name='G.paint image')
 
@@ -266,15 +280,26 @@ def paint_seeds(
         refined  = None if raw.get('refined') is None else to_uint8(raw.refined),
     )
 
-def painting_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = None, gap_px: int = 2, wrap: int | None = None) -> np.ndarray:
-    """One seed's painting: T columns, top row the rank-1 updates, bottom row the partial images
-    (the last is the output); FPA/U-Net adds a column with the refined image (bottom row).
-    wrap=K lays the columns out in bands of K (each an update row over a partial row), the
-    bands stacked with a gap of 4 * gap_px; None = one band."""
+MAX_PAINT_COLUMNS = 16 # Painting grids written during training show at most this many steps.
+
+def paint_columns(num_steps: int, max_columns: int = MAX_PAINT_COLUMNS) -> list[int]:
+    """Step indices shown in a compact painting figure: all of them, or `max_columns` evenly
+    spaced ones that include the first and the last."""
+    if num_steps <= max_columns:
+        return list(range(num_steps))
+    return sorted(set(np.rint(np.linspace(0, num_steps - 1, max_columns)).astype(int).tolist()))
+
+def painting_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = None, gap_px: int = 2, wrap: int | None = None,
+                    steps: list[int] | None = None) -> np.ndarray:
+    """One seed's painting: a column per step (`steps`, default all T), top row the rank-1
+    updates, bottom row the partial images (the last is the output); FPA/U-Net adds a column
+    with the refined image (bottom row). wrap=K lays the columns out in bands of K (each an
+    update row over a partial row), the bands stacked with a gap of 4 * gap_px; None = one band."""
     N = painted.updates.shape[2]
     scale = auto_scale(N) if scale is None else scale
-    top = [upscale(frame, scale) for frame in painted.updates[index]]
-    bottom = [upscale(frame, scale) for frame in painted.partials[index]]
+    steps = range(painted.updates.shape[1]) if steps is None else steps
+    top = [upscale(painted.updates[index, t], scale) for t in steps]
+    bottom = [upscale(painted.partials[index, t], scale) for t in steps]
     if painted.refined is not None:
         top.append(None)
         bottom.append(upscale(painted.refined[index], scale))

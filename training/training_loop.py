@@ -40,7 +40,7 @@ import torch
 
 import dnnlib
 import legacy
-from painting.api import seeds_to_z
+from painting import api as painting_api
 from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import persistence
@@ -154,32 +154,14 @@ def setup_snapshot_image_grid(training_set, random_seed: int = 0) -> tuple[tuple
     return (gw, gh), np.stack(images), np.stack(labels)
 
 GRID_BATCH = 32         # Snapshot grids are generated in batches of max(batch_gpu, this).
-MAX_PAINT_COLUMNS = 16  # Painting grids show at most this many steps (evenly spaced, always the last).
-
-def paint_columns(num_steps: int, max_columns: int = MAX_PAINT_COLUMNS) -> list[int]:
-    """Step indices shown in a painting grid: all of them, or `max_columns` evenly spaced
-    ones that include the first and the last."""
-    if num_steps <= max_columns:
-        return list(range(num_steps))
-    return sorted(set(np.rint(np.linspace(0, num_steps - 1, max_columns)).astype(int).tolist()))
-
-@torch.no_grad()
 def save_paint_grid(G, z: torch.Tensor, c: torch.Tensor, path: str) -> None:
-    """The painting of each latent as two rows (rank-1 updates, partial images) of steps,
-    FPA.md section 5, plus a column with the refined image for FPA/U-Net."""
-    from networks.fpa import display_frames   # Only painting generators get here.
-    painting = G.paint(z, c)
-    final = painting.partials[:, -1]
-    out_tanh = G.init_kwargs.get('out_tanh', True) if hasattr(G, 'init_kwargs') else True
-    cols = paint_columns(painting.updates.shape[1])
-    updates = display_frames(painting.updates, final, out_tanh=out_tanh)[:, cols]
-    partials = display_frames(painting.partials, final, out_tanh=out_tanh)[:, cols]
-    rows = torch.stack([updates, partials], dim=1)                          # [B, 2, cols, C, N, N]
-    if painting.refined is not None:
-        extra = torch.stack([torch.zeros_like(painting.refined), painting.refined.clamp(-1, 1)], dim=1)
-        rows = torch.cat([rows, extra.unsqueeze(2)], dim=2)
-    B, R, K, C, H, W = rows.shape
-    save_image_grid(rows.reshape(B * R * K, C, H, W), path, drange=(-1, 1), grid_size=(K, B * R))
+    """The painting of each latent, one under the other, as generate.py --paint draws it
+    (painting.api.painting_figure: rank-1 updates over partial images, FPA.md section 5) at
+    most painting.api.MAX_PAINT_COLUMNS steps wide; written atomically."""
+    painted = painting_api.paint_latents(G, z, c)
+    steps = painting_api.paint_columns(painted.updates.shape[1])
+    figures = [painting_api.painting_figure(painted, i, scale=1, gap_px=0, steps=steps) for i in range(len(z))]
+    dnnlib.util.atomic_write(path, encode_png(np.concatenate(figures, axis=0)))
 
 #----------------------------------------------------------------------------
 
@@ -399,7 +381,7 @@ def training_loop(
             save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
     paint_z = paint_c = None
     if rank == 0 and hasattr(G_ema, 'paint'):
-        paint_z = seeds_to_z(paint_seeds, G.z_dim, device=device)     # The latents of generate.py --seeds.
+        paint_z = painting_api.seeds_to_z(paint_seeds, G.z_dim, device=device)     # The latents of generate.py --seeds.
         label_gen = torch.Generator().manual_seed(derive_seed(random_seed, STREAM_GRID, 1))
         paint_c = torch.stack([torch.from_numpy(training_set.get_label(int(i)))
                                for i in torch.randint(len(training_set), [len(paint_seeds)], generator=label_gen)]).to(device)

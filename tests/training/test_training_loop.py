@@ -167,8 +167,9 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ['network-snapshot-000000.pkl']
 
 def test_paint_columns():
-    assert tl.paint_columns(4) == [0, 1, 2, 3]
-    cols = tl.paint_columns(64)
+    from painting.api import paint_columns
+    assert paint_columns(4) == [0, 1, 2, 3]
+    cols = paint_columns(64)
     assert len(cols) == 16 and cols[0] == 0 and cols[-1] == 63 and cols == sorted(set(cols))
 
 #----------------------------------------------------------------------------
