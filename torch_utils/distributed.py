@@ -40,7 +40,11 @@ def env_launch() -> tuple[int, int, int] | None:
     return rank, world_size, local_rank
 
 def teardown() -> None:
+    """Leave the process group together: a rank that tore its connections down while another
+    was still finishing made gloo abort that other process (seen as a rare SIGABRT at exit)."""
     if torch.distributed.is_initialized():
+        if torch.distributed.get_world_size() > 1:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 def get_rank() -> int:
