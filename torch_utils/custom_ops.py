@@ -58,8 +58,8 @@ def get_plugin(module_name: str, sources: list[str], headers: list[str] | None =
         _failed[module_name] = reason
         if verbosity != 'none':
             print('Failed!')
-        warnings.warn(f'{reason}. Using the reference implementation instead (slower). See docs/ops.md, '
-                      f'"Troubleshooting".', stacklevel=2)
+        warnings.warn(f'{reason}. Ops that pick their implementation use their torch code instead (slower); '
+                      f'impl=\'cuda\' raises. See docs/ops.md, "Troubleshooting".', stacklevel=2)
         raise PluginUnavailable(reason) from err
     if verbosity != 'none':
         print('Done.')
