@@ -133,17 +133,23 @@ def _load_error_reason(err: Exception) -> str:
     reason = ' '.join(text.split())
     return f'{type(err).__name__}: {reason[:200]}' if reason else type(err).__name__
 
+def load_plain_data(f: Any, where: str, what: str) -> Any:
+    """torch.load(weights_only=True) of a file of tensors and plain data onto the CPU, never
+    executing code from it. A file it refuses is a ValueError: '<where>: not a readable <what>
+    (<cause>)'."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')     # torch warns about pickle protocols of files it then refuses.
+            return torch.load(f, map_location='cpu', weights_only=True)
+    except Exception as err:
+        raise ValueError(f'{where}: not a readable {what} ({_load_error_reason(err)})') from None
+
 def load_network(f: Any, where: str | None = None) -> dict:
     """Load a network file (path or binary file object) without executing any code from it.
     Returns an EasyDict of rebuilt modules (eval mode, no grad, CPU) and plain data."""
     if where is None:
         where = f if isinstance(f, (str, os.PathLike)) else getattr(f, 'name', 'network file')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')     # torch warns about pickle protocols of files it then refuses.
-            data = torch.load(f, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise ValueError(f'{where}: not a readable network file ({_load_error_reason(err)})') from None
+    data = load_plain_data(f, where, 'network file')
     if not isinstance(data, dict) or data.get('format') != FORMAT_NAME:
         raise ValueError(f'{where}: not a network file of this codebase (no "{FORMAT_NAME}" header)')
     if data.get('version') != FORMAT_VERSION:

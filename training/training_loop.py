@@ -166,10 +166,7 @@ def save_paint_grid(G, z: torch.Tensor, c: torch.Tensor, path: str) -> None:
 #----------------------------------------------------------------------------
 
 def load_resume_state(path: str) -> dict:
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise ValueError(f'{path}: not a readable resume checkpoint ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from None
+    state = persistence.load_plain_data(path, path, 'resume checkpoint')
     if not isinstance(state, dict) or state.get('format') != RESUME_STATE_FORMAT:
         raise ValueError(f'{path}: not a resume checkpoint of this codebase (expected a resume-KKKKKK.pt written by training)')
     if state.get('version') != RESUME_STATE_VERSION:

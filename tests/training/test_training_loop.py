@@ -87,6 +87,15 @@ def test_resume_is_exact(image_folder, tmp_path):
         for name in a:
             assert torch.equal(a[name], b[name]), f'{attr}.{name} differs after resume (max diff {float((a[name] - b[name]).abs().max())})'
 
+def test_unreadable_resume_checkpoint_is_one_clear_line(tmp_path):
+    path = tmp_path / 'resume-000000.pt'
+    path.write_bytes(b'not a checkpoint')
+    with pytest.raises(ValueError, match='resume-000000.pt: not a readable resume checkpoint') as info:
+        tl.load_resume_state(str(path))
+    message = str(info.value)
+    assert '\n' not in message
+    assert 'weights_only' not in message, "never pass on torch's advice to load with weights_only=False"
+
 def test_resume_checkpoint_is_plain_data(image_folder, tmp_path):
     _run(image_folder, tmp_path / 'run', total_kimg=0.008)
     state = torch.load(tl.find_latest_resume_state(str(tmp_path / 'run')), weights_only=True)
