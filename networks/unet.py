@@ -81,8 +81,9 @@ def split_heads(qkv, num_heads):
     q, k, v = qkv.reshape(B, 3, num_heads, -1, H * W).unbind(dim=1)
     return q, k, v
 
-class LinearAttention(torch.nn.Module):
-    """Linear attention: per head, context = softmax_n(k) v^T, out = context^T softmax_d(q) / sqrt(d)."""
+class HeadProjections(torch.nn.Module):
+    """The 1x1 projections shared by both attentions: x -> q, k, v (num_heads x head_dim each,
+    no bias) and the heads back to `channels`."""
     def __init__(self,
         channels,               # Input and output channels.
         num_heads,              # Number of heads.
@@ -94,6 +95,11 @@ class LinearAttention(torch.nn.Module):
         hidden = num_heads * head_dim
         self.to_qkv = torch.nn.Conv2d(channels, hidden * 3, kernel_size=1, bias=False)
         self.to_out = torch.nn.Conv2d(hidden, channels, kernel_size=1)
+
+class LinearAttention(HeadProjections):
+    """Linear attention: per head, context = softmax_n(k) v^T, out = context^T softmax_d(q) / sqrt(d)."""
+    def __init__(self, channels, num_heads, head_dim): # As HeadProjections.
+        super().__init__(channels, num_heads, head_dim)
         self.out_norm = ChannelNorm(channels)
 
     def forward(self, x):
@@ -105,19 +111,8 @@ class LinearAttention(torch.nn.Module):
         out = torch.einsum('bhde,bhdn->bhen', context, q)           # [B, heads, d, H*W]
         return self.out_norm(self.to_out(out.reshape(B, -1, H, W)))
 
-class FullAttention(torch.nn.Module):
+class FullAttention(HeadProjections):
     """Softmax attention over all H*W positions, per head."""
-    def __init__(self,
-        channels,               # Input and output channels.
-        num_heads,              # Number of heads.
-        head_dim,               # Features per head.
-    ):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = head_dim ** -0.5
-        hidden = num_heads * head_dim
-        self.to_qkv = torch.nn.Conv2d(channels, hidden * 3, kernel_size=1, bias=False)
-        self.to_out = torch.nn.Conv2d(hidden, channels, kernel_size=1)
 
     def forward(self, x):
         B, _, H, W = x.shape
