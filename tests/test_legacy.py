@@ -22,7 +22,8 @@ from click.testing import CliRunner
 import legacy
 from tests.conftest import assert_close
 from tests.networks.test_unet import parse_reference_params, reference_unet_forward
-from torch_utils import persistence
+from networks import reference
+from torch_utils import persistence, safe_pickle
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -223,7 +224,7 @@ def test_unet_renames_reach_every_unet_parameter_in_order():
     from networks.unet import UNet
     names = [n for n, _ in unet_layout(3, 8, (1, 2, 4), 32)]
     ours = list(UNet(img_channels=3, dim=8, dim_mults=(1, 2, 4)).state_dict())
-    assert [legacy.unet_name(n) for n in names] == ours
+    assert [reference.unet_name(n) for n in names] == ours
 
 #----------------------------------------------------------------------------
 # Conversion parity, every model type.
@@ -372,11 +373,11 @@ def test_hostile_globals_are_not_executed(tmp_path):
     os.remove(tmp_path / 'imported')
 
     with open(tmp_path / 'hostile.pt', 'rb') as f:
-        loaded = legacy.safe_torch_load(f.read(), 'hostile.pt')
+        loaded = safe_pickle.safe_torch_load(f.read(), 'hostile.pt')
     assert not marker.exists(), 'a payload ran while loading'
     assert not (tmp_path / 'imported').exists() and 'fpa_test_side_effect_module' not in sys.modules, 'an unknown module was imported'
     for key in ('system', 'eval', 'thing', 'ghost', 'args'):
-        assert isinstance(loaded[key], legacy.UnknownGlobal), key
+        assert isinstance(loaded[key], safe_pickle.UnknownGlobal), key
     assert loaded['ghost'].global_name == 'fpa_test_module_that_does_not_exist.Ghost'
     assert loaded['thing'].state == {'value': 3} and loaded['ghost'].items == {'key': 5}
     assert loaded['args'].state == {'model_type': 'synthetic', 'image_size': 8, 'use_softmax': True}
@@ -403,7 +404,7 @@ def test_loads_network_files_of_this_codebase(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.G_ema(z, None), result.G_ema(z, None))
     assert loaded.D is None
-    with pytest.raises(ValueError, match='already a network file'):
+    with pytest.raises(ValueError, match='conversion options apply only to reference FPA checkpoints'):
         legacy.load_network_pkl(str(tmp_path / 'net.pkl'), num_steps=3)
 
 def test_cli_end_to_end(tmp_path):
@@ -452,8 +453,8 @@ def _edit_gan(ckpt, drop=(), add=None):
 
 @pytest.mark.parametrize('make_bad,match', [
     (lambda p: str(p / 'missing.pt'), 'no such file'),
-    (lambda p: (p / 'text.pt').write_text('not a checkpoint') and str(p / 'text.pt'), 'not a readable PyTorch file'),
-    (lambda p: _save(p, {'model': {'w': torch.zeros(2)}}), r'no "GAN" state dict'),
+    (lambda p: (p / 'text.pt').write_text('not a checkpoint') and str(p / 'text.pt'), 'not a readable pickle'),
+    (lambda p: _save(p, {'model': {'w': torch.zeros(2)}}), r'not a network file \(neither .*; found a dict with keys model\)'),
     (lambda p: _save(p, {'GAN': [1, 2]}), r'"GAN" is a list, expected a state dict'),
     (lambda p: _save(p, {'GAN': {'D.w': torch.zeros(2)}}), r'no "G\." keys'),
     (lambda p: _save(p, _edit_gan(_layout_ckpt(), drop=['G.kvb_net.bias', 'GE.kvb_net.bias'])), r'missing generator parameter "kvb_net.bias"'),
