@@ -18,6 +18,7 @@ import torch
 
 import dnnlib
 import networks
+from networks import loader as networks_loader
 from torch_utils import distributed
 from training import config as training_config
 from training import training_loop
@@ -161,7 +162,7 @@ class CommaSeparatedList(click.ParamType):
 @click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', metavar='FLOAT', type=click.FloatRange(0, 1))
 @click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default='bgc', show_default=True)
 # Resume.
-@click.option('--resume',       help='latest | resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl (new run from its weights)', metavar='[latest|PT|PKL]', type=str)
+@click.option('--resume',       help='latest | resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl, URL or ffhq256, ffhq512, ffhq1024, celebahq256, lsundog256 (new run from its weights)', metavar='[latest|PT|PKL|URL|NAME]', type=str)
 @click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=False, show_default=True)
 def main(**kwargs):
     """Train a GAN (StyleGAN2-ADA machinery) with any registered generator.
@@ -172,6 +173,8 @@ def main(**kwargs):
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa
       # The StyleGAN2 baseline with the same discriminator.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=auto
+      # Transfer learning from NVIDIA's StyleGAN2-ADA FFHQ network (also a path or URL).
+      python train.py --outdir=training-runs --data=dogs256.zip --cfg=paper256 --mirror=1 --resume=ffhq256
       # Continue the newest run in training-runs exactly where it stopped.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa --resume=latest
       # Two-stage FPA/U-Net: U-Net trained on top of a fixed, trained FPA.
@@ -202,8 +205,9 @@ def main(**kwargs):
         if found is None:
             raise click.ClickException(f'--resume=latest: no run in --outdir={outdir} has a resume checkpoint (resume-KKKKKK.pt)')
         opts.resume = found
-    if opts.resume is not None and not os.path.isfile(opts.resume):
-        raise click.ClickException(f'--resume={opts.resume}: no such file')
+    if opts.resume is not None and not (os.path.isfile(opts.resume) or networks_loader.is_remote_source(opts.resume)):
+        raise click.ClickException(f'--resume={opts.resume}: no such file (expected latest, a resume-KKKKKK.pt, a network file, '
+                                   f'a URL or one of {", ".join(networks_loader.UPSTREAM_NETWORKS)})')
 
     # Options -> training_loop kwargs.
     info = read_dataset_info(opts.data, opts.cond)

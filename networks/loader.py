@@ -37,6 +37,10 @@ _LEGACY_TORCH_MAGIC = 0x1950a86a20f9469cfc6c
 
 #----------------------------------------------------------------------------
 
+def is_remote_source(source: str) -> bool:
+    """A URL or one of upstream's named networks (not a local path)."""
+    return source in UPSTREAM_NETWORKS or dnnlib.util.is_url(source, allow_file_urls=True)
+
 def resolve_source(source: str) -> str:
     """A named upstream source -> its URL; anything else unchanged."""
     return UPSTREAM_NETWORKS.get(source, source)

@@ -190,3 +190,128 @@ def test_hostile_globals_are_never_called(tmp_path):
     assert not marker.exists()
 
 #----------------------------------------------------------------------------
+# Every entry point takes an upstream pickle: train.py --resume (path, http URL, upstream's
+# names), generate.py, calc_metrics.py's loader, legacy.py, the painting API.
+
+def _tiny_auto_pair(tmp_path, marker, img_resolution=16):
+    """An upstream-format pickle whose networks fit train.py --cfg=auto --cbase=256 --cmax=32 at
+    16x16 (z_dim = w_dim = 512, two mapping layers), as stylegan2-ada's train.py writes it."""
+    torch.manual_seed(5)
+    ours_G = dict(mapping_kwargs=dict(num_layers=2, w_avg_beta=0.995), channel_base=256, channel_max=32, num_fp16_res=4, conv_clamp=256)
+    G = _randomise(stylegan2.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=img_resolution, img_channels=3, **ours_G), 7).eval()
+    D = _randomise(stylegan2.Discriminator(c_dim=0, img_resolution=img_resolution, img_channels=3, channel_base=256, channel_max=32), 8).eval()
+    G_up = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=img_resolution, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                synthesis_kwargs=dict(channel_base=256, channel_max=32, num_fp16_res=4, conv_clamp=256))
+    D_up = dict(c_dim=0, img_resolution=img_resolution, img_channels=3, channel_base=256, channel_max=32, num_fp16_res=4, conv_clamp=256,
+                block_kwargs={}, mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4))
+    src = payload_source(marker, 'stylegan2-ada')
+    path = tmp_path / f'upstream{img_resolution}.pkl'
+    write_upstream_pickle(path, dict(G=module_record(G, src, 'Generator', G_up), D=module_record(D, src, 'Discriminator', D_up),
+                                     G_ema=module_record(G, src, 'Generator', G_up), augment_pipe=None, training_set_kwargs=None))
+    return str(path), G, D
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A file server on 127.0.0.1 (an ephemeral port) over tmp_path/www, stopped after the test."""
+    import functools
+    import http.server
+    import threading
+    root = tmp_path / 'www'
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+    server.server_close()
+
+def test_transfer_learning_from_a_url_and_a_name(tmp_path, http_server, monkeypatch):
+    """train.py --resume=http://... trains a new run from the upstream weights (a new run
+    directory, kimg from 0), and --resume=ffhq256 reads upstream's URL through the download
+    cache (pre-filled here: no network)."""
+    import hashlib
+    import shutil
+    from click.testing import CliRunner
+    import train
+    from networks import loader
+    from tests.training.conftest import make_image_folder
+    from torch_utils import persistence
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    marker = tmp_path / 'executed'
+    path, G, D = _tiny_auto_pair(tmp_path, marker)
+    www, base_url = http_server
+    shutil.copy(path, www / 'net.pkl')
+    data = make_image_folder(tmp_path / 'data')
+    tiny = ['--cfg=auto', '--cbase=256', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu',
+            '--kimg=0.004', '--tick=0.004', '--snap=1', f'--data={data}']
+
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, f'--resume={base_url}/net.pkl'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / 'runs' / '00000-data-auto1-kimg0.004-batch4-noaug-resume'
+    assert f'Starting from the weights in "{base_url}/net.pkl"' in (run_dir / 'log.txt').read_text()
+    assert 'network-snapshot-000000.pkl' in os.listdir(run_dir) and not marker.exists()
+    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    up = dict(G.named_parameters())     # One Adam step (lr 0.0025) from the upstream weights moves each by about lr;
+    step = max(float((p.detach() - up[name].detach()).abs().max()) for name, p in snapshot.G.named_parameters())   # a fresh init differs by O(1).
+    assert 0 < step < 0.05, step
+
+    url = loader.UPSTREAM_NETWORKS['ffhq256']
+    cache = tmp_path / 'cache' / 'downloads'
+    cache.mkdir(parents=True, exist_ok=True)     # The http download above is cached here too.
+    shutil.copy(path, cache / f'{hashlib.md5(url.encode()).hexdigest()}_{os.path.basename(url)}')
+    net = networks.load_network('ffhq256')
+    assert torch.equal(net.G_ema.synthesis.b16.torgb.weight, G.synthesis.b16.torgb.weight)
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, '--resume=ffhq256', '--dry-run'], catch_exceptions=False)
+    assert result.exit_code == 0 and '"resume_pkl": "ffhq256"' in result.output, result.output
+
+def test_transfer_learning_mismatch_is_one_line(tmp_path):
+    from click.testing import CliRunner
+    import train
+    from tests.training.conftest import make_image_folder
+    path, _, _ = _tiny_auto_pair(tmp_path, tmp_path / 'executed', img_resolution=16)
+    data = make_image_folder(tmp_path / 'data')
+    tiny = ['--cfg=auto', '--cbase=512', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu', f'--data={data}']
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, f'--resume={path}'])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and 'tensors differ in shape (source vs destination)' in lines[0] and 'synthesis.b16.conv0.weight [16, 32, 3, 3] vs [32, 32, 3, 3]' in lines[0], result.output
+    assert not (tmp_path / 'runs').exists()
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, f'--resume={tmp_path / "nope.pkl"}'])
+    assert result.exit_code == 1 and 'no such file' in result.output and 'ffhq256' in result.output
+
+def test_scripts_accept_upstream_pickles(tmp_path):
+    """generate.py, legacy.py (-> a code-free network file), calc_metrics.py's loader and the
+    painting API all read an upstream pickle, and give one line for a StyleGAN3 alias-free one."""
+    import subprocess
+    import sys
+    from click.testing import CliRunner
+    import calc_metrics
+    import legacy
+    from painting import api
+    from torch_utils import persistence
+    marker = tmp_path / 'executed'
+    path, G, _ = _write_case(tmp_path, 'sg2ada-cond', marker)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, os.path.join(repo, 'generate.py'), f'--network={path}', '--seeds=0-1', '--class=3',
+                           f'--outdir={tmp_path / "out"}', '--device=cpu'], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(tmp_path / 'out')) == ['seed0000.png', 'seed0001.png']
+
+    run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={tmp_path / "ours.pkl"}'])
+    assert run.exit_code == 0 and 'upstream network pickle (stylegan2-ada)' in run.output, run.output
+    ours = persistence.load_network(str(tmp_path / 'ours.pkl'))
+    assert float(ours.augment_pipe.p) == 0.375 and ours.upstream_source['flavour'] == 'stylegan2-ada'
+    assert torch.equal(ours.G_ema.mapping.w_avg, G.mapping.w_avg)
+
+    assert calc_metrics.load_network(path).training_set_kwargs.path == '/data/ffhq.zip'
+    assert api.load_generator(path, device='cpu').c_dim == 10
+    G3 = stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
+    write_upstream_pickle(tmp_path / 'sg3r.pkl', dict(G_ema=module_record(G3, payload_source(marker, 'stylegan3'), 'Generator', {})))
+    proc = subprocess.run([sys.executable, os.path.join(repo, 'generate.py'), f'--network={tmp_path / "sg3r.pkl"}', '--seeds=0',
+                           f'--outdir={tmp_path / "out3"}'], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1 and 'StyleGAN3 alias-free' in proc.stderr, proc.stderr
+    assert not marker.exists()
+
+#----------------------------------------------------------------------------
