@@ -255,13 +255,13 @@ def infer_generator_kwargs(
         candidates += [(per_channel // 2, False)] if per_channel % 2 == 0 else []
     else:
         candidates += [((per_channel - 1) // 2, False)] if per_channel % 2 == 1 and per_channel >= 3 else []
-        candidates += [(per_channel // 3, True)] if spec.input_generator == 'v2' and per_channel % 3 == 0 else []
+        candidates += [(per_channel // 3, True)] if per_channel % 3 == 0 else []
     if img_resolution is not None:
         candidates = [c for c in candidates if c[0] == img_resolution]
     elif unet_kwargs is not None and any(n == unet_kwargs['dim'] for n, _ in candidates):
         candidates = [c for c in candidates if c[0] == unet_kwargs['dim']]       # The reference sets D = N.
     if not candidates:
-        form = 'C*2N' if spec.rule == 'hebbian' else 'C*(2N+1) or C*3N (vector learning rate)' if spec.input_generator == 'v2' else 'C*(2N+1)'
+        form = 'C*2N' if spec.rule == 'hebbian' else 'C*(2N+1) or C*3N (vector learning rate)'
         fail(f'{spec.kv}.weight has {rows} rows, expected {form} with C={C}' + (f', N={img_resolution}' if img_resolution else ''))
     N, vector_lr = candidates[0]
     origin['img_resolution'] = (f'{spec.kv} rows = C*(2N+r)' + (', read with a scalar learning rate (also valid: vector)' if len(candidates) > 1 else '')
@@ -286,12 +286,14 @@ def infer_generator_kwargs(
         lr_activation   = 'raw' if raw_lr else 'sigmoid',
         vector_lr       = vector_lr,
         out_tanh        = out_tanh,
+        out_unit_range  = True,     # The reference trained against [0, 1] images and shows clamp(x, 0, 1).
         painter_impl    = PAINTER_IMPL[spec.rule],
         unet_kwargs     = unet_kwargs,
         unet_input_tanh = unet_input_tanh,
     )
     origin.update(key_softmax='option' if key_softmax is not None else f'{model_type} default',
-                  value_tanh='option', lr_activation='option', out_tanh='option', unet_input_tanh='option')
+                  value_tanh='option', lr_activation='option', out_tanh='option', unet_input_tanh='option',
+                  out_unit_range='the reference trains against [0, 1] images: ours = 2 * clamp(x, 0, 1) - 1')
     return kwargs, origin
 
 #----------------------------------------------------------------------------

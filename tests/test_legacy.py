@@ -10,6 +10,7 @@ functional U-Net of tests/networks/test_unet.py, which reads the reference's par
 """
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -231,6 +232,7 @@ def test_unet_renames_reach_every_unet_parameter_in_order():
 
 CASES = {   # name: (model type, layout kwargs, conversion kwargs)
     'lstm_delta':               ('lstm_delta',               dict(z_dim=12, T=5, H=10, L=1, C=3, N=6), dict(num_steps=5)),
+    'lstm_delta_vlr':           ('lstm_delta',               dict(z_dim=12, T=5, H=10, L=1, C=3, N=6, vect_lr=True), dict(num_steps=5)),
     'lstm_delta_2layers':       ('lstm_delta',               dict(z_dim=12, T=4, H=10, L=2, C=3, N=6), dict(num_steps=4)),
     'lstm_delta_unet':          ('lstm_delta_unet',          dict(z_dim=12, T=4, H=10, L=2, C=3, N=8, unet_mults=(1, 2), attn_hidden=16), dict(num_steps=4)),
     'lstm_delta_split_v2':      ('lstm_delta_split_v2',      dict(z_dim=12, T=5, H=10, L=2, C=3, N=6, m=3, d_in=7), {}),
@@ -241,6 +243,14 @@ CASES = {   # name: (model type, layout kwargs, conversion kwargs)
     'lstm_oja_split_v2_vlr':    ('lstm_oja_split_v2',        dict(z_dim=12, T=5, H=10, L=2, C=3, N=6, m=3, d_in=7, vect_lr=True), {}),
     'lstm_sum':                 ('lstm_sum',                 dict(z_dim=12, T=5, H=10, L=1, C=3, N=6), dict(num_steps=5)),
 }
+
+def raw(G):
+    """The converted generator before its output mapping to [-1, 1] (2 * clamp(x, 0, 1) - 1,
+    tested in test_output_range_is_ours): what the reference's forward pass returns."""
+    G = copy.deepcopy(G)
+    assert G.synthesis.out_unit_range, 'converted reference generators map [0, 1] images to [-1, 1]'
+    G.synthesis.out_unit_range = False
+    return G
 
 def _convert(tmp_path, case, seed=0, extras=None, **overrides):
     model_type, layout_kwargs, convert_kwargs = CASES[case]
@@ -269,8 +279,8 @@ def test_converted_generator_reproduces_reference(tmp_path, case):
         expected = reference_forward(state, z, **ref_kwargs)
         assert 0.05 < expected.abs().mean() < 0.95, f'test weights give a degenerate image (mean |x| {expected.abs().mean():.3f})'
         with torch.no_grad():
-            assert_close(G(z, None), expected, rtol=0, atol=2e-5, name=f'{case} float32')
-            assert_close(G.double()(z.double(), None), expected, rtol=0, atol=1e-10, name=f'{case} float64')
+            assert_close(raw(G)(z, None), expected, rtol=0, atol=2e-5, name=f'{case} float32')
+            assert_close(raw(G).double()(z.double(), None), expected, rtol=0, atol=1e-10, name=f'{case} float64')
     assert not torch.equal(result.G.synthesis.kvb_net.weight, result.G_ema.synthesis.kvb_net.weight), 'G and G_ema must come from G. and GE.'
 
 @pytest.mark.parametrize('case,flags', [
@@ -286,7 +296,7 @@ def test_options_reach_the_generator(tmp_path, case, flags):
     default = reference_forward(GE_state, z, **_reference_kwargs(case))
     assert (expected - default).abs().max() > 1e-3, 'the flags should change the function'
     with torch.no_grad():
-        assert_close(result.G_ema.double()(z.double(), None), expected, rtol=0, atol=1e-10, name=case)
+        assert_close(raw(result.G_ema).double()(z.double(), None), expected, rtol=0, atol=1e-10, name=case)
 
 def test_inferred_hyperparameters(tmp_path):
     result, _, _, _ = _convert(tmp_path, 'lstm_delta_split_v2_unet')
@@ -319,7 +329,7 @@ def test_ambiguous_learning_rate_width(tmp_path):
     z = torch.randn([2, 6], generator=torch.Generator().manual_seed(0))
     expected = reference_forward(GE_state, z, rule='delta', T=3, C=3, N=3, lr_width=3)
     with torch.no_grad():
-        assert_close(vector.double()(z.double(), None), expected, rtol=0, atol=1e-10, name='vector-lr reading')
+        assert_close(raw(vector).double()(z.double(), None), expected, rtol=0, atol=1e-10, name='vector-lr reading')
 
 def test_missing_ema_uses_G(tmp_path):
     model_type, lk, kw = CASES['lstm_delta_split_v2']
@@ -389,7 +399,7 @@ def test_hostile_globals_are_not_executed(tmp_path):
     assert not marker.exists()
     z = torch.randn([2, layout_kwargs['z_dim']], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert_close(result.G_ema.double()(z.double(), None), reference_forward(GE_state, z, **_reference_kwargs('lstm_delta_split_v2')),
+        assert_close(raw(result.G_ema).double()(z.double(), None), reference_forward(GE_state, z, **_reference_kwargs('lstm_delta_split_v2')),
                      rtol=0, atol=1e-10, name='hostile checkpoint')
 
 #----------------------------------------------------------------------------
@@ -433,7 +443,7 @@ def test_cli_options_and_subprocess(tmp_path):
     z = torch.randn([2, 12], generator=torch.Generator().manual_seed(4))
     expected = reference_forward(GE_state, z, **{**_reference_kwargs('lstm_oja_split_v2'), 'key_softmax': False, 'value_tanh': True})
     with torch.no_grad():
-        assert_close(G.double()(z.double(), None), expected, rtol=0, atol=1e-10, name='CLI flags')
+        assert_close(raw(G).double()(z.double(), None), expected, rtol=0, atol=1e-10, name='CLI flags')
 
 #----------------------------------------------------------------------------
 # Bad input: one clear line naming the file and what was expected.
