@@ -218,8 +218,10 @@ def http_server(tmp_path):
     import threading
     root = tmp_path / 'www'
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -280,6 +282,22 @@ def test_transfer_learning_mismatch_is_one_line(tmp_path):
     assert not (tmp_path / 'runs').exists()
     result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, f'--resume={tmp_path / "nope.pkl"}'])
     assert result.exit_code == 1 and 'no such file' in result.output and 'ffhq256' in result.output
+
+def test_unreachable_url_is_one_line(tmp_path, http_server, monkeypatch):
+    """A URL that cannot be fetched (here a 404 of the local server: final, not retried) stops
+    train.py --resume in one line naming it, before any directory is made."""
+    from click.testing import CliRunner
+    import train
+    from tests.training.conftest import make_image_folder
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    _, base_url = http_server
+    data = make_image_folder(tmp_path / 'data')
+    url = f'{base_url}/missing.pkl'
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', '--cfg=auto', '--cbase=256', '--cmax=32',
+                                             '--metrics=none', '--device=cpu', f'--resume={url}'])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and url in lines[0] and 'download failed after 1 attempts' in lines[0], result.output
+    assert not (tmp_path / 'runs').exists()
 
 def test_scripts_accept_upstream_pickles(tmp_path):
     """generate.py, legacy.py (-> a code-free network file), calc_metrics.py's loader and the
