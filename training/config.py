@@ -15,6 +15,7 @@ generator options of a preset are keyed by class name, so they reach only that f
 
 import inspect
 import os
+import re
 
 import dnnlib
 import networks
@@ -84,6 +85,9 @@ DEFAULT_OPTS = dnnlib.EasyDict(
 )
 
 #----------------------------------------------------------------------------
+
+# The name of the exact-resume checkpoints a run writes (KKKKKK = kimg), also read by training_loop.
+RESUME_STATE_RE = re.compile(r'resume-(\d+)\.pt')
 
 class ConfigError(ValueError):
     """An invalid combination of options; the message names the option and what is expected."""
@@ -243,11 +247,12 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
             _check(metric_main.is_valid_metric(metric),
                    f'--metrics: "{metric}" is not a metric; expected none or a comma list of {", ".join(metric_main.list_valid_metrics())}')
 
-    # Resume: a resume checkpoint (.pt) continues exactly; a network file starts a new run from its weights.
+    # Resume: a resume checkpoint (resume-KKKKKK.pt) continues exactly; anything else (a network
+    # file, a reference FPA checkpoint such as model_1.pt, a URL or name) starts a new run from its weights.
     c.resume_pkl = None
     c.resume_state = None
     if opts.resume is not None:
-        if os.path.splitext(str(opts.resume))[1] == '.pt':
+        if RESUME_STATE_RE.fullmatch(os.path.basename(str(opts.resume))):
             c.resume_state = str(opts.resume)
         else:
             c.resume_pkl = str(opts.resume)

@@ -29,7 +29,6 @@ import io
 import json
 import os
 import random
-import re
 import time
 from typing import Callable
 
@@ -46,6 +45,7 @@ from torch_utils import misc
 from torch_utils import persistence
 from torch_utils import training_stats
 from training.augment import ada_update
+from training.config import RESUME_STATE_RE
 from training.dataset import InfiniteSampler
 from training.loss import autocast_context
 
@@ -59,7 +59,6 @@ def snapshot_name(kind: str, cur_nimg: int) -> str:
     return {'network-snapshot': f'network-snapshot-{kimg:06d}.pkl', 'resume': f'resume-{kimg:06d}.pt',
             'fakes': f'fakes{kimg:06d}.png', 'paint': f'paint{kimg:06d}.png'}[kind]
 
-RESUME_STATE_RE = re.compile(r'resume-(\d+)\.pt')
 RESUME_STATE_FORMAT = 'fpa-gan-resume'
 RESUME_STATE_VERSION = 1
 

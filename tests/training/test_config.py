@@ -118,6 +118,9 @@ def test_resume_kinds():
     assert c.ada_kimg == 500 and c.ema_rampup == 0.05, 'an exact resume changes nothing'
     c = _build(cfg='fpa', resume='ffhq.pkl')
     assert c.resume_pkl == 'ffhq.pkl' and c.resume_state is None
+    for source in ('fpainter/model_1.pt', 'https://example.org/x/network-snapshot-000200.pkl', 'ffhq256'):
+        c = _build(cfg='fpa', resume=source)       # A reference FPA checkpoint (.pt), a URL, a name: weights only.
+        assert c.resume_pkl == source and c.resume_state is None, source
     assert c.ada_kimg == 100 and c.ema_rampup is None
 
 def test_two_stage_fpa_unet():
