@@ -1,4 +1,4 @@
-"""Benchmark: the delta rule's parallel form (FPA.md section 2) against the sequential loop.
+"""Benchmark: the delta rule's parallel form (docs/fpa-model.md §2) against the sequential loop.
 
 For every image side N and step count T: forward+backward time of painting a batch of B
 images with C channels (keys/values [B, C, T, N], one learning rate per channel and step,

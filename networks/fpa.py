@@ -5,11 +5,11 @@ Irie & Schmidhuber, ICLR 2023. A slow net (an LSTM) emits, at each of T steps an
 colour channel, a key k_t, a value v_t and a learning rate beta_t; a synaptic learning rule
 writes them into an N x N matrix as rank-1 updates, and after T steps the matrix is the image
 (value index = image row, key index = image column). The exact model this file computes is
-specified in docs/FPA.md (shared) and documented in docs/fpa.md.
+specified in docs/fpa-model.md and documented in docs/fpa.md.
 
 Painters (free functions, keys/values [B, C, T, N], learning rates [B, C, T, r], r = 1 or N):
-    delta_rule_sequential   the obvious loop (FPA.md section 1), the reference twin
-    delta_rule_parallel     unit lower-triangular solve (FPA.md section 2), what runs
+    delta_rule_sequential   the obvious loop (docs/fpa-model.md §1), the reference twin
+    delta_rule_parallel     unit lower-triangular solve (docs/fpa-model.md §2), what runs
     hebbian_rule            W = sum_t v_t k_t^T as one matmul; hebbian_rule_sequential its loop
     oja_rule_sequential     Oja's rule (no parallel form)
 Each returns a `Painting(W, U, K)`: W [B, C, N, N] and rank-1 factors U, K [B, C, T, N] with
@@ -60,7 +60,7 @@ def outer_sum(U: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return U.transpose(-1, -2) @ K
 
 def delta_rule_sequential(keys: torch.Tensor, values: torch.Tensor, lrs: torch.Tensor) -> Painting:
-    """The delta rule as written in FPA.md section 1, one step at a time (reference twin).
+    """The delta rule as written in docs/fpa-model.md §1, one step at a time (reference twin).
     t = 0: W_0 = v_0 k_0^T (no learning rate, nothing removed);
     t >= 1: u_t = beta_t * (v_t - W_{t-1} k_t), W_t = W_{t-1} + u_t k_t^T."""
     _check_painter_inputs(keys, values, lrs)
@@ -75,7 +75,7 @@ def delta_rule_sequential(keys: torch.Tensor, values: torch.Tensor, lrs: torch.T
     return Painting(W, torch.stack(us, dim=2), keys)
 
 def delta_rule_parallel(keys: torch.Tensor, values: torch.Tensor, lrs: torch.Tensor) -> Painting:
-    """The delta rule in parallel form (FPA.md section 2). With beta_0 := 1 and W_{-1} = 0 the
+    """The delta rule in parallel form (docs/fpa-model.md §2). With beta_0 := 1 and W_{-1} = 0 the
     updates satisfy u_t + beta_t sum_{s<t} (k_s . k_t) u_s = beta_t v_t, i.e.
     (I + diag(beta) A) U = diag(beta) V with A the strictly lower triangle of K K^T: one unit
     lower-triangular solve per channel (per value row with a vector learning rate)."""
@@ -109,7 +109,7 @@ def hebbian_rule_sequential(keys: torch.Tensor, values: torch.Tensor) -> Paintin
     return Painting(W, values, keys)
 
 def oja_rule_sequential(keys: torch.Tensor, values: torch.Tensor, lrs: torch.Tensor, key_softmax: bool = True) -> Painting:
-    """Oja's rule (FPA.md section 1): k'_t = k_t - W_{t-1}^T v_t, softmax'd again when
+    """Oja's rule (docs/fpa-model.md §1): k'_t = k_t - W_{t-1}^T v_t, softmax'd again when
     key_softmax; W_t = W_{t-1} + (beta_t v_t) k'_t^T, learning rate applied at every step.
     With W_{-1} = 0 the first step is k'_0 = softmax(k_0): given already-softmaxed keys, the
     key softmax is applied twice at t = 0, exactly as the reference does. No parallel form."""
@@ -129,14 +129,14 @@ def oja_rule_sequential(keys: torch.Tensor, values: torch.Tensor, lrs: torch.Ten
     return Painting(W, torch.stack(us, dim=2), torch.stack(ks, dim=2))
 
 #----------------------------------------------------------------------------
-# Seeing the painting (FPA.md section 5).
+# Seeing the painting (docs/fpa-model.md §5).
 
 def rank1_updates(painting: Painting) -> torch.Tensor:
     """The T rank-1 update frames [B, T, C, N, N] of a painting."""
     return (painting.U.unsqueeze(-1) * painting.K.unsqueeze(-2)).transpose(1, 2)
 
 def display_frames(frames: torch.Tensor, final: torch.Tensor, out_tanh: bool = True) -> torch.Tensor:
-    """Display normalisation of FPA.md section 5: rescale every frame [C, N, N] of `frames`
+    """Display normalisation of docs/fpa-model.md §5: rescale every frame [C, N, N] of `frames`
     [B, T, C, N, N] to the Frobenius norm of the final matrix `final` [B, C, N, N] (norm over
     all channels together, so colour balance holds), then tanh when out_tanh. An all-zero
     frame stays zero. Returns the same shape as `frames`, values in [-1, 1] with out_tanh."""
@@ -284,7 +284,7 @@ class SynthesisNetwork(torch.nn.Module):
         self.decoder_rnn = torch.nn.LSTM(rnn_input_dim, H, num_layers=L, batch_first=True)
         self.kvb_net = torch.nn.Linear(H, C * (2 * N + self.num_lrs))
 
-        # Initialisation of the reference (FPA.md section 3); the Hebbian model keeps PyTorch's defaults.
+        # Initialisation of the reference (docs/fpa-model.md §3); the Hebbian model keeps PyTorch's defaults.
         if rule not in RULES_WITHOUT_LR:
             for param in self.decoder_rnn.parameters():
                 torch.nn.init.uniform_(param, -1 / np.sqrt(H), 1 / np.sqrt(H))
@@ -296,7 +296,7 @@ class SynthesisNetwork(torch.nn.Module):
         if input_generator == 'v1' and latent_to_init:    # As the reference's v1 models (std sqrt(2 / z_dim)).
             torch.nn.init.kaiming_normal_(self.latent_to_init.weight, mode='fan_in', nonlinearity='relu')
 
-        # FPA/U-Net refiner (FPA.md section 4).
+        # FPA/U-Net refiner (docs/fpa-model.md §4).
         self.unet = None
         if unet_kwargs is not None:
             self.unet = dnnlib.util.construct_class_by_name(class_name='networks.unet.UNet', img_channels=C, **unet_kwargs)
@@ -361,7 +361,7 @@ class SynthesisNetwork(torch.nn.Module):
 
     def refine(self, W):
         """FPA/U-Net: final = tanh(U(tanh(W))) with the inner tanh = unet_input_tanh and the outer
-        one = out_tanh (FPA.md section 4). The U-Net replaces the image; no residual."""
+        one = out_tanh (docs/fpa-model.md §4). The U-Net replaces the image; no residual."""
         x = W.tanh() if self.unet_input_tanh else W
         img = self.unet(x)
         img = img.to(torch.promote_types(img.dtype, torch.float32))
@@ -402,7 +402,7 @@ class Generator(torch.nn.Module):
         vector_lr        = False,     # One learning rate per value row instead of one per channel.
         out_tanh         = True,      # Image = tanh(W) (and tanh on the U-Net output).
         out_unit_range   = False,     # Trained against [0, 1] images (converted reference checkpoints): image = 2 * clamp(x, 0, 1) - 1.
-        painter_impl     = 'parallel',# 'parallel' (FPA.md section 2) | 'sequential' (reference loop; 'oja' has only this).
+        painter_impl     = 'parallel',# 'parallel' (docs/fpa-model.md §2) | 'sequential' (reference loop; 'oja' has only this).
         unet_kwargs      = None,      # FPA/U-Net: kwargs of networks.unet.UNet; None = plain FPA.
         unet_input_tanh  = True,      # FPA/U-Net: tanh on the U-Net input W.
         train_fpa        = True,      # FPA/U-Net: False freezes the FPA and stops gradients into it.
@@ -462,7 +462,7 @@ class Generator(torch.nn.Module):
         return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
 
     def paint(self, z, c, truncation_psi=1, truncation_cutoff=None) -> dnnlib.EasyDict:
-        """The painting of a batch of latents (FPA.md section 5), in one pass:
+        """The painting of a batch of latents (docs/fpa-model.md §5), in one pass:
             updates   [B, T, C, N, N]  the rank-1 update added at each step,
             partials  [B, T, C, N, N]  W_t, prefix sums of the updates (partials[:, -1] = W),
             image     [B, C, N, N]     the FPA's image (tanh(W) with out_tanh; = G(z, c) for plain FPA),

@@ -1,7 +1,7 @@
 """The U-Net refiner of FPA/U-Net (Irie & Schmidhuber, ICLR 2023, section 3.3).
 
 A diffusion-model-style convolutional U-Net without time embedding that maps the FPA's
-painted image to the final image in one step (see docs/FPA.md section 4 for the exact
+painted image to the final image in one step (see docs/fpa-model.md §4 for the exact
 architecture this module reproduces):
 
     init 7x7 conv -> [ResBlock, ResBlock, x + LinAttn(LN(x)), skip, 4x4/2 conv] per level

@@ -3,7 +3,7 @@
 The Fast Weight Painter (Irie & Schmidhuber, "Images as Weight Matrices: Sequential Image
 Generation Through Synaptic Learning Rules", ICLR 2023) makes an image as a sum of T rank-1
 updates; `painting.api` turns that process into figures and animations (rank-1 update frames
-above partial images, display normalisation of FPA.md section 5) and offers the generation
+above partial images, display normalisation of docs/fpa-model.md §5) and offers the generation
 tools that work for every registered generator: per-seed images, latent interpolation videos
 (slerp in z, lerp in w) and style-mixing grids across the rows of ws (painting steps for the
 FPA, layers for StyleGAN2). Everything works on CPU and GPU and is reproducible per seed.

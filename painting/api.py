@@ -7,7 +7,7 @@ z = np.random.RandomState(seed).randn(z_dim), so a seed gives the same latent wh
 batch size or the other seeds requested.
 
 The painting (FPA family, `G.paint`): T rank-1 update frames X_t and partial images
-P_t = W_t, shown after the display normalisation of FPA.md section 5
+P_t = W_t, shown after the display normalisation of docs/fpa-model.md §5
 (`networks.fpa.display_frames`: each frame rescaled to the Frobenius norm of the final W,
 then tanh when the generator uses out_tanh), so the last partial frame is the output image.
 """

@@ -4,7 +4,7 @@ Synthetic reference checkpoints are built at small sizes from a layout generator
 checked against docs/reference/reference-checkpoint-params.txt at
 the paper's sizes (names, shapes and order, every model type). Converted generators are
 compared with `reference_forward` below: an independent loop implementation of the
-reference's forward pass written from FPA.md, reading the raw reference state dict (explicit
+reference's forward pass written from docs/fpa-model.md, reading the raw reference state dict (explicit
 LSTM cell equations, explicit per-step, per-channel learning rules). Its U-Net part is the
 functional U-Net of tests/networks/test_unet.py, which reads the reference's parameter names.
 """
@@ -29,7 +29,7 @@ from torch_utils import persistence, safe_pickle
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #----------------------------------------------------------------------------
-# Reference checkpoint layouts (names and shapes in state-dict order), written from FPA.md
+# Reference checkpoint layouts (names and shapes in state-dict order), written from docs/fpa-model.md
 # and the reference code's module structure.
 
 TYPE_STRUCTURE = {  # model type: (input generator, latent_to_init, kv module, U-Net)
@@ -42,7 +42,7 @@ TYPE_STRUCTURE = {  # model type: (input generator, latent_to_init, kv module, U
 }
 
 def unet_layout(C, D, mults, hidden):
-    """The reference U-Net's tensors (FPA.md section 4), names without 'u_net.'."""
+    """The reference U-Net's tensors (docs/fpa-model.md §4), names without 'u_net.'."""
     def block(p, a, b):
         return [(p + 'proj.weight', (b, a, 3, 3)), (p + 'proj.bias', (b,)), (p + 'norm.weight', (b,)), (p + 'norm.bias', (b,))]
     def res(p, a, b):
@@ -129,7 +129,7 @@ def strip_mod_dict(state):
     return {k: v for k, v in state.items() if not k.startswith('mod_dict.')}
 
 #----------------------------------------------------------------------------
-# The reference forward pass, written from FPA.md (float64, loops).
+# The reference forward pass, written from docs/fpa-model.md (float64, loops).
 
 def reference_forward(state, z, rule, T, C, N, lr_width, key_softmax=True, value_tanh=False, input_tanh=True,
                       raw_lr=False, out_tanh=True, unet_input_tanh=True, attn_heads=4):
@@ -206,7 +206,7 @@ def reference_forward(state, z, rule, T, C, N, lr_width, key_softmax=True, value
     return torch.tanh(y) if out_tanh else y
 
 #----------------------------------------------------------------------------
-# Layouts against the shared reference list.
+# Layouts against docs/reference/reference-checkpoint-params.txt.
 
 PAPER = dict(z_dim=512, T=64, H=1024, L=1, C=3, N=64)
 

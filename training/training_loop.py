@@ -155,7 +155,7 @@ def setup_snapshot_image_grid(training_set, random_seed: int = 0) -> tuple[tuple
 GRID_BATCH = 32         # Snapshot grids are generated in batches of max(batch_gpu, this).
 def save_paint_grid(G, z: torch.Tensor, c: torch.Tensor, path: str) -> None:
     """The painting of each latent, one under the other, as generate.py --paint draws it
-    (painting.api.painting_figure: rank-1 updates over partial images, FPA.md section 5) at
+    (painting.api.painting_figure: rank-1 updates over partial images, docs/fpa-model.md §5) at
     most painting.api.MAX_PAINT_COLUMNS steps wide; written atomically."""
     painted = painting_api.paint_latents(G, z, c)
     steps = painting_api.paint_columns(painted.updates.shape[1])

@@ -171,7 +171,7 @@ def test_initialisation():
     assert S.input_generator.weight.abs().max() <= bound and S.latent_to_init.weight.abs().max() <= bound, 'PyTorch default Linear init'
 
 def _reference_forward(G, z):
-    """FPA.md sections 1 and 3 written out one sample step by one, in float64, independently of
+    """docs/fpa-model.md §1 and §3 written out one sample step by one, in float64, independently of
     the module's code paths: LSTM cell equations, channel-major slices, the rules' loops."""
     opts, S = G.init_kwargs, dict(G.synthesis.named_parameters())
     T, C, N, H, L = opts.num_steps, G.img_channels, G.img_resolution, opts.hidden_dim, opts.num_layers
@@ -346,7 +346,7 @@ def test_every_parameter_gets_a_gradient():
         assert param.grad is not None and param.grad.abs().max() > 0, name
 
 #----------------------------------------------------------------------------
-# FPA/U-Net (FPA.md section 4).
+# FPA/U-Net (docs/fpa-model.md §4).
 
 TINY_UNET = dict(dim=8, dim_mults=(1, 2), attn_heads=1, attn_head_dim=8)
 

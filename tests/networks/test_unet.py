@@ -1,6 +1,6 @@
-"""networks/unet.py against FPA.md section 4 and the reference checkpoint layout.
+"""networks/unet.py against docs/fpa-model.md §4 and the reference checkpoint layout.
 
-`reference_unet_forward` below is an independent functional U-Net written from the FPA.md
+`reference_unet_forward` below is an independent functional U-Net written from the docs/fpa-model.md
 text: it reads a state dict with the *reference's* parameter names and uses per-head loops
 and plain matrix products for attention. tests/test_legacy.py reuses it.
 """
@@ -21,7 +21,7 @@ _REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..'))
 PARAMS_FILE = os.path.join(_REPO, 'docs', 'reference', 'reference-checkpoint-params.txt')
 
 #----------------------------------------------------------------------------
-# The reference checkpoint layout, parsed from the shared docs.
+# The reference checkpoint layout, parsed from docs/reference/reference-checkpoint-params.txt.
 
 def parse_reference_params() -> dict[str, list[tuple[str, tuple[int, ...]]]]:
     """{model_type: [(name, shape), ...]} in state-dict order, from reference-checkpoint-params.txt."""
@@ -65,7 +65,7 @@ def _qkv_per_head(x, w_qkv, heads, head_dim):
             yield bi, h, qkv[:hidden][rows], qkv[hidden:2 * hidden][rows], qkv[2 * hidden:][rows]
 
 def naive_linear_attention_core(x, w_qkv, heads, head_dim):
-    """FPA.md: q softmax over features, k softmax over positions, q * d^-0.5,
+    """docs/fpa-model.md §4: q softmax over features, k softmax over positions, q * d^-0.5,
     context = k v^T, out = context^T q. Returns [B, heads*head_dim, H, W] before to_out."""
     B, C, H, W = x.shape
     out = torch.zeros([B, heads * head_dim, H * W], dtype=x.dtype)
@@ -77,7 +77,7 @@ def naive_linear_attention_core(x, w_qkv, heads, head_dim):
     return out.reshape(B, heads * head_dim, H, W)
 
 def naive_full_attention_core(x, w_qkv, heads, head_dim):
-    """FPA.md: q * d^-0.5; for every query position i, softmax over keys j of q_i . k_j,
+    """docs/fpa-model.md §4: q * d^-0.5; for every query position i, softmax over keys j of q_i . k_j,
     output = sum_j weight_ij v_j. Returns [B, heads*head_dim, H, W] before to_out."""
     B, C, H, W = x.shape
     out = torch.zeros([B, heads * head_dim, H * W], dtype=x.dtype)
@@ -91,7 +91,7 @@ def naive_full_attention_core(x, w_qkv, heads, head_dim):
     return out.reshape(B, heads * head_dim, H, W)
 
 def reference_unet_forward(sd, x, heads=4, head_dim=32, groups=8):
-    """The FPA.md section 4 U-Net, from a state dict with the reference's names (no prefix)."""
+    """The docs/fpa-model.md §4 U-Net, from a state dict with the reference's names (no prefix)."""
     def block(p, x):
         x = F.conv2d(x, sd[p + 'proj.weight'], sd[p + 'proj.bias'], padding=1)
         return F.silu(F.group_norm(x, groups, sd[p + 'norm.weight'], sd[p + 'norm.bias'], eps=1e-5))
