@@ -47,7 +47,7 @@ def _fail(option: str, err: Exception):
 @click.option('--device',                   help='auto, cpu, cuda or cuda:N', default='auto', show_default=True)
 @click.option('--paint',                    help='Painting figure per seed: rank-1 updates over partial images', is_flag=True)
 @click.option('--paint-wrap',               help='Painting figures: steps per band  [default: all in one band]', type=click.IntRange(min=1), metavar='INT')
-@click.option('--paint-channels',           help='Per-channel figure per seed: keys, values and updates', is_flag=True)
+@click.option('--paint-channels',           help='Per-channel figure per seed: written vectors, keys and updates', is_flag=True)
 @click.option('--paint-animation',          help='Animation per seed of the image being painted (GIF, WebP, MP4)', is_flag=True)
 @click.option('--anim-updates',             help='Show the rank-1 update beside the partial image in animations', is_flag=True)
 @click.option('--frame-ms',                 help='Animation frame duration in ms', type=click.IntRange(min=20), default=100, show_default=True)

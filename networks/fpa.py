@@ -340,16 +340,20 @@ class SynthesisNetwork(torch.nn.Module):
             lrs = LR_ACTIVATIONS[self.lr_activation](out[..., 2 * C * N:].reshape(B, T, C, self.num_lrs).transpose(1, 2))
         return keys, values, lrs
 
-    def paint_ws(self, ws) -> Painting:
-        """The painting of per-step codes: W [B, C, N, N] and rank-1 factors. Without gradients
-        when the FPA is frozen (train_fpa=False), whatever the caller's grad mode."""
+    def paint_ws_with_inputs(self, ws) -> tuple[Painting, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The painting of per-step codes (W [B, C, N, N] and its rank-1 factors) and what the slow
+        net emitted for it: keys, values [B, C, T, N], learning rates [B, C, T, r] or None. Without
+        gradients when the FPA is frozen (train_fpa=False), whatever the caller's grad mode."""
         self._check_ws(ws)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_fpa):
             keys, values, lrs = self.slow_net(ws)
             with torch.autocast(device_type=keys.device.type, enabled=False):
                 painting = PAINTERS[(self.rule, self.painter_impl)](keys, values, lrs, self.key_softmax)
         misc.assert_shape(painting.W, [ws.shape[0], self.img_channels, self.img_resolution, self.img_resolution], name='W')
-        return painting
+        return painting, keys, values, lrs
+
+    def paint_ws(self, ws) -> Painting:
+        return self.paint_ws_with_inputs(ws)[0]
 
     def to_output_range(self, x):
         """This codebase's [-1, 1] images from a network trained against [0, 1] images (the
@@ -366,6 +370,11 @@ class SynthesisNetwork(torch.nn.Module):
         img = self.unet(x)
         img = img.to(torch.promote_types(img.dtype, torch.float32))
         return self.to_output_range(img.tanh() if self.out_tanh else img)
+
+    def display(self, frames, final):
+        """Frames [B, T, C, N, N] as the image is shown (docs/fpa-model.md §5 and §7): rescaled to
+        the norm of the final W, tanh with out_tanh, mapped to [-1, 1] like the output."""
+        return self.to_output_range(display_frames(frames, final, out_tanh=self.out_tanh))
 
     def forward(self, ws, noise_mode='const', force_fp32=False, update_emas=False):
         _ = noise_mode, force_fp32, update_emas  # Unused: the FPA has no noise inputs and no fp16 layers.
@@ -463,23 +472,36 @@ class Generator(torch.nn.Module):
 
     def paint(self, z, c, truncation_psi=1, truncation_cutoff=None) -> dnnlib.EasyDict:
         """The painting of a batch of latents (docs/fpa-model.md §5), in one pass:
-            updates   [B, T, C, N, N]  the rank-1 update added at each step,
-            partials  [B, T, C, N, N]  W_t, prefix sums of the updates (partials[:, -1] = W),
-            image     [B, C, N, N]     the FPA's image (tanh(W) with out_tanh; = G(z, c) for plain FPA),
-            refined   [B, C, N, N]     the U-Net's output (= G(z, c) for FPA/U-Net), or None.
-        Raw tensors; see display_frames() for the display normalisation."""
+            updates        [B, T, C, N, N]  the rank-1 update added at each step (= written x key_vectors),
+            partials       [B, T, C, N, N]  W_t, prefix sums of the updates (partials[:, -1] = W),
+            image          [B, C, N, N]     the FPA's image (= G(z, c) for plain FPA),
+            refined        [B, C, N, N]     the U-Net's output (= G(z, c) for FPA/U-Net), or None,
+            written        [B, T, C, N]     the vector written at each step (delta rule: u_t), along the rows,
+            key_vectors    [B, T, C, N]     the key it was written with (Oja: the corrected key), along the columns,
+            value_vectors  [B, T, C, N]     the value the slow net emitted (delta rule: the target of u_t),
+            lrs            [B, T, C, r]     the learning rates, or None for rules without them.
+        Raw tensors; display_frames() shows frames as the image is shown."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis_paint(ws)
 
     def synthesis_paint(self, ws) -> dnnlib.EasyDict:
         """G.paint from per-step codes ws [B, T, w_dim] (e.g. style-mixed)."""
-        painting = self.synthesis.paint_ws(ws)
+        painting, _, values, lrs = self.synthesis.paint_ws_with_inputs(ws)
         updates = rank1_updates(painting)
         return dnnlib.EasyDict(
-            updates  = updates,
-            partials = updates.cumsum(dim=1),
-            image    = self.synthesis.fpa_image(painting.W),
-            refined  = None if self.synthesis.unet is None else self.synthesis.refine(painting.W),
+            updates       = updates,
+            partials      = updates.cumsum(dim=1),
+            image         = self.synthesis.fpa_image(painting.W),
+            refined       = None if self.synthesis.unet is None else self.synthesis.refine(painting.W),
+            written       = painting.U.transpose(1, 2),
+            key_vectors   = painting.K.transpose(1, 2),
+            value_vectors = values.transpose(1, 2),
+            lrs           = None if lrs is None else lrs.transpose(1, 2),
         )
+
+    def display_frames(self, frames, final):
+        """Painting frames [B, T, C, N, N] (updates or partials of G.paint) as the image is shown:
+        float in [-1, 1], the last partial equal to the output (docs/fpa-model.md §5)."""
+        return self.synthesis.display(frames, final)
 
 #----------------------------------------------------------------------------

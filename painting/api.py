@@ -8,8 +8,8 @@ batch size or the other seeds requested.
 
 The painting (FPA family, `G.paint`): T rank-1 update frames X_t and partial images
 P_t = W_t, shown after the display normalisation of docs/fpa-model.md §5
-(`networks.fpa.display_frames`: each frame rescaled to the Frobenius norm of the final W,
-then tanh when the generator uses out_tanh), so the last partial frame is the output image.
+(the generator's `G.display_frames`: each frame rescaled to the Frobenius norm of the final
+W, then shown as the output is), so the last partial frame is the output image.
 """
 
 import math
@@ -212,13 +212,9 @@ def painting_generators() -> list[str]:
                   if callable(getattr(dnnlib.util.get_obj_by_name(kwargs.class_name), 'paint', None)))
 
 def check_paints(G: torch.nn.Module) -> None:
-    if not callable(getattr(G, 'paint', None)):
+    if not (callable(getattr(G, 'paint', None)) and callable(getattr(G, 'display_frames', None))):
         raise ValueError(f'{generator_name(G)} does not paint (it has no G.paint); painting needs one of the '
                          f'generators {", ".join(painting_generators())}')
-
-def _display_frames(frames: torch.Tensor, final: torch.Tensor, out_tanh: bool) -> torch.Tensor:
-    from networks.fpa import display_frames # Imported lazily: only painting generators need it.
-    return display_frames(frames, final, out_tanh=out_tanh)
 
 @torch.no_grad()
 def paint_seeds(
@@ -263,13 +259,12 @@ def paint_latents(
     misc.assert_shape(raw.partials, [B, T, C, N, N], name='G.paint partials')
     misc.assert_shape(raw.image, [B, C, N, N], name='G.paint image')
 
-    out_tanh = bool(getattr(G, 'out_tanh', getattr(G.synthesis, 'out_tanh', True)))
     final = raw.partials[:, -1]
     flat = lambda frames: to_uint8(frames.flatten(0, 1)).reshape(B, T, N, N, C)
     return dnnlib.EasyDict(
         raw      = raw,
-        updates  = flat(_display_frames(raw.updates, final, out_tanh)),
-        partials = flat(_display_frames(raw.partials, final, out_tanh)),
+        updates  = flat(G.display_frames(raw.updates, final).cpu()),
+        partials = flat(G.display_frames(raw.partials, final).cpu()),
         image    = to_uint8(raw.image),
         refined  = None if raw.get('refined') is None else to_uint8(raw.refined),
     )
@@ -313,35 +308,22 @@ def diverging_colors(x: np.ndarray) -> np.ndarray:
     rgb = 1 - np.abs(x) * (1 - np.where(x >= 0, pos, neg))
     return np.round(rgb * 255).astype(np.uint8)
 
-def rank1_factors(updates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split rank-1 matrices [..., N, N] = value key^T into value [..., N] and unit key [..., N]
-    (leading singular pair; sign chosen so that the key sums to >= 0, as softmax keys do)."""
-    _, _, Vh = torch.linalg.svd(updates.double())
-    key = Vh[..., 0, :]
-    sign = torch.where(key.sum(-1, keepdim=True) < 0, -1.0, 1.0).to(key.dtype)
-    key = key * sign
-    value = (updates.double() @ key.unsqueeze(-1)).squeeze(-1)
-    return value.float(), key.float()
-
 def _normalise_abs(x: np.ndarray) -> np.ndarray:
     peak = np.abs(x).max(axis=-1, keepdims=True)
     return x / np.where(peak > 0, peak, 1)
 
 def channel_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = None, gap_px: int = 6, wrap: int | None = None) -> np.ndarray:
     """One seed's painting per colour channel: rows = channels, columns = steps. Each cell shows
-    the step's rank-1 update of that channel (centre), its value vector (left strip, along the
-    image rows) and key vector (top strip, along the columns), each scaled to its own peak |x|.
-    Keys and values come from G.paint when it returns them ('keys', 'values' [B, T, C, N]),
-    otherwise from the rank-1 factorisation of the update. wrap as in painting_figure."""
+    the step's rank-1 update of that channel (centre) = the vector written (left strip, along the
+    image rows; the delta rule's u_t) times the key it was written with (top strip, along the
+    columns), both as G.paint returns them, each scaled to its own peak |x|. wrap as in
+    painting_figure."""
     raw = painted.raw
     updates = raw.updates[index].double()                                   # [T, C, N, N]
     T, C, N, _ = updates.shape
-    if raw.get('keys') is not None and raw.get('values') is not None:
-        values, keys = raw['values'][index], raw['keys'][index]             # [T, C, N] each
-    else:
-        values, keys = rank1_factors(updates)
+    written, keys = raw.written[index].double(), raw.key_vectors[index].double()  # [T, C, N] each
     strip = max(1, N // 8)
-    updates, values, keys = _normalise_abs(updates.flatten(2).numpy()).reshape(T, C, N, N), _normalise_abs(values.numpy()), _normalise_abs(keys.numpy())
+    updates, written, keys = _normalise_abs(updates.flatten(2).numpy()).reshape(T, C, N, N), _normalise_abs(written.numpy()), _normalise_abs(keys.numpy())
     scale = auto_scale(N) if scale is None else scale
     rows = []
     for ch in range(C):
@@ -350,7 +332,7 @@ def channel_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = Non
             cell = np.full([strip + 1 + N, strip + 1 + N, 3], CHANNEL_BACKGROUND, dtype=np.uint8)
             cell[strip + 1 :, strip + 1 :] = diverging_colors(updates[t, ch])
             cell[:strip, strip + 1 :] = diverging_colors(keys[t, ch])[None, :]
-            cell[strip + 1 :, :strip] = diverging_colors(values[t, ch])[:, None]
+            cell[strip + 1 :, :strip] = diverging_colors(written[t, ch])[:, None]
             row.append(upscale(cell, scale))
         rows.append(row)
     return tile_bands(rows, wrap=wrap, gap_px=gap_px, background=CHANNEL_BACKGROUND)

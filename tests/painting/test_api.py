@@ -1,6 +1,7 @@
 """painting.api: seeds and latents, image conversion and layout, the painting frames and figures,
 animations, interpolation and style mixing, for every registered generator (tiny configs)."""
 
+import copy
 import functools
 
 import numpy as np
@@ -183,22 +184,30 @@ def test_channel_figure(name):
     cell = fig[ch * (side + 1) : ch * (side + 1) + side, t * (side + 1) : t * (side + 1) + side]
     update = painted.raw.updates[0, t, ch].double().numpy()
     assert np.array_equal(cell[strip + 1 :, strip + 1 :], api.diverging_colors(update / np.abs(update).max())), 'centre: the update'
-    value, key = api.rank1_factors(painted.raw.updates[0, t, ch])
+    written, key = painted.raw.written[0, t, ch].double(), painted.raw.key_vectors[0, t, ch].double()
+    assert_close(written.unsqueeze(-1) * key.unsqueeze(-2), painted.raw.updates[0, t, ch].double(), rtol=1e-5, atol=1e-7, name='update = written key^T')
     assert np.array_equal(cell[0, strip + 1 :], api.diverging_colors(key.numpy() / key.abs().max().item())), 'top strip: the key'
-    assert np.array_equal(cell[strip + 1 :, 0], api.diverging_colors(value.numpy() / value.abs().max().item())), 'left strip: the value'
+    assert np.array_equal(cell[strip + 1 :, 0], api.diverging_colors(written.numpy() / written.abs().max().item())), 'left strip: the written vector'
     wrapped = api.channel_figure(painted, 0, scale=1, gap_px=1, wrap=3)
     num_bands = -(-T // 3)
     assert wrapped.shape == (num_bands * (C * side + C - 1) + (num_bands - 1) * 4, 3 * side + 2, 3)
     assert np.array_equal(wrapped[: C * side + C - 1], fig[:, : 3 * side + 2]), 'band 1 = the first 3 steps'
 
-def test_rank1_factors():
-    gen = torch.Generator().manual_seed(0)
-    keys = torch.randn([5, 3, 8], generator=gen).softmax(-1)
-    values = torch.randn([5, 3, 8], generator=gen)
-    updates = values.unsqueeze(-1) * keys.unsqueeze(-2)
-    v, k = api.rank1_factors(updates)
-    assert_close(v.unsqueeze(-1) * k.unsqueeze(-2), updates, rtol=0, atol=1e-5, name='value key^T')
-    assert_close(k / k.sum(-1, keepdim=True), keys, rtol=0, atol=1e-5, name='keys up to scale')
+def test_paint_returns_the_painters_own_factors():
+    """G.paint returns what the slow net emitted and what the delta rule wrote: the written
+    vector u_t = beta_t (v_t - W_{t-1} k_t) (u_0 = v_0), checked step by step in float64."""
+    G = copy.deepcopy(build('fpa')).double()    # build() is cached: not in place.
+    z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    out = G.paint(z, None)
+    B, T, C, N = out.written.shape
+    W = torch.zeros([B, C, N, N], dtype=torch.float64)
+    for t in range(T):
+        k, v = out.key_vectors[:, t], out.value_vectors[:, t]
+        u = v if t == 0 else out.lrs[:, t] * (v - (W @ k.unsqueeze(-1)).squeeze(-1))
+        assert_close(out.written[:, t], u, rtol=0, atol=1e-10, name=f'u_{t}')
+        W = W + u.unsqueeze(-1) * k.unsqueeze(-2)
+    assert_close(out.partials[:, -1], W, rtol=0, atol=1e-10, name='W')
+    assert_close(out.key_vectors.sum(-1), torch.ones([B, T, C], dtype=torch.float64), rtol=0, atol=1e-12, name='softmax keys')
 
 #----------------------------------------------------------------------------
 # Animations.
