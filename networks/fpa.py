@@ -227,32 +227,52 @@ def _linear_nd(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
 # -> image (-> U-Net refiner).
 
 class SynthesisNetwork(torch.nn.Module):
+    """Per-step codes -> slow net -> keys, values, learning rates -> painter -> image. Every FPA
+    option is defined, defaulted and validated here, once (Generator passes them through as
+    synthesis kwargs, as StyleGAN2's Generator does). Defaults = the paper's 64x64 FPA."""
     def __init__(self,
-        w_dim,                      # Per-step code size (= z_dim).
-        img_resolution,             # Image side N.
-        img_channels,               # Colour channels C.
-        num_steps,                  # Painting steps T.
-        rule,                       # 'delta' | 'hebbian' | 'oja'.
-        input_generator,            # 'v1' | 'v2'.
-        step_latent_dim,            # v2: per-step latent size m.
-        step_input_dim,             # v2: LSTM input size d_in.
-        hidden_dim,                 # LSTM hidden size H.
-        num_layers,                 # LSTM layers L.
-        latent_to_init,             # Initial LSTM state from the first code.
-        input_tanh,                 # v2: tanh on the input generator.
-        position_table,             # v2: learned per-step table added to the LSTM inputs.
-        key_softmax,                # Softmax over each key's N entries.
-        value_tanh,                 # tanh on values.
-        lr_activation,              # 'sigmoid' | 'raw'.
-        vector_lr,                  # One learning rate per value row.
-        out_tanh,                   # Image = tanh(W).
-        out_unit_range,             # Trained against [0, 1] images: image = 2 * clamp(x, 0, 1) - 1.
-        painter_impl,               # 'parallel' | 'sequential'.
-        unet_kwargs,                # kwargs of networks.unet.UNet, or None.
-        unet_input_tanh,            # tanh on the U-Net input.
-        train_fpa,                  # False: FPA part computed without gradients.
+        w_dim,                          # Per-step code size (= z_dim).
+        img_resolution,                 # Image side N (height = width = N).
+        img_channels,                   # Colour channels C (1 or 3; any C works).
+        num_steps        = 64,          # Painting steps T; also num_ws.
+        rule             = 'delta',     # Learning rule: 'delta' | 'hebbian' | 'oja'.
+        input_generator  = 'v2',        # Slow-net input: 'v1' (code as LSTM input) | 'v2' (per-step latents).
+        step_latent_dim  = 8,           # v2: per-step latent size m.
+        step_input_dim   = 128,         # v2: LSTM input size d_in.
+        hidden_dim       = 1024,        # LSTM hidden size H.
+        num_layers       = 1,           # LSTM layers L.
+        latent_to_init   = True,        # Initial LSTM state from the code (v1 requires it).
+        input_tanh       = True,        # v2: tanh on the input generator.
+        position_table   = False,       # v2: learned per-step table added to the LSTM inputs.
+        key_softmax      = True,        # Softmax over each key's N entries.
+        value_tanh       = False,       # tanh on values.
+        lr_activation    = 'sigmoid',   # Learning-rate activation: 'sigmoid' | 'raw' (ignored by 'hebbian').
+        vector_lr        = False,       # One learning rate per value row instead of one per channel.
+        out_tanh         = True,        # Image = tanh(W) (and tanh on the U-Net output).
+        out_unit_range   = False,       # Trained against [0, 1] images (converted reference checkpoints): image = 2 * clamp(x, 0, 1) - 1.
+        painter_impl     = 'parallel',  # 'parallel' (docs/fpa-model.md §2) | 'sequential' (reference loop; 'oja' has only this).
+        unet_kwargs      = None,        # FPA/U-Net: kwargs of networks.unet.UNet; None = plain FPA.
+        unet_input_tanh  = True,        # FPA/U-Net: tanh on the U-Net input W.
+        train_fpa        = True,        # FPA/U-Net: False freezes the FPA and stops gradients into it.
     ):
         super().__init__()
+        def check(ok, option, value, expected):
+            if not ok:
+                raise ValueError(f'FPA Generator: {option}={value!r}: expected {expected}')
+        for name, value in dict(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, num_steps=num_steps,
+                                step_latent_dim=step_latent_dim, step_input_dim=step_input_dim, hidden_dim=hidden_dim, num_layers=num_layers).items():
+            check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, 'z_dim' if name == 'w_dim' else name, value, 'a positive integer')
+        check(rule in RULES, 'rule', rule, f'one of {", ".join(RULES)}')
+        check(input_generator in INPUT_GENERATORS, 'input_generator', input_generator, f'one of {", ".join(INPUT_GENERATORS)}')
+        check(lr_activation in LR_ACTIVATIONS, 'lr_activation', lr_activation, f'one of {", ".join(LR_ACTIVATIONS)}')
+        check(painter_impl in PAINTER_IMPLS, 'painter_impl', painter_impl, f'one of {", ".join(PAINTER_IMPLS)}')
+        check((rule, painter_impl) in PAINTERS, 'painter_impl', painter_impl, f"'sequential' for rule={rule!r} (it has no parallel form)")
+        check(not (vector_lr and rule in RULES_WITHOUT_LR), 'vector_lr', vector_lr, f'False for rule={rule!r} (it has no learning rates)')
+        check(latent_to_init or input_generator == 'v2', 'latent_to_init', latent_to_init, "True for input_generator='v1' (v1 always starts from the latent)")
+        check(not position_table or input_generator == 'v2', 'position_table', position_table, "False for input_generator='v1'")
+        check(unet_kwargs is None or isinstance(unet_kwargs, dict), 'unet_kwargs', unet_kwargs, 'None or a dict of networks.unet.UNet options')
+        check(train_fpa or unet_kwargs is not None, 'train_fpa', train_fpa, 'True without a U-Net (freezing the FPA leaves nothing to train)')
+
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -390,81 +410,39 @@ class SynthesisNetwork(torch.nn.Module):
 
 @persistence.persistent_class
 class Generator(torch.nn.Module):
+    supports_freeze_fpa = True      # Capability (train.py --freeze-fpa): train_fpa=False keeps the painter fixed.
+
     def __init__(self,
-        z_dim,                        # Latent size D_z (= w_dim).
-        c_dim,                        # Conditioning label size, 0 = unconditional.
-        img_resolution,               # Image side N (height = width = N).
-        img_channels,                 # Colour channels C (1 or 3; any C works).
-        num_steps        = 64,        # Painting steps T; also num_ws.
-        rule             = 'delta',   # Learning rule: 'delta' | 'hebbian' | 'oja'.
-        input_generator  = 'v2',      # Slow-net input: 'v1' (code as LSTM input) | 'v2' (per-step latents).
-        step_latent_dim  = 8,         # v2: per-step latent size m.
-        step_input_dim   = 128,       # v2: LSTM input size d_in.
-        hidden_dim       = 1024,      # LSTM hidden size H.
-        num_layers       = 1,         # LSTM layers L.
-        latent_to_init   = True,      # Initial LSTM state from the code (v1 requires it).
-        input_tanh       = True,      # v2: tanh on the input generator.
-        position_table   = False,     # v2: learned per-step table added to the LSTM inputs.
-        key_softmax      = True,      # Softmax over each key's N entries.
-        value_tanh       = False,     # tanh on values.
-        lr_activation    = 'sigmoid', # Learning-rate activation: 'sigmoid' | 'raw' (ignored by 'hebbian').
-        vector_lr        = False,     # One learning rate per value row instead of one per channel.
-        out_tanh         = True,      # Image = tanh(W) (and tanh on the U-Net output).
-        out_unit_range   = False,     # Trained against [0, 1] images (converted reference checkpoints): image = 2 * clamp(x, 0, 1) - 1.
-        painter_impl     = 'parallel',# 'parallel' (docs/fpa-model.md §2) | 'sequential' (reference loop; 'oja' has only this).
-        unet_kwargs      = None,      # FPA/U-Net: kwargs of networks.unet.UNet; None = plain FPA.
-        unet_input_tanh  = True,      # FPA/U-Net: tanh on the U-Net input W.
-        train_fpa        = True,      # FPA/U-Net: False freezes the FPA and stops gradients into it.
-        w_avg_beta       = 0.998,     # Decay of the running mean of w used by truncation.
+        z_dim,                      # Latent size D_z (= w_dim).
+        c_dim,                      # Conditioning label size, 0 = unconditional.
+        img_resolution,             # Image side N (height = width = N).
+        img_channels,               # Colour channels C (1 or 3; any C works).
+        w_avg_beta = 0.998,         # Decay of the running mean of w used by truncation.
+        **synthesis_kwargs,         # FPA options (num_steps, rule, hidden_dim, ...): see SynthesisNetwork.
     ):
         super().__init__()
-        def check(ok, option, value, expected):
-            if not ok:
-                raise ValueError(f'FPA Generator: {option}={value!r}: expected {expected}')
-        for name, value in dict(z_dim=z_dim, img_resolution=img_resolution, img_channels=img_channels, num_steps=num_steps,
-                                step_latent_dim=step_latent_dim, step_input_dim=step_input_dim, hidden_dim=hidden_dim, num_layers=num_layers).items():
-            check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name, value, 'a positive integer')
-        check(isinstance(c_dim, int) and not isinstance(c_dim, bool) and c_dim >= 0, 'c_dim', c_dim, 'an integer >= 0')
-        check(rule in RULES, 'rule', rule, f'one of {", ".join(RULES)}')
-        check(input_generator in INPUT_GENERATORS, 'input_generator', input_generator, f'one of {", ".join(INPUT_GENERATORS)}')
-        check(lr_activation in LR_ACTIVATIONS, 'lr_activation', lr_activation, f'one of {", ".join(LR_ACTIVATIONS)}')
-        check(painter_impl in PAINTER_IMPLS, 'painter_impl', painter_impl, f'one of {", ".join(PAINTER_IMPLS)}')
-        check((rule, painter_impl) in PAINTERS, 'painter_impl', painter_impl, f"'sequential' for rule={rule!r} (it has no parallel form)")
-        check(not (vector_lr and rule in RULES_WITHOUT_LR), 'vector_lr', vector_lr, f'False for rule={rule!r} (it has no learning rates)')
-        check(latent_to_init or input_generator == 'v2', 'latent_to_init', latent_to_init, "True for input_generator='v1' (v1 always starts from the latent)")
-        check(not position_table or input_generator == 'v2', 'position_table', position_table, "False for input_generator='v1'")
-        check(unet_kwargs is None or isinstance(unet_kwargs, dict), 'unet_kwargs', unet_kwargs, 'None or a dict of networks.unet.UNet options')
-        check(train_fpa or unet_kwargs is not None, 'train_fpa', train_fpa, 'True without a U-Net (freezing the FPA leaves nothing to train)')
-        check(0 <= w_avg_beta <= 1, 'w_avg_beta', w_avg_beta, 'a number in [0, 1]')
-
+        if not (isinstance(c_dim, int) and not isinstance(c_dim, bool) and c_dim >= 0):
+            raise ValueError(f'FPA Generator: c_dim={c_dim!r}: expected an integer >= 0')
+        if not (isinstance(w_avg_beta, (int, float)) and 0 <= w_avg_beta <= 1):
+            raise ValueError(f'FPA Generator: w_avg_beta={w_avg_beta!r}: expected a number in [0, 1]')
+        try:
+            self.synthesis = SynthesisNetwork(w_dim=z_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
+        except TypeError as err:    # An option that does not exist.
+            raise ValueError(f'FPA Generator: {str(err).replace("SynthesisNetwork.__init__() ", "")}') from None
         self.z_dim = z_dim
         self.c_dim = c_dim
         self.w_dim = z_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.num_ws = num_steps
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, num_ws=num_steps, w_avg_beta=w_avg_beta)
-        self.synthesis = SynthesisNetwork(w_dim=z_dim, img_resolution=img_resolution, img_channels=img_channels,
-            num_steps=num_steps, rule=rule, input_generator=input_generator, step_latent_dim=step_latent_dim,
-            step_input_dim=step_input_dim, hidden_dim=hidden_dim, num_layers=num_layers, latent_to_init=latent_to_init,
-            input_tanh=input_tanh, position_table=position_table, key_softmax=key_softmax, value_tanh=value_tanh,
-            lr_activation=lr_activation, vector_lr=vector_lr, out_tanh=out_tanh, out_unit_range=out_unit_range, painter_impl=painter_impl,
-            unet_kwargs=unet_kwargs, unet_input_tanh=unet_input_tanh, train_fpa=train_fpa)
-        if not train_fpa:
+        self.num_ws = self.synthesis.num_steps
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, num_ws=self.num_ws, w_avg_beta=w_avg_beta)
+        if not self.synthesis.train_fpa:
             for param in self.fpa_parameters():
                 param.requires_grad_(False)
 
     def fpa_parameters(self):
         """The FPA's parameters: mapping (label embedding) and synthesis without the U-Net."""
         return list(self.mapping.parameters()) + self.synthesis.fpa_parameters()
-
-    def trainable_parameters(self):
-        """What an optimiser should see: everything, or only the U-Net when train_fpa=False.
-        (Frozen FPA parameters never receive gradients, even after G.requires_grad_(True),
-        because the FPA then runs without autograd.)"""
-        if self.synthesis.train_fpa:
-            return list(self.parameters())
-        return list(self.synthesis.unet.parameters())
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)

@@ -13,7 +13,6 @@ FPA hyperparameters. `--gen=NAME` swaps in any registered generator: family-spec
 generator options of a preset are keyed by class name, so they reach only that family.
 """
 
-import inspect
 import os
 import re
 
@@ -177,7 +176,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     if opts.freeze_fpa:
         _check(opts.resume is not None, '--freeze-fpa needs --resume=FPA_NETWORK.pkl (the FPA to keep fixed)')
         G_class = dnnlib.util.get_obj_by_name(G_kwargs.class_name)
-        _check('train_fpa' in inspect.signature(G_class).parameters,
+        _check(getattr(G_class, 'supports_freeze_fpa', False),
                f'--freeze-fpa: generator "{gen}" ({G_kwargs.class_name}) has no FPA to freeze; use --cfg=fpa-unet')
         G_kwargs.train_fpa = False
     _check(opts.freezed >= 0, f'--freezed={opts.freezed}: expected at least 0')
