@@ -52,9 +52,10 @@ def load_target(path: str, img_resolution: int, img_channels: int) -> np.ndarray
     try:
         with PIL.Image.open(path) as im:
             img, _ = standardize_image(im)
+            img = img.copy() # Independent of the file, which closes here.
     except FileNotFoundError:
         raise ValueError(f'"{path}": no such file') from None
-    except (OSError, ValueError, SyntaxError) as err:  # PIL raises all of these for corrupt or unknown files.
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as err:  # PIL raises all of these for bad files.
         raise ValueError(f'"{path}": not a readable image ({err})') from None
     if img_channels == 1 and img.mode == 'RGB':
         rgb = np.asarray(img)
