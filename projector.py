@@ -226,7 +226,7 @@ def format_seconds(seconds: float) -> str:
 
 class ProgressPrinter:
     """A line at step 1, every num_steps / 20 steps and at the last one: distance, loss, elapsed
-    time and ETA (from the time per step since step 1, which excludes the set-up)."""
+    time and ETA (from the time per step since step 1, so the set-up does not count; none at step 1)."""
     def __init__(self, num_lines: int = 20):
         self.num_lines = num_lines
         self.start_time = time.time()
@@ -238,9 +238,9 @@ class ProgressPrinter:
         interval = max(1, num_steps // self.num_lines)
         if step == 1 or step % interval == 0 or step == num_steps:
             elapsed = now - self.start_time
-            eta = (now - self.step1_time) / (step - 1) * (num_steps - step) if step > 1 else elapsed * (num_steps - 1)
+            eta = format_seconds((now - self.step1_time) / (step - 1) * (num_steps - step)) if step > 1 else '-'
             print(f'step {step:>{len(str(num_steps))}d}/{num_steps}  dist {dist:<10.5g} loss {loss:<10.5g} '
-                  f'elapsed {format_seconds(elapsed):>7s}  ETA {format_seconds(eta):>7s}', flush=True)
+                  f'elapsed {format_seconds(elapsed):>7s}  ETA {eta:>7s}', flush=True)
 
 #----------------------------------------------------------------------------
 
