@@ -318,15 +318,17 @@ def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, v
     scale = api.auto_scale(G.img_resolution)
     if save_video:
         mp4 = api.mp4_available()
-        steps = range(num_steps) if mp4 else np.unique(np.rint(np.linspace(0, num_steps - 1, min(num_steps, MAX_GIF_FRAMES))).astype(int))
-        images = synthesize(G, result.ws[steps].to(device))
-        frames = [api.upscale(api.tile([[target_uint8, image]], gap_px=1), scale) for image in images]
+        num_frames = num_steps if mp4 else min(num_steps, MAX_GIF_FRAMES)
+        steps = torch.from_numpy(np.unique(np.rint(np.linspace(0, num_steps - 1, num_frames)).astype(np.int64)))
+        frames = (api.upscale(api.tile([[target_uint8, image]], gap_px=1), scale)   # Made as they are written.
+                  for batch in steps.split(16) for image in synthesize(G, result.ws[batch].to(device)))
+        path = os.path.join(outdir, 'proj.mp4' if mp4 else 'proj.gif')
         if mp4:
-            api.save_mp4(frames, os.path.join(outdir, 'proj.mp4'), frame_ms=100, hold_ms=1500)
+            api.save_mp4(frames, path, frame_ms=100, hold_ms=1500)
         else:
             print(api.MP4_MISSING)
-            api.save_animation(frames, os.path.join(outdir, 'proj.gif'), frame_ms=100, hold_ms=1500)
-        print(f'Wrote the optimisation ({len(frames)} frames) to "{os.path.join(outdir, "proj.mp4" if mp4 else "proj.gif")}"')
+            api.save_animation(list(frames), path, frame_ms=100, hold_ms=1500)
+        print(f'Wrote the optimisation ({len(steps)} frames) to "{path}"')
 
     # The painting of the projection (generators with G.synthesis_paint).
     if paints:

@@ -14,6 +14,7 @@ then tanh when the generator uses out_tanh), so the last partial frame is the ou
 
 import math
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import PIL.Image
@@ -414,22 +415,28 @@ def mp4_available() -> bool:
 
 MP4_MISSING = 'MP4 not written: it needs imageio-ffmpeg (pip install imageio-ffmpeg); GIF and WebP need nothing extra'
 
-def save_mp4(frames: list[np.ndarray], path: str, frame_ms: int = 100, hold_ms: int = 1500) -> None:
+def save_mp4(frames: Iterable[np.ndarray], path: str, frame_ms: int = 100, hold_ms: int = 1500) -> None:
     """H.264 MP4 at 1000 / frame_ms fps; the hold repeats the last frame round(hold_ms / frame_ms)
-    times. Frames are padded (edge pixels) to even sizes, as yuv420p requires."""
+    times. Frames are padded (edge pixels) to even sizes, as yuv420p requires. `frames` may be
+    a generator: frames are streamed to ffmpeg, so a long video is never held in memory."""
     if not mp4_available():
         raise RuntimeError(MP4_MISSING)
     import imageio_ffmpeg
-    frames = list(frames) + [frames[-1]] * round(hold_ms / frame_ms)
-    h, w = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames)
+    h, w = first.shape[:2]
     pad = ((0, h % 2), (0, w % 2), (0, 0))
     writer = imageio_ffmpeg.write_frames(path, (w + w % 2, h + h % 2), fps=1000 / frame_ms, codec='libx264', quality=9,
                                          pix_fmt_in='rgb24', pix_fmt_out='yuv420p', macro_block_size=2, ffmpeg_log_level='error')
     writer.send(None) # Starts ffmpeg.
+    send = lambda frame: writer.send(np.ascontiguousarray(np.pad(frame.repeat(3, axis=2) if frame.shape[2] == 1 else frame, pad, mode='edge')))
     try:
-        for frame in frames:
-            frame = np.pad(frame, pad, mode='edge')
-            writer.send(np.ascontiguousarray(frame.repeat(3, axis=2) if frame.shape[2] == 1 else frame))
+        last = first
+        send(first)
+        for last in frames:
+            send(last)
+        for _ in range(round(hold_ms / frame_ms)):
+            send(last)
     finally:
         writer.close()
 
