@@ -34,11 +34,26 @@ def _grid(ctx, param, value):
 def _fail(option: str, err: Exception):
     raise click.ClickException(f'{option}: {err}')
 
+def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
+    """projNN.png for each row of the codes in projected_w, as upstream; the noise maps the
+    projector optimised (stored beside w) replace the network's own constant noise."""
+    try:
+        projected = api.load_projected_w(projected_w, G)
+    except ValueError as err:
+        _fail('--projected-w', err)
+    api.set_noise_buffers(G, projected.noise)
+    os.makedirs(outdir, exist_ok=True)
+    for idx, ws in enumerate(projected.ws):
+        image = api.to_uint8(G.synthesis(ws.unsqueeze(0), noise_mode=noise_mode))[0]
+        api.save_image(image, os.path.join(outdir, f'proj{idx:02d}.png'))
+    print(f'Wrote {len(projected.ws)} images of projected codes to "{outdir}" (proj00.png ...)')
+
 #----------------------------------------------------------------------------
 
 @click.command()
 @click.option('--network', 'network_pkl',   help='Network file (path or URL)', metavar='PATH|URL', required=True)
-@click.option('--seeds',                    help='Seeds, e.g. 0,3,5-12', metavar='LIST', callback=_seeds, required=True)
+@click.option('--seeds',                    help='Seeds, e.g. 0,3,5-12 (or --projected-w)', metavar='LIST', callback=_seeds)
+@click.option('--projected-w',              help='Codes from projector.py (projected_w.npz): writes projNN.png instead of seeds', metavar='FILE')
 @click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, default=1, show_default=True)
 @click.option('--class', 'class_idx',       help='Class label (conditional networks only)', type=int, metavar='INT')
 @click.option('--noise-mode',               help='StyleGAN2 noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
@@ -58,7 +73,7 @@ def _fail(option: str, err: Exception):
 @click.option('--frames',                   help='Interpolation frames per keyframe transition', type=click.IntRange(min=1), default=24, show_default=True)
 @click.option('--style-mix', 'mix_cols',    help='Style-mixing grid: these column seeds against the --seeds rows', metavar='LIST', callback=_seeds)
 @click.option('--mix-steps',                help='Rows of ws (painting steps) taken from the row seed, e.g. 4,8 [default: num_ws/2]', metavar='LIST')
-def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batch_size, device,
+def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode, outdir, batch_size, device,
          paint, paint_wrap, paint_channels, paint_animation, anim_updates, frame_ms, hold_ms, scale,
          interp, grid, frames, mix_cols, mix_steps):
     """Generate images (seedNNNN.png), painting figures and animations, interpolation videos
@@ -69,7 +84,13 @@ def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batc
     python generate.py --network=net.pkl --seeds=0-3 --outdir=out --paint --paint-animation
     python generate.py --network=net.pkl --seeds=0-11 --outdir=out --interp=z --grid=3x2
     python generate.py --network=net.pkl --seeds=0-3 --outdir=out --style-mix=10-15 --mix-steps=4,8
+    python generate.py --network=net.pkl --projected-w=proj/projected_w.npz --outdir=out
     """
+    if (seeds is None) == (projected_w is None):
+        raise click.UsageError('give either --seeds or --projected-w (codes from projector.py)')
+    if projected_w is not None and (paint or paint_channels or paint_animation or interp or mix_cols):
+        raise click.UsageError('--projected-w writes projNN.png only; the painting, interpolation and style-mixing options take --seeds '
+                               '(projector.py draws the painting of a projection)')
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise click.ClickException(f'--outdir: "{outdir}" exists and is not a directory')
     try:
@@ -81,6 +102,9 @@ def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batc
         G = api.load_generator(network_pkl, device=device)
     except ValueError as err:
         _fail('--network', err)
+    if projected_w is not None:
+        write_projected(G, projected_w, outdir, noise_mode)
+        return
     try:
         api.make_labels(G, class_idx, 1)
     except ValueError as err:

@@ -23,9 +23,12 @@ Generator contract (every registered generator honours it; `check_generator` ass
 - The loss uses style mixing when `num_ws >= 2` (rows of ws are independent codes) and
   path-length regularisation through ws: both are meaningful for every registered family.
 - Painting generators (the FPA family) additionally expose `G.paint(z, c, ...)`, the rank-1
-  update frames, partial images and the painter's factors of each step, and
-  `G.display_frames(frames, final)`, how those frames are shown (see networks/fpa.py); the
-  painting API (painting/api.py) needs nothing else.
+  update frames, partial images and the painter's factors of each step, `G.synthesis_paint(ws)`,
+  the same from given codes (projected or style-mixed ws), and `G.display_frames(frames,
+  final)`, how those frames are shown (see networks/fpa.py); the painting API
+  (painting/api.py) needs nothing else.
+- Buffers of `G.synthesis` whose names end in `noise_const` are constant noise maps, used
+  with `noise_mode='const'`; projector.py optimises them when a generator has them.
 
 Discriminator contract: `D(img, c) -> logits [N, 1]` float32; one StyleGAN2 residual
 discriminator serves every generator.

@@ -14,6 +14,7 @@ W, then shown as the output is), so the last partial frame is the output image.
 
 import math
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import PIL.Image
@@ -251,11 +252,34 @@ def paint_latents(
     misc.assert_shape(c, [len(z), G.c_dim], name='c')
     chunks = [G.paint(z[i : i + batch_size], c[i : i + batch_size], truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
               for i in range(0, len(z), batch_size)]
+    return _painted(G, chunks)
+
+def check_paints_ws(G: torch.nn.Module) -> None:
+    """Painting given codes needs G.synthesis_paint(ws), the second half of G.paint."""
+    if not callable(getattr(G, 'synthesis_paint', None)):
+        raise ValueError(f'{generator_name(G)} cannot paint given codes (it has no G.synthesis_paint); painting needs one of the '
+                         f'generators {", ".join(painting_generators())}')
+
+@torch.no_grad()
+def paint_ws(
+    G:                  torch.nn.Module,    # A painting generator with G.synthesis_paint.
+    ws:                 torch.Tensor,       # Per-step codes [B, num_ws, w_dim] on G's device (e.g. projected).
+    batch_size:         int = 16,           # Samples per G.synthesis_paint call; does not change the result.
+) -> dnnlib.EasyDict:
+    """The painting of given codes ws instead of latents (projected or style-mixed codes);
+    returns what paint_latents returns."""
+    check_paints_ws(G)
+    misc.assert_shape(ws, [None, G.num_ws, G.w_dim], name='ws')
+    return _painted(G, [G.synthesis_paint(ws[i : i + batch_size]) for i in range(0, len(ws), batch_size)])
+
+def _painted(G: torch.nn.Module, chunks: list[dict]) -> dnnlib.EasyDict:
+    """G.paint's (or G.synthesis_paint's) outputs per batch -> the display frames of paint_latents."""
+    num = sum(len(chunk['image']) for chunk in chunks)
     raw = dnnlib.EasyDict()
     for key, value in chunks[0].items():
         raw[key] = torch.cat([chunk[key].float().cpu() for chunk in chunks]) if torch.is_tensor(value) else None
     B, T, C, N, _ = raw.updates.shape
-    misc.assert_shape(raw.updates, [len(z), G.num_ws, G.img_channels, G.img_resolution, G.img_resolution], name='G.paint updates')
+    misc.assert_shape(raw.updates, [num, G.num_ws, G.img_channels, G.img_resolution, G.img_resolution], name='G.paint updates')
     misc.assert_shape(raw.partials, [B, T, C, N, N], name='G.paint partials')
     misc.assert_shape(raw.image, [B, C, N, N], name='G.paint image')
 
@@ -373,24 +397,81 @@ def mp4_available() -> bool:
 
 MP4_MISSING = 'MP4 not written: it needs imageio-ffmpeg (pip install imageio-ffmpeg); GIF and WebP need nothing extra'
 
-def save_mp4(frames: list[np.ndarray], path: str, frame_ms: int = 100, hold_ms: int = 1500) -> None:
+def save_mp4(frames: Iterable[np.ndarray], path: str, frame_ms: int = 100, hold_ms: int = 1500) -> None:
     """H.264 MP4 at 1000 / frame_ms fps; the hold repeats the last frame round(hold_ms / frame_ms)
-    times. Frames are padded (edge pixels) to even sizes, as yuv420p requires."""
+    times. Frames are padded (edge pixels) to even sizes, as yuv420p requires. `frames` may be
+    a generator: frames are streamed to ffmpeg, so a long video is never held in memory."""
     if not mp4_available():
         raise RuntimeError(MP4_MISSING)
     import imageio_ffmpeg
-    frames = list(frames) + [frames[-1]] * round(hold_ms / frame_ms)
-    h, w = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames)
+    h, w = first.shape[:2]
     pad = ((0, h % 2), (0, w % 2), (0, 0))
     writer = imageio_ffmpeg.write_frames(path, (w + w % 2, h + h % 2), fps=1000 / frame_ms, codec='libx264', quality=9,
                                          pix_fmt_in='rgb24', pix_fmt_out='yuv420p', macro_block_size=2, ffmpeg_log_level='error')
     writer.send(None) # Starts ffmpeg.
+    send = lambda frame: writer.send(np.ascontiguousarray(np.pad(frame.repeat(3, axis=2) if frame.shape[2] == 1 else frame, pad, mode='edge')))
     try:
-        for frame in frames:
-            frame = np.pad(frame, pad, mode='edge')
-            writer.send(np.ascontiguousarray(frame.repeat(3, axis=2) if frame.shape[2] == 1 else frame))
+        last = first
+        send(first)
+        for last in frames:
+            send(last)
+        for _ in range(round(hold_ms / frame_ms)):
+            send(last)
     finally:
         writer.close()
+
+#----------------------------------------------------------------------------
+# Projected codes: projector.py's projected_w.npz, read by generate.py --projected-w. Key 'w'
+# holds ws [N, num_ws, w_dim] float32 as upstream StyleGAN2-ADA; keys 'noise:NAME' hold the
+# optimised constant noise maps (buffers G.synthesis.NAME) of generators that have them, so
+# that the codes synthesise exactly the projected image (upstream keeps only 'w').
+
+NOISE_KEY_PREFIX = 'noise:'
+
+def noise_buffers(G: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """G.synthesis's constant noise maps by buffer name (see networks/__init__.py); {} if none."""
+    return {name: buf for name, buf in G.synthesis.named_buffers() if name.endswith('noise_const')}
+
+def save_projected_w(path: str, ws: torch.Tensor, noise: dict[str, torch.Tensor] = {}) -> None:
+    arrays = {'w': ws.detach().float().cpu().numpy()}
+    arrays.update({NOISE_KEY_PREFIX + name: buf.detach().float().cpu().numpy() for name, buf in noise.items()})
+    with open(path, 'wb') as f:
+        np.savez(f, **arrays)
+
+def load_projected_w(path: str, G: torch.nn.Module) -> dnnlib.EasyDict:
+    """EasyDict(ws [N, num_ws, w_dim] float32 on G's device, noise {buffer name: map}) from a
+    projected_w.npz, checked against G; every problem is a one-line ValueError naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise ValueError(f'"{path}": no such file') from None
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f'"{path}": not a readable .npz file ({err})') from None
+    if 'w' not in arrays:
+        raise ValueError(f'"{path}" holds no array "w" (keys: {", ".join(sorted(arrays)) or "none"}); expected projector.py\'s projected_w.npz')
+    ws = arrays.pop('w')
+    if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim) or ws.shape[0] < 1 or not np.issubdtype(ws.dtype, np.floating):
+        raise ValueError(f'"{path}": w has shape {list(ws.shape)} ({ws.dtype}); this network takes [N, num_ws, w_dim] = '
+                         f'[N, {G.num_ws}, {G.w_dim}] floats')
+    buffers = noise_buffers(G)
+    noise = {}
+    for key, value in arrays.items():
+        name = key[len(NOISE_KEY_PREFIX):]
+        if not key.startswith(NOISE_KEY_PREFIX) or name not in buffers or value.shape != tuple(buffers[name].shape):
+            raise ValueError(f'"{path}": array "{key}" {list(value.shape)} matches no noise map of this network')
+        noise[name] = torch.from_numpy(value).to(buffers[name])
+    device = _device_of(G)
+    return dnnlib.EasyDict(ws=torch.from_numpy(ws).to(device=device, dtype=torch.float32), noise=noise)
+
+@torch.no_grad()
+def set_noise_buffers(G: torch.nn.Module, noise: dict[str, torch.Tensor]) -> None:
+    """Copy noise maps {buffer name: map} (from load_projected_w) into G.synthesis's buffers."""
+    buffers = noise_buffers(G)
+    for name, value in noise.items():
+        buffers[name].copy_(value)
 
 #----------------------------------------------------------------------------
 # Interpolation videos: a grid of latents moving from keyframe to keyframe, looping.

@@ -2,7 +2,7 @@
 
 train.py's own test (tests/training/test_train_cli.py::test_help_is_documented) covers
 docs/train-help.txt; this file covers the other scripts. After changing a script's options,
-rewrite all five files with:
+rewrite all six files with:
 
     python -m tests.test_cli_help --write
 """
@@ -24,6 +24,7 @@ COMMANDS = dict(
     calc_metrics = 'calc_metrics',
     dataset_tool = 'main',
     legacy       = 'convert_main',
+    projector    = 'main',
 )
 
 #----------------------------------------------------------------------------

@@ -148,6 +148,22 @@ def test_painting_frames(name, img_channels):
     assert_uint8_close(single.partials[0], painted.partials[1], 'painting of seed 1 alone vs in a batch')
 
 @pytest.mark.parametrize('name', PAINTERS)
+def test_paint_ws_matches_paint(name):
+    """The painting of given codes (projected, style-mixed) is the painting of the latents they came from."""
+    G = build(name)
+    z, c = api.seeds_to_z([3, 1, 4], G.z_dim), api.make_labels(G, None, 3)
+    from_latents, from_ws = api.paint_latents(G, z, c), api.paint_ws(G, G.mapping(z, c), batch_size=2)
+    for key in ('updates', 'partials', 'image'):
+        assert_uint8_close(from_ws[key], from_latents[key], f'paint_ws {key}')
+    assert_close(from_ws.raw.partials, from_latents.raw.partials, rtol=1e-5, atol=1e-5, name='raw partials')
+
+@pytest.mark.skipif(PAINTERS == ALL, reason='every registered generator paints')
+def test_paint_ws_needs_a_painter():
+    G = build(sorted(set(ALL) - set(PAINTERS))[0])
+    with pytest.raises(ValueError, match='cannot paint given codes'):
+        api.paint_ws(G, G.mapping(api.seeds_to_z([0], G.z_dim), None))
+
+@pytest.mark.parametrize('name', PAINTERS)
 def test_painting_figure_layout(name):
     G = build(name)
     painted = api.paint_seeds(G, [7, 8])
