@@ -73,6 +73,11 @@ def check_metric(metric: str, num_real: int | None = None, detectors: dict = {},
     if num_real is not None and num_real < needs.min_real:
         raise ValueError(f'{metric} needs at least {needs.min_real} real images, the data has {num_real}')
 
+def num_generated(metric: str) -> int | None:
+    """Generated images (or PPL pairs) per evaluation; None for the count-free metrics."""
+    keywords = _metric_dict[metric].keywords
+    return keywords.get('num_gen', keywords.get('num_samples'))
+
 #----------------------------------------------------------------------------
 # Top-level entry points.
 
@@ -162,7 +167,7 @@ def inception_score_metric(opts, name, num_gen):
     mean, std = inception_score.compute_is(opts, num_gen=num_gen, num_splits=10)
     return {f'{name}_mean': mean, f'{name}_std': std}
 
-def ppl(opts, name, space, sampling, crop, num_samples=50000):
+def ppl(opts, name, space, sampling, crop, num_samples):
     value = perceptual_path_length.compute_ppl(opts, num_samples=num_samples, epsilon=1e-4, space=space,
                                                sampling=sampling, crop=crop, batch_size=2)
     return {name: value}
@@ -175,12 +180,12 @@ INCEPTION, VGG16 = ('inception',), ('vgg16',)
 register_metric('fid50k_full', fid, INCEPTION, min_real=2, num_gen=50000)
 register_metric('kid50k_full', kid, INCEPTION, min_real=2, num_gen=50000, max_real=1000000)
 register_metric('pr50k3_full', pr, VGG16, min_real=4, num_gen=50000, max_real=200000)
-register_metric('ppl2_wend',   ppl, VGG16, scores='network', space='w', sampling='end', crop=False)
+register_metric('ppl2_wend',   ppl, VGG16, scores='network', space='w', sampling='end', crop=False, num_samples=50000)
 register_metric('is50k',       inception_score_metric, INCEPTION, softmax=True, num_gen=50000)
-register_metric('ppl_zfull',   ppl, VGG16, scores='network', space='z', sampling='full', crop=True)
-register_metric('ppl_wfull',   ppl, VGG16, scores='network', space='w', sampling='full', crop=True)
-register_metric('ppl_zend',    ppl, VGG16, scores='network', space='z', sampling='end', crop=True)
-register_metric('ppl_wend',    ppl, VGG16, scores='network', space='w', sampling='end', crop=True)
+register_metric('ppl_zfull',   ppl, VGG16, scores='network', space='z', sampling='full', crop=True, num_samples=50000)
+register_metric('ppl_wfull',   ppl, VGG16, scores='network', space='w', sampling='full', crop=True, num_samples=50000)
+register_metric('ppl_zend',    ppl, VGG16, scores='network', space='z', sampling='end', crop=True, num_samples=50000)
+register_metric('ppl_wend',    ppl, VGG16, scores='network', space='w', sampling='end', crop=True, num_samples=50000)
 register_metric('fid50k',      fid, INCEPTION, min_real=2, num_gen=50000, max_real=50000, full=False)
 register_metric('kid50k',      kid, INCEPTION, min_real=2, num_gen=50000, max_real=50000, full=False)
 register_metric('pr50k3',      pr, VGG16, min_real=4, num_gen=50000, max_real=50000, full=False)
