@@ -8,6 +8,7 @@ is done by painting.api; this file only parses options and names the output file
 
 import os
 import re
+import sys
 
 import click
 
@@ -40,7 +41,7 @@ def _fail(option: str, err: Exception):
 @click.option('--network', 'network_pkl',   help='Network file (path or URL)', metavar='PATH|URL', required=True)
 @click.option('--seeds',                    help='Seeds, e.g. 0,3,5-12', metavar='LIST', callback=_seeds, required=True)
 @click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, default=1, show_default=True)
-@click.option('--class', 'class_idx',       help='Class label (conditional networks only)', type=int, metavar='INT')
+@click.option('--class', 'class_idx',       help='Class label (conditional networks; ignored with a warning otherwise)', type=int, metavar='INT')
 @click.option('--noise-mode',               help='StyleGAN2 noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
 @click.option('--batch', 'batch_size',      help='Samples per forward pass (does not change the images)', type=click.IntRange(min=1), default=16, show_default=True)
@@ -81,6 +82,9 @@ def main(network_pkl, seeds, truncation_psi, class_idx, noise_mode, outdir, batc
         G = api.load_generator(network_pkl, device=device)
     except ValueError as err:
         _fail('--network', err)
+    if class_idx is not None and G.c_dim == 0:    # As upstream: a warning, and the images without a class.
+        print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
+        class_idx = None
     try:
         api.make_labels(G, class_idx, 1)
     except ValueError as err:
