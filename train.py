@@ -221,8 +221,10 @@ def main(**kwargs):
 
     \b
     Examples:
-      # The Fast Weight Painter at 64x64 on one GPU (or the CPU), with ADA.
+      # The Fast Weight Painter at 64x64 on one GPU, with ADA.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa
+      # On a CPU: the scaled-down preset and a CPU-sized metric.
+      python train.py --outdir=training-runs --data=fmnist32.zip --cfg=fpa-cpu --metrics=fid2k_full
       # The StyleGAN2 baseline with the same discriminator.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=auto
       # Continue the newest fpa run on this data exactly where it stopped.

@@ -69,7 +69,7 @@ PRESETS = {
     'fpa-unet': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), gen='fpa-unet'),
     # The FPA scaled down for a CPU (the demo): T = 32 steps (full rank at 32x32), LSTM 256,
     # d_in 64, and a narrow D (channel_base 1024, channel_max 128). Measured on 2 CPU cores at
-    # 32x32: about 18 sec/kimg with bf16 autocast, recognisable Fashion-MNIST clothing after
+    # 32x32: about 6 sec/kimg with bf16 autocast (idle machine), recognisable Fashion-MNIST clothing after
     # about 20 kimg (docs/training.md); the paper's configuration costs about 10x more per image.
     'fpa-cpu': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), fmaps=1024 / 32768, cmax=128, max_res=64,
         fpa_kwargs=dict(num_steps=32, hidden_dim=256, step_input_dim=64)),
