@@ -91,7 +91,7 @@ def calc_metric(metric: str, **kwargs) -> dnnlib.EasyDict:
     start_time = time.time()
     results = _metric_dict[metric](opts)
     total_time = time.time() - start_time
-    results = metric_utils.broadcast_object({k: float(v) for k, v in results.items()}, opts.num_gpus)
+    results = metric_utils.broadcast_object({k: v if isinstance(v, int) else float(v) for k, v in results.items()}, opts.num_gpus)  # (Counts stay integers.)
     return dnnlib.EasyDict(
         results         = dnnlib.EasyDict(results),
         metric          = metric,

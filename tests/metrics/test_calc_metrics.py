@@ -71,6 +71,7 @@ def test_count_free_metrics_score_every_image_of_a_folder(files):
     assert code == 0, output
     fid_line, kid_line = [json.loads(line) for line in output.strip().splitlines()[-2:]]
     assert fid_line['results']['fid_full_num_real'] == fid_line['results']['fid_full_num_gen'] == NUM_REAL
+    assert isinstance(fid_line['results']['fid_full_num_real'], int), 'counts print as integers'
     assert kid_line['results']['kid_full_num_real'] == kid_line['results']['kid_full_num_gen'] == NUM_REAL
     assert abs(fid_line['results']['fid_full']) < 1e-3, 'the same images on both sides'
 

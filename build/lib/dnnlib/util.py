@@ -1,0 +1,233 @@
+"""Generic utilities without a torch dependency: EasyDict, construction of objects by
+class name, cached opening of local files and URLs, and formatting helpers."""
+
+import hashlib
+import importlib
+import io
+import os
+import re
+import tempfile
+import time
+import urllib.parse
+from typing import Any, Callable
+
+#----------------------------------------------------------------------------
+# A dict whose keys are also attributes: the container for every *_kwargs.
+
+class EasyDict(dict):
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        del self[name]
+
+#----------------------------------------------------------------------------
+# Resolving dotted names ("networks.fpa.Generator") to objects, and calling them.
+
+def get_obj_by_name(name: str) -> Any:
+    """Import the longest importable module prefix of `name` and walk the rest as attributes."""
+    parts = name.split('.')
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = '.'.join(parts[:split])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            # Only swallow the error if it is this very module that is missing, not one it imports.
+            if err.name is not None and module_name.startswith(err.name):
+                continue
+            raise
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            raise ValueError(f'"{name}": module "{module_name}" has no attribute "{".".join(parts[split:])}"') from None
+        return obj
+    raise ValueError(f'"{name}": cannot import any module prefix of this name')
+
+def call_func_by_name(*args, func_name: str | Callable, **kwargs) -> Any:
+    """Call `func_name` (a dotted name or a callable) with the given arguments."""
+    func = get_obj_by_name(func_name) if isinstance(func_name, str) else func_name
+    if not callable(func):
+        raise ValueError(f'"{func_name}" is not callable')
+    return func(*args, **kwargs)
+
+def construct_class_by_name(*args, class_name: str | type, **kwargs) -> Any:
+    """Construct `class_name` (a dotted name or a class) with the given arguments."""
+    return call_func_by_name(*args, func_name=class_name, **kwargs)
+
+def get_top_level_function_name(func: Callable) -> str:
+    """The dotted name under which `func` can be found again by get_obj_by_name()."""
+    return f'{func.__module__}.{func.__qualname__}'
+
+#----------------------------------------------------------------------------
+# Cache directory: set_cache_dir(), then $DNNLIB_CACHE_DIR, then ~/.cache/dnnlib, then tmp.
+
+_cache_dir = None
+
+def set_cache_dir(path: str | None) -> None:
+    global _cache_dir
+    _cache_dir = path
+
+def make_cache_dir_path(*paths: str) -> str:
+    if _cache_dir is not None:
+        return os.path.join(_cache_dir, *paths)
+    if 'DNNLIB_CACHE_DIR' in os.environ:
+        return os.path.join(os.environ['DNNLIB_CACHE_DIR'], *paths)
+    if 'HOME' in os.environ:
+        return os.path.join(os.environ['HOME'], '.cache', 'dnnlib', *paths)
+    return os.path.join(tempfile.gettempdir(), '.cache', 'dnnlib', *paths)
+
+#----------------------------------------------------------------------------
+# Opening local paths, file:// URLs and http(s) URLs (downloaded once into the cache).
+
+def is_url(obj: Any, allow_file_urls: bool = False) -> bool:
+    if not isinstance(obj, str) or '://' not in obj:
+        return False
+    scheme = urllib.parse.urlparse(obj).scheme
+    return scheme in ('http', 'https') or (allow_file_urls and scheme == 'file')
+
+def _file_url_to_path(url: str) -> str:
+    parsed = urllib.parse.urlparse(url)
+    path = urllib.parse.unquote(parsed.path)
+    if os.name == 'nt' and re.match(r'^/[A-Za-z]:', path):
+        path = path[1:]
+    return path
+
+def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 10, verbose: bool = True,
+             return_filename: bool = False, cache: bool = True) -> Any:
+    """Open a local path, a file:// URL or an http(s) URL as a binary file object.
+
+    Downloads are cached under `<cache_dir>/downloads/<md5(url)>_<name>` and written
+    atomically, so an interrupted download never leaves a truncated file in the cache.
+    With return_filename=True the local path is returned instead of an open file.
+    Raises IOError with a one-line message naming the URL when it cannot be opened.
+    """
+    if not isinstance(url, str) or not url:
+        raise IOError(f'open_url: expected a path or URL string, got {url!r}')
+
+    # Local files.
+    if not is_url(url, allow_file_urls=True):
+        if not os.path.isfile(url):
+            raise IOError(f'{url}: no such file')
+        return url if return_filename else open(url, 'rb')
+    if url.startswith('file://'):
+        path = _file_url_to_path(url)
+        if not os.path.isfile(path):
+            raise IOError(f'{url}: no such file')
+        return path if return_filename else open(path, 'rb')
+
+    # Cached downloads.
+    if cache_dir is None:
+        cache_dir = make_cache_dir_path('downloads')
+    url_md5 = hashlib.md5(url.encode('utf-8')).hexdigest()
+    if cache:
+        for name in sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else []:
+            if name.startswith(url_md5 + '_'):
+                path = os.path.join(cache_dir, name)
+                return path if return_filename else open(path, 'rb')
+
+    import requests # Imported lazily: only downloads need it.
+    url_name = os.path.basename(urllib.parse.urlparse(url).path) or 'download'
+    url_name = re.sub(r'[^0-9a-zA-Z._-]', '_', url_name)
+    data = None
+    last_error = None
+    with requests.Session() as session:
+        for attempt in range(num_attempts):
+            if verbose and attempt == 0:
+                print(f'Downloading {url} ...', end='', flush=True)
+            try:
+                with session.get(url, timeout=30) as res:
+                    res.raise_for_status()
+                    if len(res.content) == 0:
+                        raise IOError('empty response')
+                    data = res.content
+                    break
+            except Exception as err: # Network errors of every kind get retried.
+                last_error = err
+                time.sleep(min(2 ** attempt, 8) * 0.1)
+    if data is None:
+        if verbose:
+            print(' failed')
+        raise IOError(f'{url}: download failed after {num_attempts} attempts ({type(last_error).__name__}: {last_error})')
+    if verbose:
+        print(' done')
+
+    if cache:
+        os.makedirs(cache_dir, exist_ok=True)
+        path = os.path.join(cache_dir, f'{url_md5}_{url_name}')
+        fd, tmp_path = tempfile.mkstemp(dir=cache_dir, prefix='.tmp-')
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp_path, path)
+        if return_filename:
+            return path
+    elif return_filename:
+        raise ValueError('open_url: return_filename=True requires cache=True for URLs')
+    return io.BytesIO(data)
+
+#----------------------------------------------------------------------------
+# Writing files atomically: the destination either keeps its old content or gets the new one.
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place. The file gets
+    the permissions of an ordinary new file (0666 minus the umask; mkstemp alone gives 0600)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-' + os.path.basename(path) + '-')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+#----------------------------------------------------------------------------
+# Formatting.
+
+def format_time(seconds: float) -> str:
+    """'12s', '3m 05s', '2h 01m 09s', '1d 03h 04m'."""
+    s = int(round(seconds))
+    if s < 60:
+        return f'{s}s'
+    if s < 60 * 60:
+        return f'{s // 60}m {s % 60:02d}s'
+    if s < 24 * 60 * 60:
+        return f'{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s'
+    return f'{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m'
+
+#----------------------------------------------------------------------------
+# Parsing command-line lists.
+
+def parse_int_list(text: str | list) -> list[int]:
+    """'0,3,5-8' -> [0, 3, 5, 6, 7, 8]. Raises ValueError naming the bad part."""
+    if isinstance(text, list):
+        return [int(x) for x in text]
+    values = []
+    for part in str(text).split(','):
+        part = part.strip()
+        m = re.fullmatch(r'(\d+)-(\d+)', part)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise ValueError(f'"{part}": range end is below its start')
+            values.extend(range(lo, hi + 1))
+        elif re.fullmatch(r'\d+', part):
+            values.append(int(part))
+        else:
+            raise ValueError(f'"{part}": expected a non-negative integer or a range like 5-12')
+    return values

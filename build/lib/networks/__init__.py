@@ -1,0 +1,65 @@
+"""The network registry and the generator contract.
+
+Registry
+--------
+`GENERATORS` maps a user-facing name (what `train.py --gen=NAME` and the presets use) to a
+kwargs dict whose `class_name` is a dotted class name plus the family options that make the
+named variant. Strings keep `training_options.json` self-describing, and importing the
+registry imports no network module. Registering a generator = one entry here plus a tiny
+tester config in `tests/networks/test_contract.py` (a test fails when one is missing).
+
+Generator contract (every registered generator honours it; `check_generator` asserts it)
+------------------------------------------------------------------------------------------
+- Constructor keywords `z_dim, c_dim, img_resolution, img_channels` plus family kwargs; the
+  same four names are attributes, as are `w_dim` and `num_ws`.
+- `G(z, c, truncation_psi=1, truncation_cutoff=None, **kwargs) -> img`: float32 NCHW
+  [N, img_channels, img_resolution, img_resolution], values in about [-1, 1]. Sampling
+  keywords a family does not use (`noise_mode`, `update_emas`, `force_fp32`) are accepted
+  and ignored. With `c_dim == 0`, `c` may be None or an [N, 0] tensor.
+- `G.mapping(z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False)`
+  -> ws [N, num_ws, w_dim], and `G.synthesis(ws, **kwargs) -> img`, with
+  `G(z, c) == G.synthesis(G.mapping(z, c))`. `G.mapping.w_avg` [w_dim] is the running mean
+  of w used by truncation; it advances only when `update_emas=True`.
+- The loss uses style mixing when `num_ws >= 2` (rows of ws are independent codes) and
+  path-length regularisation through ws: both are meaningful for every registered family.
+- Painting generators (the FPA family) additionally expose `G.paint(z, c, ...)`, the rank-1
+  update frames and partial images (see networks/fpa.py).
+
+Discriminator contract: `D(img, c) -> logits [N, 1]` float32; one StyleGAN2 residual
+discriminator serves every generator.
+"""
+
+from dnnlib import EasyDict
+
+#----------------------------------------------------------------------------
+
+GENERATORS: dict[str, EasyDict] = {
+    # Fast Weight Painters (networks/fpa.py, docs/fpa.md). Defaults = the paper's 64x64 FPA.
+    'fpa':         EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v2'),
+    'fpa-v1':      EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v1'),
+    'fpa-oja':     EasyDict(class_name='networks.fpa.Generator', rule='oja', input_generator='v2', latent_to_init=False, painter_impl='sequential'),
+    'fpa-hebbian': EasyDict(class_name='networks.fpa.Generator', rule='hebbian', input_generator='v1', key_softmax=False),
+    'fpa-unet':    EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v2', unet_kwargs=dict(dim=64)),
+    # StyleGAN2 baseline (networks/stylegan2.py, docs/stylegan2.md); the config builder sets channel_base/channel_max per preset.
+    'stylegan2':   EasyDict(class_name='networks.stylegan2.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2)),
+}
+
+DISCRIMINATORS: dict[str, EasyDict] = {
+    'stylegan2':   EasyDict(class_name='networks.stylegan2.Discriminator', architecture='resnet'),
+}
+
+#----------------------------------------------------------------------------
+
+def generator_kwargs(name: str) -> EasyDict:
+    """A fresh copy of the registered kwargs for `name`, or a ValueError listing the names."""
+    if name not in GENERATORS:
+        raise ValueError(f'unknown generator "{name}"; registered: {", ".join(sorted(GENERATORS))}')
+    return EasyDict(GENERATORS[name])
+
+def check_generator(G) -> None:
+    """Assert the static part of the generator contract (attributes and submodules)."""
+    for attr in ('z_dim', 'c_dim', 'w_dim', 'num_ws', 'img_resolution', 'img_channels', 'mapping', 'synthesis'):
+        if not hasattr(G, attr):
+            raise TypeError(f'{type(G).__name__} does not honour the generator contract: no attribute "{attr}"')
+    if not hasattr(G.mapping, 'w_avg'):
+        raise TypeError(f'{type(G).__name__}.mapping has no w_avg buffer (needed for truncation)')

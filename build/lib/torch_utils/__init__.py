@@ -1,0 +1,1 @@
+"""PyTorch utilities: shape asserts, parameter copying, summaries, persistence, custom ops."""

@@ -1,0 +1,165 @@
+"""Network files that never execute code when loaded.
+
+StyleGAN2-ADA pickles embed the source of the defining module and `exec` it on load. Here a
+network file is a `torch.save` of plain data only: for every module, the dotted name of its
+class, the keyword arguments it was constructed with, and its state dict. Loading uses
+`torch.load(weights_only=True)` (tensors, numbers, strings, lists, dicts only) and rebuilds
+each module from *this* codebase's classes, which must be marked with `@persistent_class`
+and live in an allowed package. The class names and constructor arguments of persistent
+classes are therefore a compatibility promise.
+
+File layout (a dict):
+    format:  'fpa-gan-network'
+    version: 1
+    <name>:  {'class_name': str, 'init_kwargs': dict, 'state_dict': dict} for modules,
+             or plain data (e.g. training_set_kwargs), or None.
+"""
+
+import copy
+import functools
+import inspect
+import io
+import os
+import warnings
+from typing import Any
+
+import torch
+
+from dnnlib import util
+
+FORMAT_NAME = 'fpa-gan-network'
+FORMAT_VERSION = 1
+ALLOWED_PACKAGES = ('networks.', 'training.')   # Class names a network file may ask for.
+
+#----------------------------------------------------------------------------
+
+def persistent_class(cls: type) -> type:
+    """Class decorator: record the constructor's keyword arguments as `self.init_kwargs`
+    so that `save_network` can store them, and mark the class as loadable by name."""
+    assert isinstance(cls, type) and issubclass(cls, torch.nn.Module), 'persistent_class expects an nn.Module subclass'
+    orig_init = cls.__init__
+    signature = inspect.signature(orig_init)
+
+    @functools.wraps(orig_init)
+    def __init__(self, *args, **kwargs):
+        if type(self) is cls:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            init_kwargs = {}
+            for name, param in list(bound.signature.parameters.items())[1:]:
+                if param.kind == inspect.Parameter.VAR_KEYWORD:
+                    init_kwargs.update(bound.arguments.get(name, {}))
+                elif param.kind == inspect.Parameter.VAR_POSITIONAL:
+                    raise TypeError(f'{cls.__qualname__}: persistent classes cannot take *args')
+                else:
+                    init_kwargs[name] = bound.arguments[name]
+            init_kwargs = copy.deepcopy(init_kwargs)
+        orig_init(self, *args, **kwargs)
+        if type(self) is cls:
+            self.init_kwargs = util.EasyDict(init_kwargs)
+            self.class_name = f'{cls.__module__}.{cls.__qualname__}'
+
+    cls.__init__ = __init__
+    cls._persistent = True
+    return cls
+
+def is_persistent(obj: Any) -> bool:
+    return isinstance(obj, torch.nn.Module) and getattr(type(obj), '_persistent', False) and hasattr(obj, 'init_kwargs')
+
+#----------------------------------------------------------------------------
+
+def _to_plain(value: Any) -> Any:
+    """EasyDicts and tuples become dicts and lists so that weights_only loading accepts them."""
+    if isinstance(value, dict):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    raise TypeError(f'cannot store a value of type {type(value).__name__} in a network file')
+
+def _from_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return util.EasyDict({k: _from_plain(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_from_plain(v) for v in value]
+    return value
+
+def module_to_data(module: torch.nn.Module) -> dict:
+    if not is_persistent(module):
+        raise TypeError(f'{type(module).__name__} is not a @persistent_class and cannot be saved in a network file')
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return dict(class_name=module.class_name, init_kwargs=_to_plain(module.init_kwargs), state_dict=state)
+
+def module_from_data(data: dict, where: str = 'network file') -> torch.nn.Module:
+    if not isinstance(data, dict) or not {'class_name', 'init_kwargs', 'state_dict'} <= set(data):
+        raise ValueError(f'{where}: expected a module entry with class_name, init_kwargs and state_dict')
+    class_name = data['class_name']
+    if not isinstance(class_name, str) or not class_name.startswith(ALLOWED_PACKAGES):
+        raise ValueError(f'{where}: class "{class_name}" is not a class of this codebase (allowed: {", ".join(ALLOWED_PACKAGES)}*)')
+    try:
+        cls = util.get_obj_by_name(class_name)
+    except (ValueError, ImportError) as err:
+        raise ValueError(f'{where}: unknown class "{class_name}" ({err})') from None
+    if not (isinstance(cls, type) and getattr(cls, '_persistent', False)):
+        raise ValueError(f'{where}: "{class_name}" is not a persistent network class')
+    try:
+        module = cls(**_from_plain(data['init_kwargs']))
+    except TypeError as err:
+        raise ValueError(f'{where}: cannot construct "{class_name}" from the stored arguments ({err})') from None
+    result = module.load_state_dict(data['state_dict'], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f'{where}: "{class_name}" state does not match the class '
+                         f'(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})')
+    return module.eval().requires_grad_(False)
+
+#----------------------------------------------------------------------------
+
+def save_network(path: str, **entries: Any) -> None:
+    """Write a network file atomically. Modules must be persistent; other values plain data."""
+    data = dict(format=FORMAT_NAME, version=FORMAT_VERSION)
+    for name, value in entries.items():
+        data[name] = module_to_data(value) if isinstance(value, torch.nn.Module) else _to_plain(value)
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    util.atomic_write(path, buffer.getvalue())
+
+def _load_error_reason(err: Exception) -> str:
+    """The cause in torch.load's error, without its advice to retry with weights_only=False
+    (which would execute code from the file)."""
+    text = str(err)
+    if 'WeightsUnpickler error:' in text:
+        text = text.split('WeightsUnpickler error:', 1)[1].split('Check the documentation', 1)[0]
+    reason = ' '.join(text.split())
+    return f'{type(err).__name__}: {reason[:200]}' if reason else type(err).__name__
+
+def load_plain_data(f: Any, where: str, what: str) -> Any:
+    """torch.load(weights_only=True) of a file of tensors and plain data onto the CPU, never
+    executing code from it. A file it refuses is a ValueError: '<where>: not a readable <what>
+    (<cause>)'."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')     # torch warns about pickle protocols of files it then refuses.
+            return torch.load(f, map_location='cpu', weights_only=True)
+    except Exception as err:
+        raise ValueError(f'{where}: not a readable {what} ({_load_error_reason(err)})') from None
+
+def load_network(f: Any, where: str | None = None) -> dict:
+    """Load a network file (path or binary file object) without executing any code from it.
+    Returns an EasyDict of rebuilt modules (eval mode, no grad, CPU) and plain data."""
+    if where is None:
+        where = f if isinstance(f, (str, os.PathLike)) else getattr(f, 'name', 'network file')
+    data = load_plain_data(f, where, 'network file')
+    if not isinstance(data, dict) or data.get('format') != FORMAT_NAME:
+        raise ValueError(f'{where}: not a network file of this codebase (no "{FORMAT_NAME}" header)')
+    if data.get('version') != FORMAT_VERSION:
+        raise ValueError(f'{where}: network file version {data.get("version")} is not supported (expected {FORMAT_VERSION})')
+    result = util.EasyDict()
+    for name, value in data.items():
+        if name in ('format', 'version'):
+            continue
+        if isinstance(value, dict) and 'class_name' in value and 'state_dict' in value:
+            result[name] = module_from_data(value, where=f'{where}: {name}')
+        else:
+            result[name] = _from_plain(value)
+    return result

@@ -1,0 +1,159 @@
+"""Training statistics: report scalars anywhere, collect them per tick, across processes.
+
+`report(name, value)` adds the elements of `value` to a running sum per name (count, sum,
+sum of squares, kept on the value's device so that reporting never waits for the GPU).
+A `Collector` turns the growth of those sums since its last `update()` into mean and std,
+summing over all processes of a torch.distributed group. The loss reports under
+StyleGAN2-ADA's names (`Loss/G/loss`, `Loss/signs/real`, ...); the loop collects them into
+`stats.jsonl` once per tick, and the ADA heuristic reads `Loss/signs/real` every few steps
+(Karras et al., "Training Generative Adversarial Networks with Limited Data", section 3).
+
+Every process must report the same names (use `report0` for values that only rank 0 has)
+and call `Collector.update()` at the same points, since `update()` is a collective call.
+"""
+
+import re
+from typing import Any
+
+import numpy as np
+import torch
+
+#----------------------------------------------------------------------------
+
+_num_moments = 3                    # [count, sum, sum of squares].
+_reduce_dtype = torch.float64       # Exact counts and stable sums.
+_rank = 0                           # This process's rank, set by init_multiprocessing().
+_sync_device = None                 # Device for all-reduce (CUDA for NCCL), None = single process.
+_counters: dict[str, dict[torch.device, torch.Tensor]] = {}  # name -> device -> cumulative moments.
+
+def init_multiprocessing(rank: int, sync_device: torch.device | None) -> None:
+    """Declare this process's rank; `sync_device` is where moments are all-reduced
+    (the process's CUDA device with NCCL, CPU with gloo; None = no all-reduce)."""
+    global _rank, _sync_device
+    _rank = rank
+    _sync_device = sync_device
+
+def reset() -> None:
+    """Forget every counter (a new training run in the same process, e.g. in tests)."""
+    _counters.clear()
+
+#----------------------------------------------------------------------------
+
+def report(name: str, value: Any) -> Any:
+    """Add the elements of `value` (tensor, number or list; may be empty) to statistic `name`.
+    Returns `value` unchanged so that calls can be chained."""
+    counters = _counters.setdefault(name, {})
+    elems = torch.as_tensor(value).detach()
+    if elems.numel() == 0:
+        return value
+    elems = elems.flatten().to(_reduce_dtype)
+    moments = torch.stack([torch.ones_like(elems).sum(), elems.sum(), elems.square().sum()])
+    assert moments.ndim == 1 and moments.shape[0] == _num_moments
+    device = moments.device
+    if device not in counters:
+        counters[device] = torch.zeros_like(moments)
+    counters[device].add_(moments)
+    return value
+
+def report0(name: str, value: Any) -> Any:
+    """`report` on rank 0 only; the other ranks register the name with no values."""
+    report(name, value if _rank == 0 else [])
+    return value
+
+#----------------------------------------------------------------------------
+
+def _sync(names: list[str]) -> list[tuple[str, torch.Tensor]]:
+    """Cumulative moments of `names`, summed over devices and (collectively) over processes."""
+    if len(names) == 0:
+        return []
+    device = _sync_device if _sync_device is not None else torch.device('cpu')
+    stack = []
+    for name in names:
+        total = torch.zeros([_num_moments], dtype=_reduce_dtype, device=device)
+        for counter in _counters.get(name, {}).values():
+            total.add_(counter.to(device))
+        stack.append(total)
+    stack = torch.stack(stack)
+    if _sync_device is not None and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(stack)
+    stack = stack.cpu()
+    return [(name, stack[idx]) for idx, name in enumerate(names)]
+
+#----------------------------------------------------------------------------
+
+class Collector:
+    """Mean and std of every statistic whose name fully matches `regex`, over the values
+    reported between the last two calls of `update()` (all processes together)."""
+
+    def __init__(self,
+        regex:          str = '.*',     # Statistics to collect.
+        keep_previous:  bool = True,    # Keep a statistic's last values when nothing new was reported.
+    ):
+        self._regex = re.compile(regex)
+        self._keep_previous = keep_previous
+        self._cumulative: dict[str, torch.Tensor] = {}  # Baseline: the sums seen at the last update().
+        self._moments: dict[str, torch.Tensor] = {}     # The growth between the last two updates.
+        self.update()
+        self._moments.clear()
+
+    def names(self) -> list[str]:
+        """Matching names, sorted (the same order on every process)."""
+        return sorted(name for name in set(_counters) | set(self._cumulative) if self._regex.fullmatch(name))
+
+    def update(self) -> None:
+        """Collective: take the growth of every matching statistic since the last update."""
+        if not self._keep_previous:
+            self._moments.clear()
+        for name, cumulative in _sync(self.names()):
+            baseline = self._cumulative.get(name, torch.zeros_like(cumulative))
+            delta = cumulative - baseline
+            self._cumulative[name] = cumulative
+            if float(delta[0]) != 0:
+                self._moments[name] = delta
+
+    def pending(self) -> dict[str, torch.Tensor]:
+        """Collective: the moments reported since the last update() and not yet taken, summed
+        over processes. Stored in resume checkpoints so that a resumed run sees them too."""
+        result = {}
+        for name, cumulative in _sync(self.names()):
+            delta = cumulative - self._cumulative.get(name, torch.zeros_like(cumulative))
+            if float(delta[0]) != 0:
+                result[name] = delta
+        return result
+
+    def add_pending(self, pending: dict[str, torch.Tensor]) -> None:
+        """Make the next update() include `pending` (from `pending()` of an earlier run).
+        Call on every process: the baseline is kept in all-process terms."""
+        for name, moments in pending.items():
+            moments = torch.as_tensor(moments, dtype=_reduce_dtype).cpu()
+            self._cumulative[name] = self._cumulative.get(name, torch.zeros_like(moments)) - moments
+
+    def num(self, name: str) -> int:
+        moments = self._moments.get(name)
+        return 0 if moments is None else int(moments[0])
+
+    def mean(self, name: str) -> float:
+        moments = self._moments.get(name)
+        if moments is None or float(moments[0]) == 0:
+            return float('nan')
+        return float(moments[1] / moments[0])
+
+    def std(self, name: str) -> float:
+        moments = self._moments.get(name)
+        if moments is None or float(moments[0]) == 0 or not np.isfinite(float(moments[1])):
+            return float('nan')
+        if int(moments[0]) == 1:
+            return 0.0
+        mean = float(moments[1] / moments[0])
+        raw_var = float(moments[2] / moments[0])
+        return float(np.sqrt(max(raw_var - mean ** 2, 0)))
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """{name: {'num', 'mean', 'std'}} for the statistics that have values."""
+        return {name: dict(num=self.num(name), mean=self.mean(name), std=self.std(name))
+                for name in self.names() if name in self._moments}
+
+    def __getitem__(self, name: str) -> float:
+        return self.mean(name)
+
+#----------------------------------------------------------------------------

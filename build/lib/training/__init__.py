@@ -1,0 +1,1 @@
+"""Training: datasets, augmentation, loss and the training loop."""

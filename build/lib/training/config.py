@@ -1,0 +1,329 @@
+"""The pure config builder: command-line options + dataset facts -> training_loop kwargs.
+
+`build_training_config(opts, dataset_info)` has no side effects (it opens no file and
+touches no device), so every preset, override and validation rule is unit-tested without
+launching anything. train.py gathers the options, reads the dataset's facts, calls it,
+writes the result to `training_options.json` and hands it to `training_loop(**c)`.
+
+Presets (`--cfg`): the StyleGAN2-ADA tables (Karras et al., "Training Generative Adversarial
+Networks with Limited Data", NeurIPS 2020, appendix D / train.py cfg_specs) and presets for
+the Fast Weight Painter (Irie & Schmidhuber, "Images as Weight Matrices", ICLR 2023) trained
+with the same machinery; see PRESETS below and docs/training.md for the reasons behind the
+FPA hyperparameters. `--gen=NAME` swaps in any registered generator: family-specific
+generator options of a preset are keyed by class name, so they reach only that family.
+"""
+
+import inspect
+import os
+
+import dnnlib
+import networks
+
+#----------------------------------------------------------------------------
+# Presets. Columns as upstream: ref_gpus = GPUs the values were tuned for (batch_gpu =
+# mb / ref_gpus, None = --gpus), kimg = training length, mb = total batch, mbstd =
+# minibatch-std group, fmaps = capacity (channel_base = fmaps * 32768), lrate = Adam lr of G
+# and D, gamma = R1 weight, ema = G_ema half-life in kimg, ramp = EMA ramp-up, map =
+# StyleGAN2 mapping layers. Values that depend on the resolution or the GPU count are
+# functions of (res, gpus).
+
+def _auto_mb(res, gpus):
+    return max(min(gpus * min(4096 // res, 32), 64), gpus)
+
+def _per_res_gamma(res, gpus, mb):
+    return 0.0002 * res ** 2 / mb                   # StyleGAN2-ADA's rule: gamma ~ resolution^2 / batch.
+
+FPA_BATCH_GPU = 32     # The FPA presets' batch per GPU.
+
+STYLEGAN2_FAMILY = dict(gen='stylegan2', pl_weight=2, style_mixing=0.9, D_architecture='resnet', min_res=8, max_res=1024)
+
+PRESETS = {
+    'auto': lambda res, gpus: dict(STYLEGAN2_FAMILY, ref_gpus=gpus, kimg=25000, mb=_auto_mb(res, gpus),
+        mbstd=min(_auto_mb(res, gpus) // gpus, 4), fmaps=1 if res >= 512 else 0.5, lrate=0.002 if res >= 1024 else 0.0025,
+        gamma=_per_res_gamma(res, gpus, _auto_mb(res, gpus)), ema=_auto_mb(res, gpus) * 10 / 32, ramp=0.05, map=2),
+    'stylegan2': dict(STYLEGAN2_FAMILY, ref_gpus=8, kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),
+    'paper256':  dict(STYLEGAN2_FAMILY, ref_gpus=8, kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),
+    'paper512':  dict(STYLEGAN2_FAMILY, ref_gpus=8, kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
+    'paper1024': dict(STYLEGAN2_FAMILY, ref_gpus=8, kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
+    'cifar':     dict(STYLEGAN2_FAMILY, ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2,
+                      pl_weight=0, style_mixing=0, D_architecture='orig'),
+    # The FPA with the StyleGAN2-ADA machinery (StyleGAN2 residual D, logistic loss, lazy R1, ADA).
+    # Our choices, with reasons (docs/training.md has the long form):
+    # - batch 32 per GPU (the paper used 20 on one): a multiple of the mbstd group 4, as
+    #   StyleGAN2 at 64x64; like 'auto', the per-GPU batch is fixed and the total grows with
+    #   --gpus (ref_gpus=None), and gamma and the EMA follow the total batch by auto's rules;
+    # - Adam lr 0.0025 and betas (0, 0.99) for G and D: the values StyleGAN2-ADA tuned for this
+    #   discriminator and loss at <= 256 px (the paper's 2e-4 / (0.5, 0.9) went with a hinge loss
+    #   and a LightweightGAN discriminator, which this codebase does not use);
+    # - gamma = 0.0002 res^2 / batch (0.0256 at 64x64 on one GPU), EMA half-life batch * 10/32
+    #   kimg with ramp-up 0.05, D capacity 0.5: the 'auto' rules, which are tuned for small datasets;
+    # - pl_weight 0: path lengths need a double backward through the LSTM, which cuDNN does not
+    #   provide on CUDA and which costs about 1.5x per G step on CPU; the paper trained without;
+    # - style_mixing 0: the paper trained without; mixing painting steps stays available
+    #   (the loss supports it for num_ws >= 2) but is not the default until measured;
+    # - resolutions 8..256: at N > 2T the image's rank (at most T = 64 strokes) limits detail.
+    'fpa': lambda res, gpus: dict(gen='fpa', ref_gpus=None, kimg=10000, mb=FPA_BATCH_GPU * gpus, mbstd=4, fmaps=0.5, lrate=0.0025,
+        gamma=_per_res_gamma(res, gpus, FPA_BATCH_GPU * gpus), ema=FPA_BATCH_GPU * gpus * 10 / 32, ramp=0.05, map=2,
+        pl_weight=0, style_mixing=0, D_architecture='resnet', min_res=8, max_res=256),
+    # FPA/U-Net trained jointly from scratch; with --resume=FPA.pkl --freeze-fpa the two-stage recipe of the paper.
+    'fpa-unet': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), gen='fpa-unet'),
+    # The FPA scaled down for a CPU (the demo): T = 32 steps (full rank at 32x32), LSTM 256,
+    # d_in 64, and a narrow D (channel_base 1024, channel_max 128). Measured on 2 CPU cores at
+    # 32x32: about 6 sec/kimg with bf16 autocast (idle machine), recognisable Fashion-MNIST clothing after
+    # about 20 kimg (docs/training.md); the paper's configuration costs about 10x more per image.
+    'fpa-cpu': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), fmaps=1024 / 32768, cmax=128, max_res=64,
+        fpa_kwargs=dict(num_steps=32, hidden_dim=256, step_input_dim=64)),
+}
+
+# One line per preset for train.py --help.
+PRESET_HELP = {
+    'auto':      'StyleGAN2, batch and gamma from resolution and --gpus (StyleGAN2-ADA\'s default)',
+    'stylegan2': 'StyleGAN2 config F: batch 32, gamma 10, 8 mapping layers (tuned on 8 GPUs)',
+    'paper256':  'StyleGAN2-ADA paper, 256x256: batch 64, gamma 1, capacity 0.5 (tuned on 8 GPUs)',
+    'paper512':  'StyleGAN2-ADA paper, 512x512: batch 64, gamma 0.5 (tuned on 8 GPUs)',
+    'paper1024': 'StyleGAN2-ADA paper, 1024x1024: batch 32, gamma 2 (tuned on 8 GPUs)',
+    'cifar':     'StyleGAN2-ADA CIFAR-10: batch 64, gamma 0.01, mbstd group 32, orig D (tuned on 2 GPUs)',
+    'fpa':       'Fast Weight Painter, 8-256 px: 32 per GPU, gamma and EMA from the total batch as auto',
+    'fpa-unet':  'fpa plus the U-Net refiner (two-stage with --resume=FPA.pkl --freeze-fpa=1)',
+    'fpa-cpu':   'fpa scaled down for a CPU (T = 32, LSTM 256, narrow D), up to 64 px: the demo\'s',
+}
+
+AUG_MODES = ('noaug', 'ada', 'fixed')
+FIXED_AUG_P = 0.2      # --aug=fixed without --p (StyleGAN3's default).
+AUGPIPES = ('blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc')
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+
+# Options of build_training_config and their defaults (None = from the preset). train.py's
+# click options map one to one onto these names.
+DEFAULT_OPTS = dnnlib.EasyDict(
+    data=None, cfg='auto', gen=None, gpus=1, batch=None, batch_gpu=None, kimg=None, snap=50, tick=4, metrics=['fid50k_full'],
+    seed=0, mirror=False, cond=False, subset=None, gamma=None, aug='ada', p=None, target=None, augpipe='bgc',
+    resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='fp32', cbase=None, cmax=None, workers=3, device='cpu',
+    glr=None, dlr=None, map_depth=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
+)
+
+#----------------------------------------------------------------------------
+
+class ConfigError(ValueError):
+    """An invalid combination of options; the message names the option and what is expected."""
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+def preset_spec(cfg: str, res: int, gpus: int) -> dnnlib.EasyDict:
+    """The preset's values for this resolution and GPU count."""
+    _check(cfg in PRESETS, f'--cfg={cfg}: expected one of {", ".join(PRESETS)}')
+    spec = PRESETS[cfg]
+    return dnnlib.EasyDict(spec(res, gpus) if callable(spec) else spec)
+
+def family_G_overrides(spec: dnnlib.EasyDict, channel_base: int, channel_max: int, fp16_layers: bool, map_depth: int,
+                       nhwc: bool) -> dict[str, dict]:
+    """Generator options a preset sets per family, keyed by class name: only a generator of
+    that class receives them (a swapped-in FPA never sees StyleGAN2's channel_base)."""
+    return {
+        'networks.stylegan2.Generator': dict(channel_base=channel_base, channel_max=channel_max,
+            mapping_kwargs=dict(num_layers=map_depth), num_fp16_res=4 if fp16_layers else 0, conv_clamp=256 if fp16_layers else None,
+            **(dict(fp16_channels_last=True) if nhwc else {})),
+        'networks.fpa.Generator': dict(spec.get('fpa_kwargs', {})),
+    }
+
+def _merge(base: dict, overrides: dict) -> dict:
+    """Recursive dict update (nested kwargs keep the entries the override does not name)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+#----------------------------------------------------------------------------
+
+def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
+    """Options (names as DEFAULT_OPTS; missing ones take the defaults) and dataset facts
+    (name, resolution, num_channels, num_images, has_labels) -> training_loop kwargs
+    (without run_dir and rank). Raises ConfigError naming the offending option."""
+    unknown = set(opts) - set(DEFAULT_OPTS)
+    _check(not unknown, f'unknown options: {", ".join(sorted(unknown))}')
+    opts = dnnlib.EasyDict(DEFAULT_OPTS, **opts)
+    info = dnnlib.EasyDict(dataset_info)
+    res = int(info.resolution)
+
+    # Devices and processes.
+    _check(opts.gpus >= 1, f'--gpus={opts.gpus}: expected at least 1')
+    _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected cpu or cuda')
+    _check(opts.precision in PRECISIONS, f'--precision={opts.precision}: expected one of {", ".join(PRECISIONS)}')
+    _check(not (opts.precision == 'fp16' and opts.device != 'cuda'), '--precision=fp16 needs CUDA; on CPU use --precision=bf16 or fp32')
+    _check(not (opts.fp32 and opts.precision != 'fp32'), f'--fp32 contradicts --precision={opts.precision}; give one of them')
+
+    # Preset and dataset.
+    spec = preset_spec(opts.cfg, res, opts.gpus)
+    _check(res >= 1 and res & (res - 1) == 0 and spec.min_res <= res <= spec.max_res,
+           f'--data={opts.data}: resolution {res}x{res} is not supported by --cfg={opts.cfg} '
+           f'(expected a power of two from {spec.min_res} to {spec.max_res}; dataset_tool.py --resolution can resize)')
+    _check(not opts.cond or info.has_labels, f'--cond=True: {opts.data} has no labels (dataset.json)')
+    _check(opts.subset is None or opts.subset >= 1, f'--subset={opts.subset}: expected at least 1')
+
+    # Batch.
+    batch = opts.batch if opts.batch is not None else spec.mb
+    _check(batch >= 1, f'--batch={batch}: expected at least 1')
+    _check(batch % opts.gpus == 0, f'--batch={batch} is not divisible by --gpus={opts.gpus}')
+    batch_per_gpu = batch // opts.gpus
+    if opts.batch_gpu is not None:
+        batch_gpu = opts.batch_gpu
+    elif opts.batch is None and spec.ref_gpus is not None:
+        batch_gpu = min(max(spec.mb // spec.ref_gpus, 1), batch_per_gpu)
+    else:
+        batch_gpu = batch_per_gpu
+    _check(batch_gpu >= 1 and batch_per_gpu % batch_gpu == 0,
+           f'--batch-gpu={batch_gpu}: must divide the per-process batch --batch/--gpus = {batch_per_gpu}')
+    mbstd = opts.mbstd_group if opts.mbstd_group is not None else spec.mbstd
+    _check(mbstd >= 1, f'--mbstd-group={mbstd}: expected at least 1')
+    _check(batch_gpu >= mbstd,       # (StyleGAN3's check: a smaller group makes the mbstd feature a constant.)
+           f'--batch-gpu={batch_gpu} is smaller than the minibatch-std group {mbstd} (--mbstd-group); '
+           f'give --batch-gpu >= {mbstd} or --mbstd-group <= {batch_gpu}')
+    _check(batch_gpu % mbstd == 0,
+           f'--batch-gpu={batch_gpu} is not a multiple of the minibatch-std group {mbstd} (--mbstd-group)')
+
+    # Networks.
+    channel_base = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
+    channel_max = opts.cmax if opts.cmax is not None else spec.get('cmax', 512)
+    _check(channel_base >= 1 and channel_max >= 1, f'--cbase={channel_base}, --cmax={channel_max}: expected positive integers')
+    fp16_layers = opts.device == 'cuda' and opts.precision == 'fp32' and not opts.fp32
+    gen = opts.gen if opts.gen is not None else spec.gen
+    try:
+        G_kwargs = networks.generator_kwargs(gen)
+    except ValueError as err:
+        raise ConfigError(f'--gen={gen}: {err}') from None
+    G_kwargs = dnnlib.EasyDict(_merge(dict(z_dim=512), G_kwargs))
+    map_depth = opts.map_depth if opts.map_depth is not None else spec.map
+    overrides = family_G_overrides(spec, channel_base, channel_max, fp16_layers, map_depth, opts.nhwc).get(G_kwargs.class_name, {})
+    _check(opts.map_depth is None or 'mapping_kwargs' in overrides,
+           f'--map-depth={opts.map_depth}: generator "{gen}" ({G_kwargs.class_name}) has no mapping layers to set')
+    _check(map_depth is None or map_depth >= 1, f'--map-depth={map_depth}: expected at least 1')
+    G_kwargs = dnnlib.EasyDict(_merge(G_kwargs, overrides))
+    if opts.freeze_fpa:
+        _check(opts.resume is not None, '--freeze-fpa needs --resume=FPA_NETWORK.pkl (the FPA to keep fixed)')
+        G_class = dnnlib.util.get_obj_by_name(G_kwargs.class_name)
+        _check('train_fpa' in inspect.signature(G_class).parameters,
+               f'--freeze-fpa: generator "{gen}" ({G_kwargs.class_name}) has no FPA to freeze; use --cfg=fpa-unet')
+        G_kwargs.train_fpa = False
+    _check(opts.freezed >= 0, f'--freezed={opts.freezed}: expected at least 0')
+    D_kwargs = dnnlib.EasyDict(networks.DISCRIMINATORS['stylegan2'], architecture=spec.D_architecture,
+        channel_base=channel_base, channel_max=channel_max, num_fp16_res=4 if fp16_layers else 0,
+        conv_clamp=256 if fp16_layers else None, mbstd_group_size=mbstd, freeze_layers=opts.freezed)
+    if opts.nhwc:
+        D_kwargs.block_kwargs = dict(fp16_channels_last=True)
+
+    # Loss, optimisers, schedule.
+    gamma = opts.gamma if opts.gamma is not None else spec.gamma
+    _check(gamma >= 0, f'--gamma={gamma}: expected at least 0')
+    kimg = opts.kimg if opts.kimg is not None else spec.kimg
+    _check(kimg > 0, f'--kimg={kimg}: expected a positive number')
+    _check(opts.tick > 0, f'--tick={opts.tick}: expected a positive number')
+    _check(opts.snap >= 1, f'--snap={opts.snap}: expected at least 1')
+    c = dnnlib.EasyDict()
+    c.training_set_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data,
+        resolution=res, use_labels=bool(opts.cond), xflip=bool(opts.mirror), random_seed=opts.seed,
+        max_size=opts.subset if opts.subset is not None and opts.subset < info.num_images else None)
+    c.data_loader_kwargs = dnnlib.EasyDict(num_workers=opts.workers, prefetch_factor=2)
+    c.G_kwargs = G_kwargs
+    c.D_kwargs = D_kwargs
+    for name, lr in [('glr', opts.glr), ('dlr', opts.dlr)]:
+        _check(lr is None or lr > 0, f'--{name}={lr}: expected a positive learning rate')
+    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.glr or spec.lrate, betas=[0.0, 0.99], eps=1e-8)
+    c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.dlr or spec.lrate, betas=[0.0, 0.99], eps=1e-8)
+    c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma,
+        style_mixing_prob=spec.style_mixing, pl_weight=spec.pl_weight)
+    c.G_reg_interval = 4 if spec.pl_weight > 0 else None
+    c.D_reg_interval = 16
+    c.ema_kimg = spec.ema
+    c.ema_rampup = spec.ramp
+    c.total_kimg = kimg
+    c.kimg_per_tick = opts.tick
+    c.image_snapshot_ticks = c.network_snapshot_ticks = opts.snap
+    c.random_seed = opts.seed
+    c.num_gpus = opts.gpus
+    c.batch_size = batch
+    c.batch_gpu = batch_gpu
+    c.precision = opts.precision
+    c.device = opts.device
+    c.cudnn_benchmark = not opts.nobench
+    c.allow_tf32 = bool(opts.allow_tf32)
+
+    # Augmentation.
+    _check(opts.aug in AUG_MODES, f'--aug={opts.aug}: expected one of {", ".join(AUG_MODES)}')
+    _check(opts.p is None or opts.aug == 'fixed', '--p can only be given with --aug=fixed')
+    _check(opts.p is None or 0 <= opts.p <= 1, f'--p={opts.p}: expected a probability in [0, 1]')
+    _check(opts.target is None or opts.aug == 'ada', '--target can only be given with --aug=ada')
+    _check(opts.target is None or 0 <= opts.target <= 1, f'--target={opts.target}: expected a value in [0, 1]')
+    _check(opts.augpipe in AUGPIPES, f'--augpipe={opts.augpipe}: expected one of {", ".join(AUGPIPES)}')
+    c.augment_kwargs = None
+    c.augment_p = 0
+    c.ada_target = None
+    c.ada_kimg = 500
+    if opts.aug != 'noaug':
+        c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **_augpipe_spec(opts.augpipe))
+        if opts.aug == 'ada':
+            c.ada_target = opts.target if opts.target is not None else 0.6
+        else:
+            c.augment_p = opts.p if opts.p is not None else FIXED_AUG_P
+
+    # Metrics (what each needs is checked by train.py's preflight, which may open files).
+    c.metrics = list(opts.metrics)
+    c.metric_detectors = {name: path for name, path in dict(inception=opts.inception, vgg16=opts.vgg16).items() if path}
+    if c.metrics:
+        try:
+            from metrics import metric_main
+        except ImportError as err:
+            raise ConfigError(f'--metrics={",".join(c.metrics)}: the metrics package cannot be imported ({err}); use --metrics=none') from None
+        for metric in c.metrics:
+            _check(metric_main.is_valid_metric(metric),
+                   f'--metrics: "{metric}" is not a metric; expected none or a comma list of {", ".join(metric_main.list_valid_metrics())}')
+
+    # Resume: a resume checkpoint (.pt) continues exactly; a network file starts a new run from its weights.
+    c.resume_pkl = None
+    c.resume_state = None
+    if opts.resume is not None:
+        if os.path.splitext(str(opts.resume))[1] == '.pt':
+            c.resume_state = str(opts.resume)
+        else:
+            c.resume_pkl = str(opts.resume)
+            c.ada_kimg = 100            # Upstream: let ADA catch up faster from a trained network,
+            c.ema_rampup = None         # and no EMA ramp-up (G_ema starts from trained weights).
+    return c
+
+def _augpipe_spec(name: str) -> dict:
+    from training.augment import AUGPIPE_SPECS   # The pipe's own table of presets.
+    _check(name in AUGPIPE_SPECS, f'--augpipe={name}: not in training.augment.AUGPIPE_SPECS ({", ".join(AUGPIPE_SPECS)})')
+    return dict(AUGPIPE_SPECS[name])
+
+#----------------------------------------------------------------------------
+
+def describe_run(opts: dict, dataset_info: dict) -> str:
+    """The run directory's description, as upstream: dataset, then cfg and the overrides."""
+    opts = dnnlib.EasyDict(DEFAULT_OPTS, **opts)
+    parts = [dataset_info['name']]
+    parts += ['cond'] if opts.cond else []
+    parts += [f'subset{opts.subset}'] if opts.subset is not None else []
+    parts += ['mirror'] if opts.mirror else []
+    parts += [f'{opts.cfg}{opts.gpus}' if opts.cfg == 'auto' else opts.cfg]
+    parts += [f'gen{opts.gen}'] if opts.gen is not None else []
+    parts += [f'gpus{opts.gpus}'] if opts.cfg != 'auto' and opts.gpus != 1 else []
+    parts += [f'gamma{opts.gamma:g}'] if opts.gamma is not None else []
+    parts += [f'kimg{opts.kimg:g}'] if opts.kimg is not None else []
+    parts += [f'batch{opts.batch}'] if opts.batch is not None else []
+    parts += [opts.aug] if opts.aug != 'ada' else []
+    parts += [f'p{opts.p:g}'] if opts.p is not None else []
+    parts += [f'target{opts.target:g}'] if opts.target is not None else []
+    parts += [opts.augpipe] if opts.augpipe != 'bgc' and opts.aug != 'noaug' else []
+    parts += ['resume'] if opts.resume is not None else []
+    parts += ['freezefpa'] if opts.freeze_fpa else []
+    parts += [f'freezed{opts.freezed}'] if opts.freezed else []
+    parts += [opts.precision] if opts.precision != 'fp32' else []
+    parts += ['fp32'] if opts.fp32 else []
+    parts += [f'glr{opts.glr:g}'] if opts.glr is not None else []
+    parts += [f'dlr{opts.dlr:g}'] if opts.dlr is not None else []
+    parts += [f'map{opts.map_depth}'] if opts.map_depth is not None else []
+    parts += [f'mbstd{opts.mbstd_group}'] if opts.mbstd_group is not None else []
+    return '-'.join(str(p) for p in parts)
+
+#----------------------------------------------------------------------------

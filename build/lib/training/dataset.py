@@ -1,0 +1,275 @@
+"""Image datasets in the StyleGAN2-ADA format, and an endless sharded sampler.
+
+A dataset is a directory (searched recursively) or a zip archive of image files, plus an
+optional `dataset.json` at its root holding `{"labels": [[relative/path.png, label], ...]}`
+where each label is an integer class (one-hot encoded here) or a list of floats (kept as a
+vector). `dataset_tool.py` writes this format (uncompressed PNGs `NNNNN/imgNNNNNNNN.png`).
+Images come out as uint8 numpy arrays [C, H, W]; labels as float32 [label_dim].
+
+Karras et al., "Training Generative Adversarial Networks with Limited Data", NeurIPS 2020
+(x-flip dataset augmentation, section 2 and appendix A).
+"""
+
+import json
+import os
+import zipfile
+from typing import Any, Iterator
+
+import numpy as np
+import PIL.Image
+import torch
+
+from dnnlib import util
+from training.image_files import IMAGE_EXTENSIONS, image_to_array, is_image_file, parse_labels, standardize_image
+
+#----------------------------------------------------------------------------
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """Images from a directory or a zip, as uint8 [C, H, W] with float32 labels [label_dim].
+    The zip is opened lazily, once per process, so DataLoader workers never share a handle."""
+
+    def __init__(self,
+        path:         str,                  # Directory or .zip of images (dataset_tool.py output or any folder).
+        resolution:   int | None = None,    # Expected side length; None = take it from the data.
+        use_labels:   bool = False,         # Return labels from dataset.json? False = label_dim 0.
+        xflip:        bool = False,         # Double the dataset with horizontally mirrored copies.
+        max_size:     int | None = None,    # Use a random subset of at most this many images; None = all.
+        random_seed:  int = 0,              # Seed for choosing the max_size subset.
+    ):
+        self._path = str(path)
+        self._zipfile = None
+        self._zipfile_pid = None
+        self.name = os.path.splitext(os.path.basename(os.path.normpath(self._path)))[0]
+
+        if os.path.isdir(self._path):
+            self._type = 'dir'
+            all_fnames = [os.path.relpath(os.path.join(root, fname), start=self._path).replace(os.sep, '/')
+                          for root, _dirs, files in os.walk(self._path) for fname in files]
+        elif os.path.isfile(self._path) and zipfile.is_zipfile(self._path):
+            self._type = 'zip'
+            all_fnames = [info.filename for info in self._get_zipfile().infolist() if not info.is_dir()]
+        elif os.path.exists(self._path):
+            raise IOError(f'{self._path}: not a directory or a zip archive')
+        else:
+            raise IOError(f'{self._path}: dataset not found')
+        self._image_fnames = sorted(fname for fname in all_fnames if is_image_file(fname))
+        if not self._image_fnames:
+            raise IOError(f'{self._path}: no image files found (extensions {", ".join(IMAGE_EXTENSIONS)})')
+
+        # Shape from the first image; every image is checked against it when loaded.
+        first = self._load_raw_image(0)
+        self._raw_shape = [len(self._image_fnames)] + list(first.shape)
+        channels, height, width = first.shape
+        if height != width:
+            raise ValueError(f'{self._path}: images are {width}x{height}; square images are required (dataset_tool.py --transform can crop them)')
+        if resolution is not None and height != resolution:
+            raise ValueError(f'{self._path}: images are {width}x{height}, but resolution={resolution} was requested')
+
+        # Labels.
+        self._raw_labels = None
+        if use_labels:
+            self._raw_labels = parse_labels(self._load_labels_json(), self._image_fnames, where=f'{self._path}: dataset.json')
+            if self._raw_labels is None:
+                raise ValueError(f'{self._path}: use_labels=True, but the dataset has no labels (dataset.json missing or "labels": null)')
+
+        # Subset and x-flips: item i is raw image _raw_idx[i], mirrored when _xflip[i].
+        self._raw_idx = np.arange(len(self._image_fnames), dtype=np.int64)
+        if max_size is not None and max_size < 1:
+            raise ValueError(f'{self._path}: max_size must be at least 1, got {max_size}')
+        if max_size is not None and self._raw_idx.size > max_size:
+            rnd = np.random.RandomState(random_seed)
+            self._raw_idx = np.sort(rnd.choice(self._raw_idx, size=max_size, replace=False))
+        self._xflip = np.zeros(self._raw_idx.size, dtype=np.uint8)
+        if xflip:
+            self._raw_idx = np.tile(self._raw_idx, 2)
+            self._xflip = np.concatenate([self._xflip, np.ones_like(self._xflip)])
+        self._close()
+
+    #------------------------------------------------------------------------
+    # File access. The zip handle belongs to the process that opened it.
+
+    def _get_zipfile(self) -> zipfile.ZipFile:
+        assert self._type == 'zip'
+        if self._zipfile is None or self._zipfile_pid != os.getpid():
+            self._zipfile = zipfile.ZipFile(self._path)  # A forked worker gets its own handle.
+            self._zipfile_pid = os.getpid()
+        return self._zipfile
+
+    def _open_file(self, fname: str):
+        if self._type == 'dir':
+            return open(os.path.join(self._path, fname), 'rb')
+        return self._get_zipfile().open(fname, 'r')
+
+    def _close(self) -> None:
+        if self._zipfile is not None and self._zipfile_pid == os.getpid():
+            self._zipfile.close()
+        self._zipfile = None
+        self._zipfile_pid = None
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _zipfile=None, _zipfile_pid=None)
+
+    def __del__(self):
+        try:
+            self._close()
+        except Exception:
+            pass
+
+    def _load_labels_json(self) -> Any:
+        if self._type == 'dir':
+            json_path = os.path.join(self._path, 'dataset.json')
+            if not os.path.isfile(json_path):
+                return None
+            with open(json_path, 'rb') as f:
+                data = f.read()
+        else:
+            if 'dataset.json' not in self._get_zipfile().namelist():
+                return None
+            data = self._get_zipfile().read('dataset.json')
+        try:
+            content = json.loads(data)
+        except ValueError as err:
+            raise ValueError(f'{self._path}: dataset.json is not valid JSON ({err})') from None
+        if not isinstance(content, dict):
+            raise ValueError(f'{self._path}: dataset.json must hold an object with a "labels" entry')
+        return content.get('labels')
+
+    def load_raw_image(self, raw_idx: int) -> np.ndarray:
+        """Decode raw image `raw_idx` (PNG, JPEG or any IMAGE_EXTENSIONS file, through PIL)
+        into uint8 [C, H, W], applying the same standardisation as dataset_tool.py."""
+        return self._load_raw_image(raw_idx)
+
+    def _load_raw_image(self, raw_idx: int) -> np.ndarray:
+        fname = self._image_fnames[raw_idx]
+        try:
+            with self._open_file(fname) as f:
+                img, _notes = standardize_image(PIL.Image.open(f))
+                return image_to_array(img)
+        except (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError) as err:
+            raise IOError(f'{self._path}: cannot decode "{fname}" ({err})') from None
+
+    #------------------------------------------------------------------------
+    # The torch Dataset interface.
+
+    def __len__(self) -> int:
+        return int(self._raw_idx.size)
+
+    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        raw_idx = int(self._raw_idx[idx])
+        image = self._load_raw_image(raw_idx)
+        if list(image.shape) != self.image_shape:
+            raise IOError(f'{self._path}: "{self._image_fnames[raw_idx]}" has shape {list(image.shape)}, '
+                          f'expected {self.image_shape} like the first image (dataset_tool.py makes them uniform)')
+        if self._xflip[idx]:
+            image = image[:, :, ::-1]
+        return np.require(image, requirements=['C', 'W']), self.get_label(idx)   # Writable: torch warns otherwise.
+
+    def get_label(self, idx: int) -> np.ndarray:
+        """float32 [label_dim]: a one-hot vector for class labels, the vector itself otherwise."""
+        if self._raw_labels is None:
+            return np.zeros([0], dtype=np.float32)
+        label = self._raw_labels[self._raw_idx[idx]]
+        if self._raw_labels.dtype == np.int64:
+            onehot = np.zeros(self.label_shape, dtype=np.float32)
+            onehot[label] = 1
+            return onehot
+        return label.copy()
+
+    def get_details(self, idx: int) -> util.EasyDict:
+        raw_idx = int(self._raw_idx[idx])
+        raw_label = None if self._raw_labels is None else self._raw_labels[raw_idx].copy()
+        return util.EasyDict(raw_idx=raw_idx, xflip=bool(self._xflip[idx]), fname=self._image_fnames[raw_idx], raw_label=raw_label)
+
+    #------------------------------------------------------------------------
+    # Shapes.
+
+    @property
+    def image_shape(self) -> list[int]:
+        return list(self._raw_shape[1:])
+
+    @property
+    def num_channels(self) -> int:
+        return self.image_shape[0]
+
+    @property
+    def resolution(self) -> int:
+        return self.image_shape[1]
+
+    @property
+    def label_shape(self) -> list[int]:
+        if self._raw_labels is None:
+            return [0]
+        if self._raw_labels.dtype == np.int64:
+            return [int(self._raw_labels.max()) + 1]
+        return list(self._raw_labels.shape[1:])
+
+    @property
+    def label_dim(self) -> int:
+        return self.label_shape[0]
+
+    @property
+    def has_labels(self) -> bool:
+        return self.label_dim != 0
+
+#----------------------------------------------------------------------------
+
+class InfiniteSampler(torch.utils.data.Sampler):
+    """Endless stream of dataset indices, sharded over `num_replicas` processes.
+
+    The global stream is a seeded permutation that is progressively reshuffled: after
+    position i is visited it is swapped with a random position at most `window_size * N`
+    places behind it, so later passes differ from the first while every index still
+    recurs about once per N steps. Replica r yields global positions r, r + R, r + 2R, ...
+    `start_idx` counts items this replica has already yielded; the sampler replays the
+    reshuffling up to that point, so a resumed run continues exactly the same stream."""
+
+    def __init__(self,
+        dataset:       torch.utils.data.Dataset,  # Anything with __len__.
+        rank:          int = 0,                   # This process's index in [0, num_replicas).
+        num_replicas:  int = 1,                   # Number of processes sharing the stream.
+        seed:          int = 0,                   # Seed of the permutation and the reshuffling.
+        shuffle:       bool = True,               # False = 0, 1, 2, ... in order.
+        window_size:   float = 0.5,               # Reshuffling window as a fraction of the dataset.
+        start_idx:     int = 0,                   # Items already yielded by this replica (resume).
+    ):
+        if len(dataset) < 1:
+            raise ValueError('InfiniteSampler: the dataset is empty')
+        if not (num_replicas >= 1 and 0 <= rank < num_replicas):
+            raise ValueError(f'InfiniteSampler: need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}')
+        if not 0 <= window_size <= 1:
+            raise ValueError(f'InfiniteSampler: window_size must be in [0, 1], got {window_size}')
+        if start_idx < 0:
+            raise ValueError(f'InfiniteSampler: start_idx must be >= 0, got {start_idx}')
+        super().__init__()
+        self.num_items = len(dataset)
+        self.rank = rank
+        self.num_replicas = num_replicas
+        self.seed = seed
+        self.shuffle = shuffle
+        self.window_size = window_size
+        self.start_idx = start_idx
+
+    def __iter__(self) -> Iterator[int]:
+        num_items = self.num_items
+        order = np.arange(num_items)
+        window = 0
+        rnd = np.random.RandomState(self.seed)
+        if self.shuffle:
+            rnd.shuffle(order)
+            window = int(np.rint(num_items * self.window_size))
+        order = order.tolist()
+        chunk = 4096  # Random offsets are drawn in chunks; replay draws exactly the same ones.
+        first_yield = self.start_idx * self.num_replicas
+        idx = 0
+        while True:
+            offsets = rnd.randint(window, size=chunk).tolist() if window >= 2 else None
+            for k in range(chunk):
+                i = idx % num_items
+                if idx >= first_yield and idx % self.num_replicas == self.rank:
+                    yield order[i]
+                if offsets is not None:
+                    j = (i - offsets[k]) % num_items
+                    order[i], order[j] = order[j], order[i]
+                idx += 1
+
+#----------------------------------------------------------------------------
