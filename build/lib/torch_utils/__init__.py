@@ -1,1 +1,0 @@
-"""PyTorch utilities: shape asserts, parameter copying, summaries, persistence, custom ops."""

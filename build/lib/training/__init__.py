@@ -1,1 +1,0 @@
-"""Training: datasets, augmentation, loss and the training loop."""
