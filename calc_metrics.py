@@ -27,7 +27,6 @@ import click
 import torch
 
 import dnnlib
-from dnnlib import util
 from metrics import metric_main, metric_utils
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
@@ -35,13 +34,11 @@ DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 #----------------------------------------------------------------------------
 
 def load_network(network: str) -> dnnlib.EasyDict:
-    """A network file (path or URL) through legacy.py (reference FPA checkpoints convert too),
-    never running code from the file."""
-    import legacy
+    """Any network file networks.load_network reads (path or URL), never running code from it."""
+    import networks
     try:
-        path = util.open_url(network, return_filename=True)
-        return legacy.load_network_pkl(path)
-    except (ValueError, IOError, OSError) as err:
+        return networks.load_network(network)
+    except ValueError as err:
         raise click.ClickException(f'--network: {err}') from None
 
 def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception, vgg16, seed, batch, verbose) -> dnnlib.EasyDict:

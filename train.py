@@ -18,6 +18,7 @@ import torch
 
 import dnnlib
 import networks
+from networks import loader as networks_loader
 from torch_utils import distributed
 from training import config as training_config
 from training import resume_search
@@ -213,8 +214,9 @@ def presets_help() -> str:
 @click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default='bgc', show_default=True)
 # Resume.
 @click.option('--resume',       help='latest (the newest matching run; error if none) | auto (the same, else a new run) | '
-                                     'resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl (new run from its weights)',
-              metavar='[latest|auto|PT|PKL]', type=str)
+                                     'resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl, URL or ffhq256, ffhq512, ffhq1024, '
+                                     'celebahq256, lsundog256 (new run from its weights)',
+              metavar='[latest|auto|PT|PKL|URL|NAME]', type=str)
 @click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=False, show_default=True)
 def main(**kwargs):
     """Train a GAN (StyleGAN2-ADA machinery) with any registered generator.
@@ -227,6 +229,8 @@ def main(**kwargs):
       python train.py --outdir=training-runs --data=fmnist32.zip --cfg=fpa-cpu --metrics=fid2k_full
       # The StyleGAN2 baseline with the same discriminator.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=auto
+      # Transfer learning from NVIDIA's StyleGAN2-ADA FFHQ network (also a path or URL).
+      python train.py --outdir=training-runs --data=dogs256.zip --cfg=paper256 --mirror=1 --resume=ffhq256
       # Continue the newest fpa run on this data exactly where it stopped.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa --resume=latest
       # One command for a cluster job's first start and every requeue.
@@ -260,8 +264,9 @@ def main(**kwargs):
     info = read_dataset_info(opts.data, opts.cond)
     if opts.resume in resume_search.RESUME_SEARCH_MODES:
         opts.resume = resolve_resume(opts, outdir, info, is_main)
-    if opts.resume is not None and not os.path.isfile(opts.resume):
-        raise click.ClickException(f'--resume={opts.resume}: no such file')
+    if opts.resume is not None and not (os.path.isfile(opts.resume) or networks_loader.is_remote_source(opts.resume)):
+        raise click.ClickException(f'--resume={opts.resume}: no such file (expected latest, auto, a resume-KKKKKK.pt, a network file, '
+                                   f'a URL or one of {", ".join(networks_loader.UPSTREAM_NETWORKS)})')
 
     # Options -> training_loop kwargs.
     try:

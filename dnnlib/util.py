@@ -148,8 +148,12 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 10, ver
                         raise IOError('empty response')
                     data = res.content
                     break
-            except Exception as err: # Network errors of every kind get retried.
+            except Exception as err: # Network errors get retried; a client error (4xx, e.g. 404) is final.
                 last_error = err
+                status = getattr(getattr(err, 'response', None), 'status_code', None)
+                if status is not None and 400 <= status < 500:
+                    num_attempts = attempt + 1
+                    break
                 time.sleep(min(2 ** attempt, 8) * 0.1)
     if data is None:
         if verbose:

@@ -56,6 +56,12 @@ def generator_kwargs(name: str) -> EasyDict:
         raise ValueError(f'unknown generator "{name}"; registered: {", ".join(sorted(GENERATORS))}')
     return EasyDict(GENERATORS[name])
 
+def load_network(source, **convert_options) -> EasyDict:
+    """Read a network file of any supported kind (ours, a reference FPA checkpoint, a
+    StyleGAN2-ADA/StyleGAN3 pickle) from a path, URL or file object: networks/loader.py."""
+    from networks import loader     # Imported here: the registry itself imports no network module.
+    return loader.load_network(source, **convert_options)
+
 def check_generator(G) -> None:
     """Assert the static part of the generator contract (attributes and submodules)."""
     for attr in ('z_dim', 'c_dim', 'w_dim', 'num_ws', 'img_resolution', 'img_channels', 'mapping', 'synthesis'):

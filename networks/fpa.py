@@ -246,6 +246,7 @@ class SynthesisNetwork(torch.nn.Module):
         lr_activation,              # 'sigmoid' | 'raw'.
         vector_lr,                  # One learning rate per value row.
         out_tanh,                   # Image = tanh(W).
+        out_unit_range,             # Trained against [0, 1] images: image = 2 * clamp(x, 0, 1) - 1.
         painter_impl,               # 'parallel' | 'sequential'.
         unet_kwargs,                # kwargs of networks.unet.UNet, or None.
         unet_input_tanh,            # tanh on the U-Net input.
@@ -266,6 +267,7 @@ class SynthesisNetwork(torch.nn.Module):
         self.value_tanh = value_tanh
         self.lr_activation = lr_activation
         self.out_tanh = out_tanh
+        self.out_unit_range = out_unit_range
         self.painter_impl = painter_impl
         self.unet_input_tanh = unet_input_tanh
         self.train_fpa = train_fpa
@@ -291,6 +293,8 @@ class SynthesisNetwork(torch.nn.Module):
             torch.nn.init.uniform_(self.kvb_net.bias, -bound, bound)
         if input_generator == 'v2':
             torch.nn.init.kaiming_normal_(self.per_time_linear_input.weight, mode='fan_in', nonlinearity='relu')
+        if input_generator == 'v1' and latent_to_init:    # As the reference's v1 models (std sqrt(2 / z_dim)).
+            torch.nn.init.kaiming_normal_(self.latent_to_init.weight, mode='fan_in', nonlinearity='relu')
 
         # FPA/U-Net refiner (FPA.md section 4).
         self.unet = None
@@ -347,8 +351,13 @@ class SynthesisNetwork(torch.nn.Module):
         misc.assert_shape(painting.W, [ws.shape[0], self.img_channels, self.img_resolution, self.img_resolution], name='W')
         return painting
 
+    def to_output_range(self, x):
+        """This codebase's [-1, 1] images from a network trained against [0, 1] images (the
+        reference code, which shows clamp(x, 0, 1)); unchanged otherwise."""
+        return x.clamp(0, 1) * 2 - 1 if self.out_unit_range else x
+
     def fpa_image(self, W):
-        return W.tanh() if self.out_tanh else W
+        return self.to_output_range(W.tanh() if self.out_tanh else W)
 
     def refine(self, W):
         """FPA/U-Net: final = tanh(U(tanh(W))) with the inner tanh = unet_input_tanh and the outer
@@ -356,7 +365,7 @@ class SynthesisNetwork(torch.nn.Module):
         x = W.tanh() if self.unet_input_tanh else W
         img = self.unet(x)
         img = img.to(torch.promote_types(img.dtype, torch.float32))
-        return img.tanh() if self.out_tanh else img
+        return self.to_output_range(img.tanh() if self.out_tanh else img)
 
     def _apply(self, fn, recurse=True):
         """After .to()/.cuda()/.float(): compact the LSTM's weights into cuDNN's one flat buffer,
@@ -405,6 +414,7 @@ class Generator(torch.nn.Module):
         lr_activation    = 'sigmoid', # Learning-rate activation: 'sigmoid' | 'raw' (ignored by 'hebbian').
         vector_lr        = False,     # One learning rate per value row instead of one per channel.
         out_tanh         = True,      # Image = tanh(W) (and tanh on the U-Net output).
+        out_unit_range   = False,     # Trained against [0, 1] images (converted reference checkpoints): image = 2 * clamp(x, 0, 1) - 1.
         painter_impl     = 'parallel',# 'parallel' (FPA.md section 2) | 'sequential' (reference loop; 'oja' has only this).
         unet_kwargs      = None,      # FPA/U-Net: kwargs of networks.unet.UNet; None = plain FPA.
         unet_input_tanh  = True,      # FPA/U-Net: tanh on the U-Net input W.
@@ -442,7 +452,7 @@ class Generator(torch.nn.Module):
             num_steps=num_steps, rule=rule, input_generator=input_generator, step_latent_dim=step_latent_dim,
             step_input_dim=step_input_dim, hidden_dim=hidden_dim, num_layers=num_layers, latent_to_init=latent_to_init,
             input_tanh=input_tanh, position_table=position_table, key_softmax=key_softmax, value_tanh=value_tanh,
-            lr_activation=lr_activation, vector_lr=vector_lr, out_tanh=out_tanh, painter_impl=painter_impl,
+            lr_activation=lr_activation, vector_lr=vector_lr, out_tanh=out_tanh, out_unit_range=out_unit_range, painter_impl=painter_impl,
             unet_kwargs=unet_kwargs, unet_input_tanh=unet_input_tanh, train_fpa=train_fpa)
         if not train_fpa:
             for param in self.fpa_parameters():

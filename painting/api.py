@@ -20,7 +20,6 @@ import PIL.Image
 import torch
 
 import dnnlib
-import legacy
 import networks
 from torch_utils import misc
 
@@ -41,16 +40,11 @@ def resolve_device(name: str | torch.device = 'auto') -> torch.device:
         raise ValueError(f'"{name}": CUDA is not available on this machine (use cpu or auto)')
     return device
 
-def _read_network_file(f) -> dnnlib.EasyDict:
-    """The single place that reads a network file (a binary file object): this codebase's
-    network files and the FPA authors' checkpoints (converted on the fly), see legacy.py."""
-    return legacy.load_network_pkl(f)
-
 def load_network(network: str) -> dnnlib.EasyDict:
-    """Read a network file from a path or URL. Every failure is a one-line ValueError naming it."""
+    """Read a network file from a path or URL (networks.load_network: ours, reference FPA
+    checkpoints, StyleGAN2-ADA/StyleGAN3 pickles). Every failure is a one-line ValueError naming it."""
     try:
-        with dnnlib.util.open_url(network, verbose=False) as f:
-            return _read_network_file(f)
+        return networks.load_network(network)
     except (OSError, ValueError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(message if network in message else f'{network}: {message}') from None

@@ -10,6 +10,7 @@ functional U-Net of tests/networks/test_unet.py, which reads the reference's par
 """
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from click.testing import CliRunner
 import legacy
 from tests.conftest import assert_close
 from tests.networks.test_unet import parse_reference_params, reference_unet_forward
-from torch_utils import persistence
+from networks import reference
+from torch_utils import persistence, safe_pickle
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -223,13 +225,14 @@ def test_unet_renames_reach_every_unet_parameter_in_order():
     from networks.unet import UNet
     names = [n for n, _ in unet_layout(3, 8, (1, 2, 4), 32)]
     ours = list(UNet(img_channels=3, dim=8, dim_mults=(1, 2, 4)).state_dict())
-    assert [legacy.unet_name(n) for n in names] == ours
+    assert [reference.unet_name(n) for n in names] == ours
 
 #----------------------------------------------------------------------------
 # Conversion parity, every model type.
 
 CASES = {   # name: (model type, layout kwargs, conversion kwargs)
     'lstm_delta':               ('lstm_delta',               dict(z_dim=12, T=5, H=10, L=1, C=3, N=6), dict(num_steps=5)),
+    'lstm_delta_vlr':           ('lstm_delta',               dict(z_dim=12, T=5, H=10, L=1, C=3, N=6, vect_lr=True), dict(num_steps=5)),
     'lstm_delta_2layers':       ('lstm_delta',               dict(z_dim=12, T=4, H=10, L=2, C=3, N=6), dict(num_steps=4)),
     'lstm_delta_unet':          ('lstm_delta_unet',          dict(z_dim=12, T=4, H=10, L=2, C=3, N=8, unet_mults=(1, 2), attn_hidden=16), dict(num_steps=4)),
     'lstm_delta_split_v2':      ('lstm_delta_split_v2',      dict(z_dim=12, T=5, H=10, L=2, C=3, N=6, m=3, d_in=7), {}),
@@ -240,6 +243,14 @@ CASES = {   # name: (model type, layout kwargs, conversion kwargs)
     'lstm_oja_split_v2_vlr':    ('lstm_oja_split_v2',        dict(z_dim=12, T=5, H=10, L=2, C=3, N=6, m=3, d_in=7, vect_lr=True), {}),
     'lstm_sum':                 ('lstm_sum',                 dict(z_dim=12, T=5, H=10, L=1, C=3, N=6), dict(num_steps=5)),
 }
+
+def raw(G):
+    """The converted generator before its output mapping to [-1, 1] (2 * clamp(x, 0, 1) - 1,
+    tested in test_output_range_is_ours): what the reference's forward pass returns."""
+    G = copy.deepcopy(G)
+    assert G.synthesis.out_unit_range, 'converted reference generators map [0, 1] images to [-1, 1]'
+    G.synthesis.out_unit_range = False
+    return G
 
 def _convert(tmp_path, case, seed=0, extras=None, **overrides):
     model_type, layout_kwargs, convert_kwargs = CASES[case]
@@ -268,8 +279,8 @@ def test_converted_generator_reproduces_reference(tmp_path, case):
         expected = reference_forward(state, z, **ref_kwargs)
         assert 0.05 < expected.abs().mean() < 0.95, f'test weights give a degenerate image (mean |x| {expected.abs().mean():.3f})'
         with torch.no_grad():
-            assert_close(G(z, None), expected, rtol=0, atol=2e-5, name=f'{case} float32')
-            assert_close(G.double()(z.double(), None), expected, rtol=0, atol=1e-10, name=f'{case} float64')
+            assert_close(raw(G)(z, None), expected, rtol=0, atol=2e-5, name=f'{case} float32')
+            assert_close(raw(G).double()(z.double(), None), expected, rtol=0, atol=1e-10, name=f'{case} float64')
     assert not torch.equal(result.G.synthesis.kvb_net.weight, result.G_ema.synthesis.kvb_net.weight), 'G and G_ema must come from G. and GE.'
 
 @pytest.mark.parametrize('case,flags', [
@@ -285,7 +296,7 @@ def test_options_reach_the_generator(tmp_path, case, flags):
     default = reference_forward(GE_state, z, **_reference_kwargs(case))
     assert (expected - default).abs().max() > 1e-3, 'the flags should change the function'
     with torch.no_grad():
-        assert_close(result.G_ema.double()(z.double(), None), expected, rtol=0, atol=1e-10, name=case)
+        assert_close(raw(result.G_ema).double()(z.double(), None), expected, rtol=0, atol=1e-10, name=case)
 
 def test_inferred_hyperparameters(tmp_path):
     result, _, _, _ = _convert(tmp_path, 'lstm_delta_split_v2_unet')
@@ -318,7 +329,7 @@ def test_ambiguous_learning_rate_width(tmp_path):
     z = torch.randn([2, 6], generator=torch.Generator().manual_seed(0))
     expected = reference_forward(GE_state, z, rule='delta', T=3, C=3, N=3, lr_width=3)
     with torch.no_grad():
-        assert_close(vector.double()(z.double(), None), expected, rtol=0, atol=1e-10, name='vector-lr reading')
+        assert_close(raw(vector).double()(z.double(), None), expected, rtol=0, atol=1e-10, name='vector-lr reading')
 
 def test_missing_ema_uses_G(tmp_path):
     model_type, lk, kw = CASES['lstm_delta_split_v2']
@@ -372,11 +383,11 @@ def test_hostile_globals_are_not_executed(tmp_path):
     os.remove(tmp_path / 'imported')
 
     with open(tmp_path / 'hostile.pt', 'rb') as f:
-        loaded = legacy.safe_torch_load(f.read(), 'hostile.pt')
+        loaded = safe_pickle.safe_torch_load(f.read(), 'hostile.pt')
     assert not marker.exists(), 'a payload ran while loading'
     assert not (tmp_path / 'imported').exists() and 'fpa_test_side_effect_module' not in sys.modules, 'an unknown module was imported'
     for key in ('system', 'eval', 'thing', 'ghost', 'args'):
-        assert isinstance(loaded[key], legacy.UnknownGlobal), key
+        assert isinstance(loaded[key], safe_pickle.UnknownGlobal), key
     assert loaded['ghost'].global_name == 'fpa_test_module_that_does_not_exist.Ghost'
     assert loaded['thing'].state == {'value': 3} and loaded['ghost'].items == {'key': 5}
     assert loaded['args'].state == {'model_type': 'synthetic', 'image_size': 8, 'use_softmax': True}
@@ -388,7 +399,7 @@ def test_hostile_globals_are_not_executed(tmp_path):
     assert not marker.exists()
     z = torch.randn([2, layout_kwargs['z_dim']], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert_close(result.G_ema.double()(z.double(), None), reference_forward(GE_state, z, **_reference_kwargs('lstm_delta_split_v2')),
+        assert_close(raw(result.G_ema).double()(z.double(), None), reference_forward(GE_state, z, **_reference_kwargs('lstm_delta_split_v2')),
                      rtol=0, atol=1e-10, name='hostile checkpoint')
 
 #----------------------------------------------------------------------------
@@ -403,7 +414,7 @@ def test_loads_network_files_of_this_codebase(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.G_ema(z, None), result.G_ema(z, None))
     assert loaded.D is None
-    with pytest.raises(ValueError, match='already a network file'):
+    with pytest.raises(ValueError, match='conversion options apply only to reference FPA checkpoints'):
         legacy.load_network_pkl(str(tmp_path / 'net.pkl'), num_steps=3)
 
 def test_cli_end_to_end(tmp_path):
@@ -432,7 +443,7 @@ def test_cli_options_and_subprocess(tmp_path):
     z = torch.randn([2, 12], generator=torch.Generator().manual_seed(4))
     expected = reference_forward(GE_state, z, **{**_reference_kwargs('lstm_oja_split_v2'), 'key_softmax': False, 'value_tanh': True})
     with torch.no_grad():
-        assert_close(G.double()(z.double(), None), expected, rtol=0, atol=1e-10, name='CLI flags')
+        assert_close(raw(G).double()(z.double(), None), expected, rtol=0, atol=1e-10, name='CLI flags')
 
 #----------------------------------------------------------------------------
 # Bad input: one clear line naming the file and what was expected.
@@ -452,8 +463,8 @@ def _edit_gan(ckpt, drop=(), add=None):
 
 @pytest.mark.parametrize('make_bad,match', [
     (lambda p: str(p / 'missing.pt'), 'no such file'),
-    (lambda p: (p / 'text.pt').write_text('not a checkpoint') and str(p / 'text.pt'), 'not a readable PyTorch file'),
-    (lambda p: _save(p, {'model': {'w': torch.zeros(2)}}), r'no "GAN" state dict'),
+    (lambda p: (p / 'text.pt').write_text('not a checkpoint') and str(p / 'text.pt'), 'not a readable pickle'),
+    (lambda p: _save(p, {'model': {'w': torch.zeros(2)}}), r'not a network file \(neither .*; found a dict with keys model\)'),
     (lambda p: _save(p, {'GAN': [1, 2]}), r'"GAN" is a list, expected a state dict'),
     (lambda p: _save(p, {'GAN': {'D.w': torch.zeros(2)}}), r'no "G\." keys'),
     (lambda p: _save(p, _edit_gan(_layout_ckpt(), drop=['G.kvb_net.bias', 'GE.kvb_net.bias'])), r'missing generator parameter "kvb_net.bias"'),

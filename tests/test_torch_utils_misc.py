@@ -22,8 +22,11 @@ def test_copy_params_and_buffers_by_name():
     assert missing == ['2.weight', '2.bias']
     with pytest.raises(ValueError, match='source has no tensor named "2.weight"'):
         misc.copy_params_and_buffers(src, dst, require_all=True)
-    with pytest.raises(ValueError, match=r'"0.weight" has shape \[4, 3\] in the source but \[5, 3\]'):
-        misc.copy_params_and_buffers(src, torch.nn.Sequential(torch.nn.Linear(3, 5)))
+    wrong = torch.nn.Sequential(torch.nn.Linear(3, 5))
+    before = wrong[0].bias.detach().clone()
+    with pytest.raises(ValueError, match=r'2 tensors differ in shape \(source vs destination\): 0.weight \[4, 3\] vs \[5, 3\]; 0.bias \[4\] vs \[5\]$'):
+        misc.copy_params_and_buffers(src, wrong)
+    assert torch.equal(wrong[0].bias, before), 'nothing is copied when shapes differ'
 
 def test_print_module_summary_returns_output_and_counts(capsys):
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))

@@ -59,22 +59,23 @@ def named_params_and_buffers(module: torch.nn.Module) -> list[tuple[str, torch.T
 def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Module, require_all: bool = False) -> list[str]:
     """Copy every tensor of `src_module` into the tensor of the same name in `dst_module`.
 
-    Returns the names of destination tensors that had no source. A name present in both
-    with different shapes raises a ValueError naming the tensor and both shapes.
+    Returns the names of destination tensors that had no source. Names present in both with
+    different shapes raise one ValueError listing them (with both shapes); nothing is copied then.
     """
     src_tensors = dict(named_params_and_buffers(src_module))
-    missing = []
-    for name, tensor in named_params_and_buffers(dst_module):
-        if name not in src_tensors:
-            if require_all:
-                raise ValueError(f'copy_params_and_buffers: source has no tensor named "{name}"')
-            missing.append(name)
-            continue
-        src = src_tensors[name]
-        if src.shape != tensor.shape:
-            raise ValueError(f'copy_params_and_buffers: "{name}" has shape {list(src.shape)} in the source '
-                             f'but {list(tensor.shape)} in the destination')
-        tensor.copy_(src.detach()).requires_grad_(tensor.requires_grad)
+    dst_tensors = list(named_params_and_buffers(dst_module))
+    missing = [name for name, _ in dst_tensors if name not in src_tensors]
+    if require_all and missing:
+        raise ValueError(f'copy_params_and_buffers: source has no tensor named "{missing[0]}"')
+    mismatched = [f'{name} {list(src_tensors[name].shape)} vs {list(tensor.shape)}'
+                  for name, tensor in dst_tensors if name in src_tensors and src_tensors[name].shape != tensor.shape]
+    if mismatched:
+        more = f' and {len(mismatched) - 4} more' if len(mismatched) > 4 else ''
+        raise ValueError(f'copy_params_and_buffers: {len(mismatched)} tensors differ in shape (source vs destination): '
+                         f'{"; ".join(mismatched[:4])}{more}')
+    for name, tensor in dst_tensors:
+        if name in src_tensors:
+            tensor.copy_(src_tensors[name].detach()).requires_grad_(tensor.requires_grad)
     return missing
 
 #----------------------------------------------------------------------------

@@ -149,8 +149,14 @@ def load_network(f: Any, where: str | None = None) -> dict:
     Returns an EasyDict of rebuilt modules (eval mode, no grad, CPU) and plain data."""
     if where is None:
         where = f if isinstance(f, (str, os.PathLike)) else getattr(f, 'name', 'network file')
-    data = load_plain_data(f, where, 'network file')
-    if not isinstance(data, dict) or data.get('format') != FORMAT_NAME:
+    return network_from_data(load_plain_data(f, where, 'network file'), where)
+
+def is_network_data(data: Any) -> bool:
+    return isinstance(data, dict) and data.get('format') == FORMAT_NAME
+
+def network_from_data(data: Any, where: str) -> dict:
+    """The modules and plain data of a loaded network file (see load_network)."""
+    if not is_network_data(data):
         raise ValueError(f'{where}: not a network file of this codebase (no "{FORMAT_NAME}" header)')
     if data.get('version') != FORMAT_VERSION:
         raise ValueError(f'{where}: network file version {data.get("version")} is not supported (expected {FORMAT_VERSION})')
@@ -163,3 +169,5 @@ def load_network(f: Any, where: str | None = None) -> dict:
         else:
             result[name] = _from_plain(value)
     return result
+
+#----------------------------------------------------------------------------

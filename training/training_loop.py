@@ -39,7 +39,7 @@ import psutil
 import torch
 
 import dnnlib
-import legacy
+import networks
 from painting import api as painting_api
 from torch_utils import distributed
 from torch_utils import misc
@@ -181,11 +181,11 @@ def _load_module_state(module: torch.nn.Module, state_dict: dict, name: str, pat
         raise ValueError(f'{path}: {name} does not match this run ({detail}); was it written with other options?') from None
 
 def copy_from_network_file(path: str, modules: dict[str, torch.nn.Module]) -> None:
-    """--resume=NETWORK.pkl: copy tensors by name into freshly built modules. Reads network files
-    of this codebase and the FPA authors' reference checkpoints (legacy.load_network_pkl,
-    converted on the fly). A file of another class, resolution or channel count, or with a
-    tensor of another shape, is a ValueError."""
-    data = legacy.load_network_pkl(path)
+    """--resume=NETWORK.pkl: copy tensors by name into freshly built modules. Reads every kind
+    networks.load_network reads (ours, reference FPA checkpoints, StyleGAN2-ADA/StyleGAN3
+    pickles; paths, URLs and upstream's named sources). A file of another class, resolution or
+    channel count, or with a tensor of another shape, is a ValueError."""
+    data = networks.load_network(path)
     for name, module in modules.items():
         src = data.get(name)
         if src is None:

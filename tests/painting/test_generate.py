@@ -13,7 +13,7 @@ import generate
 from painting import api
 from tests.networks.test_contract import RESOLUTION
 from tests.painting.test_api import ALL, PAINTERS, build
-from tests.test_legacy import CASES, make_checkpoint, reference_layout
+from tests.test_legacy import CASES, _reference_kwargs, make_checkpoint, reference_forward, reference_layout
 from torch_utils import persistence
 
 NON_PAINTERS = [name for name in ALL if name not in PAINTERS]
@@ -113,15 +113,17 @@ def test_reference_checkpoint(tmp_path, case):
     """The FPA authors' checkpoints (converted on the fly by legacy.py) paint like our own files."""
     model_type, layout_kwargs, convert_kwargs = CASES[case]
     assert not convert_kwargs, 'generate.py passes no conversion options'
-    checkpoint, _, _ = make_checkpoint(reference_layout(model_type, **layout_kwargs))
+    checkpoint, _, GE_state = make_checkpoint(reference_layout(model_type, **layout_kwargs))
     path = tmp_path / f'{case}.pt'
     torch.save(checkpoint, path)
     out = tmp_path / 'out'
     result = run('--network', path, '--seeds', '3', '--outdir', out, '--paint', '--paint-wrap', 3, '--paint-animation', '--scale', 1)
     assert result.exit_code == 0, result.output
-    G = api.load_generator(str(path), device='cpu')
-    expected = api.to_uint8(G(api.seeds_to_z([3], G.z_dim), None))[0]
-    assert np.abs(read(out / 'seed0003.png').astype(int) - expected).max() <= 1
+    # The reference trains against [0, 1] images and shows 255 * clamp(x, 0, 1): our PNG is that picture.
+    official = reference_forward(GE_state, api.seeds_to_z([3], layout_kwargs['z_dim']), **_reference_kwargs(case))[0]
+    expected = (255 * official.clamp(0, 1)).permute(1, 2, 0).numpy()
+    assert (official < 0).any() and (official > 0).any(), 'the test image should need the clamp'
+    assert np.abs(read(out / 'seed0003.png').astype(float) - expected).max() <= 1
     T, N = layout_kwargs['T'], layout_kwargs['N']
     with PIL.Image.open(out / 'paint-seed0003.webp') as im:
         assert im.n_frames == T + ('unet' in case) and im.size == (N, N)

@@ -157,7 +157,7 @@ def test_resume_from_another_architecture_or_resolution(image_folder, tmp_path):
     assert 'img_resolution=32, this run needs 16' in \
         _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={sg2_32}')
     narrow = network_file('narrow.pkl', dict(class_name='networks.stylegan2.Generator', z_dim=512, w_dim=512, channel_base=128, channel_max=32), 16)
-    assert 'has shape' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={narrow}')
+    assert 'tensors differ in shape (source vs destination): synthesis.b' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={narrow}')
     assert 'no such file' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--metrics=none', f'--resume={tmp_path}/nope.pkl')
     assert 'no run in --outdir' in _error(f'--outdir={tmp_path}/empty', f'--data={image_folder}', '--metrics=none', '--resume=latest')
 

@@ -69,7 +69,7 @@ def _get_filter_size(f: torch.Tensor | None) -> tuple[int, int]:
 
 def setup_filter(
     f,                          # Filter taps: list, array or tensor, 1-D or 2-D; None = [1].
-    device=torch.device('cpu'), # Device of the result.
+    device=None,                # Device of the result, None = where torch creates tensors (the CPU by default).
     normalize=True,             # Divide by the sum of the taps, so that a constant passes unchanged?
     flip_filter=False,          # Flip the taps (convolution <-> correlation)?
     gain=1,                     # Overall gain; a separable filter gets gain ** 0.5 per pass.
@@ -92,7 +92,7 @@ def setup_filter(
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f if device is None else f.to(device=device)
 
 #----------------------------------------------------------------------------
 

@@ -1,0 +1,335 @@
+"""StyleGAN2-ADA and StyleGAN3 network pickles (networks/upstream.py, torch_utils/safe_pickle.py,
+networks/loader.py): imported as data into our classes, never running the source they embed.
+
+Fixtures are written by tests/upstream_format.py in upstream's on-disk format from our own
+modules, with the top-level constructor arguments spelled as upstream's training scripts pass
+them (their defaults differ from ours: the translation is what is tested). Every fixture embeds
+source that would create a marker file if executed."""
+
+import os
+import pickletools
+
+import pytest
+import torch
+
+import networks
+from networks import stylegan2
+from tests.conftest import assert_close
+from tests.upstream_format import module_record, payload_source, write_tensorflow_pickle, write_upstream_pickle
+from training.augment import AugmentPipe
+
+#----------------------------------------------------------------------------
+
+def _randomise(module, seed):
+    """Random values in every parameter and buffer (incl. w_avg, noise strengths), so that any
+    misplaced tensor or wrong option shows in the output."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+            if tensor.is_floating_point() and not name.endswith('resample_filter'):
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * (0.3 if 'noise_strength' in name else 1))
+    return module
+
+# (upstream flavour, upstream G kwargs, upstream D kwargs, our equivalent G kwargs, our equivalent D kwargs)
+def _case(name):
+    if name == 'sg2ada-64':         # stylegan2-ada-pytorch defaults: no clamp, fp32, w_avg_beta 0.995.
+        return ('stylegan2-ada',
+                dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                     synthesis_kwargs=dict(channel_base=512, channel_max=16)),
+                dict(c_dim=0, img_resolution=64, img_channels=3, channel_base=512, channel_max=16, block_kwargs={}, mapping_kwargs={},
+                     epilogue_kwargs=dict(mbstd_group_size=2)),
+                dict(mapping_kwargs=dict(num_layers=2, w_avg_beta=0.995), channel_base=512, channel_max=16, num_fp16_res=0, conv_clamp=None),
+                dict(channel_base=512, channel_max=16, num_fp16_res=0, conv_clamp=None, mbstd_group_size=2))
+    if name == 'sg2ada-cond':       # Conditional, c_dim=10.
+        flavour, G, D, oG, oD = _case('sg2ada-64')
+        return flavour, {**G, 'c_dim': 10}, {**D, 'c_dim': 10}, oG, oD
+    if name == 'sg2ada-256-fp16':   # As upstream's train.py writes them: num_fp16_res=4, conv_clamp=256, Freeze-D.
+        return ('stylegan2-ada',
+                dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=256, img_channels=3, mapping_kwargs=dict(num_layers=8),
+                     synthesis_kwargs=dict(channel_base=1024, channel_max=8, num_fp16_res=4, conv_clamp=256)),
+                dict(c_dim=0, img_resolution=256, img_channels=3, channel_base=1024, channel_max=8, num_fp16_res=4, conv_clamp=256,
+                     block_kwargs=dict(freeze_layers=2), mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4)),
+                dict(mapping_kwargs=dict(num_layers=8, w_avg_beta=0.995), channel_base=1024, channel_max=8, num_fp16_res=4, conv_clamp=256),
+                dict(channel_base=1024, channel_max=8, num_fp16_res=4, conv_clamp=256, mbstd_group_size=4, freeze_layers=2))
+    if name == 'sg3-stylegan2':     # StyleGAN3 --cfg=stylegan2: flat synthesis kwargs, its own defaults.
+        return ('stylegan3-stylegan2',
+                dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                     channel_base=256, channel_max=16, fused_modconv_default='inference_only'),
+                dict(c_dim=0, img_resolution=32, img_channels=3, channel_base=256, channel_max=16, block_kwargs={}, mapping_kwargs={},
+                     epilogue_kwargs=dict(mbstd_group_size=2)),
+                dict(mapping_kwargs=dict(num_layers=2, w_avg_beta=0.998), channel_base=256, channel_max=16, num_fp16_res=4, conv_clamp=256,
+                     fused_modconv_default='inference_only'),
+                dict(channel_base=256, channel_max=16, num_fp16_res=4, conv_clamp=256, mbstd_group_size=2))
+    raise KeyError(name)
+
+def _write_case(tmp_path, name, marker, with_augment=True):
+    flavour, G_up, D_up, G_ours, D_ours = _case(name)
+    res, channels, c_dim = G_up['img_resolution'], G_up['img_channels'], G_up['c_dim']
+    G = _randomise(stylegan2.Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=res, img_channels=channels, **G_ours), 1).eval()
+    D = _randomise(stylegan2.Discriminator(c_dim=c_dim, img_resolution=res, img_channels=channels, **D_ours), 2).eval()
+    augment = AugmentPipe(xflip=1, rotate90=1, xint=1, brightness=1, contrast=1)
+    augment.p.fill_(0.375)
+    src = payload_source(marker, flavour)
+    entries = dict(
+        G            = module_record(G, src, 'Generator', G_up),
+        D            = module_record(D, src, 'Discriminator', D_up),
+        G_ema        = module_record(G, src, 'Generator', G_up),
+        augment_pipe = module_record(augment, payload_source(marker, 'augment'), 'AugmentPipe',
+                                     dict(xflip=1, rotate90=1, xint=1, brightness=1, contrast=1)) if with_augment else None,
+        training_set_kwargs = dict(class_name='training.dataset.ImageFolderDataset', path='/data/ffhq.zip', use_labels=c_dim > 0,
+                                   max_size=70000, xflip=True, resolution=res),
+    )
+    path = str(tmp_path / f'{name}.pkl')
+    write_upstream_pickle(path, entries)
+    return path, G, D
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['sg2ada-64', 'sg2ada-cond', 'sg2ada-256-fp16', 'sg3-stylegan2'])
+def test_upstream_pickle_computes_the_same_function(tmp_path, name):
+    marker = tmp_path / 'executed'
+    path, G, D = _write_case(tmp_path, name, marker)
+    net = networks.load_network(path)
+    assert not marker.exists(), 'the embedded upstream source was executed'
+    for key in ('G', 'G_ema'):
+        assert type(net[key]) is stylegan2.Generator and not net[key].training
+    assert type(net.D) is stylegan2.Discriminator
+    assert float(net.augment_pipe.p) == 0.375 and net.augment_pipe.xflip == 1 and net.augment_pipe.contrast == 1
+    assert net.training_set_kwargs == dict(class_name='training.dataset.ImageFolderDataset', path='/data/ffhq.zip',
+                                           use_labels=G.c_dim > 0, max_size=70000, xflip=True, resolution=G.img_resolution)
+    assert net.upstream_source['flavour'] == _case(name)[0]
+    # Translated options (ours differ from upstream's defaults).
+    assert net.G_ema.init_kwargs == G.init_kwargs and net.D.init_kwargs == D.init_kwargs
+    assert net.G_ema.mapping.w_avg_beta == G.mapping.w_avg_beta
+
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn([3, 16], generator=gen, dtype=torch.float64)
+    c = torch.nn.functional.one_hot(torch.tensor([1, 4, 9]), 10).double() if G.c_dim else None
+    with torch.no_grad():
+        expected = G.double()(z, c, truncation_psi=0.7, noise_mode='const')
+        actual = net.G_ema.double()(z, c, truncation_psi=0.7, noise_mode='const')
+        assert_close(actual, expected, rtol=0, atol=1e-12, name=f'{name} G_ema image')
+        img = torch.randn([4, 3, G.img_resolution, G.img_resolution], generator=gen, dtype=torch.float64)
+        c4 = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 10).double() if G.c_dim else None
+        assert_close(net.D.double()(img, c4), D.double()(img, c4), rtol=0, atol=1e-12, name=f'{name} D logits')
+
+def test_upstream_defaults_are_translated(tmp_path):
+    """A stylegan2-ada pickle that leaves conv_clamp and num_fp16_res at upstream's defaults
+    (None, 0) gets them explicitly: ours default to 256 and 4."""
+    path, _, _ = _write_case(tmp_path, 'sg2ada-64', tmp_path / 'executed', with_augment=False)
+    net = networks.load_network(path)
+    assert net.G_ema.synthesis.b64.conv1.conv_clamp is None and net.D.b64.conv0.conv_clamp is None
+    assert not any(getattr(net.G_ema.synthesis, f'b{r}').use_fp16 for r in (4, 8, 16, 32, 64))
+    assert net.augment_pipe is None
+
+#----------------------------------------------------------------------------
+# What is not supported says so in one line; nothing in the file is executed.
+
+def _one_line_error(path, match):
+    with pytest.raises(ValueError, match=match) as info:
+        networks.load_network(str(path))
+    message = str(info.value)
+    assert '\n' not in message and os.path.basename(str(path)) in message and 'weights_only' not in message
+    return message
+
+def test_stylegan3_alias_free_generator_is_refused(tmp_path):
+    marker = tmp_path / 'executed'
+    G = stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
+    write_upstream_pickle(tmp_path / 'sg3t.pkl', dict(G_ema=module_record(G, payload_source(marker, 'stylegan3'), 'Generator', {})))
+    _one_line_error(tmp_path / 'sg3t.pkl', r'StyleGAN3 alias-free generator \(stylegan3-t/stylegan3-r')
+    assert not marker.exists()
+
+def test_tensorflow_pickle_is_refused(tmp_path):
+    write_tensorflow_pickle(tmp_path / 'tf.pkl')
+    _one_line_error(tmp_path / 'tf.pkl', r'TensorFlow-era StyleGAN pickle \(dnnlib.tflib.network.Network\) is not supported')
+
+def test_unknown_class_is_refused(tmp_path):
+    marker = tmp_path / 'executed'
+    layer = torch.nn.Linear(2, 2)
+    write_upstream_pickle(tmp_path / 'other.pkl', dict(G_ema=module_record(layer, payload_source(marker, 'stylegan2-ada'), 'MyGenerator', {})))
+    _one_line_error(tmp_path / 'other.pkl', r'upstream class "MyGenerator" is not supported')
+    assert not marker.exists()
+
+def test_truncated_pickle_is_refused(tmp_path):
+    path, _, _ = _write_case(tmp_path, 'sg2ada-64', tmp_path / 'executed', with_augment=False)
+    data = open(path, 'rb').read()
+    with open(tmp_path / 'cut.pkl', 'wb') as f:
+        f.write(data[:len(data) // 2])
+    _one_line_error(tmp_path / 'cut.pkl', r'truncated pickle')
+
+def test_mismatched_tensors_are_listed(tmp_path):
+    """Constructor arguments that do not fit the stored tensors: one line listing what differs."""
+    marker = tmp_path / 'executed'
+    flavour, G_up, _, G_ours, _ = _case('sg2ada-64')
+    G = stylegan2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3, **G_ours)
+    wrong = {**G_up, 'synthesis_kwargs': dict(channel_base=1024, channel_max=16)}     # Claims wider early layers.
+    write_upstream_pickle(tmp_path / 'wrong.pkl', dict(G_ema=module_record(G, payload_source(marker, flavour), 'Generator', wrong)))
+    message = _one_line_error(tmp_path / 'wrong.pkl', r'G_ema: the tensors do not match the translated network \(shapes differ: ')
+    assert 'synthesis.b' in message
+
+def test_absurd_sizes_allocate_nothing(tmp_path):
+    """Constructor arguments asking for terabytes are built on the meta device and refused by
+    the shape check before any memory is allocated."""
+    flavour, G_up, _, G_ours, _ = _case('sg2ada-64')
+    G = stylegan2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3, **G_ours)
+    huge = {**G_up, 'z_dim': 2 ** 40}
+    write_upstream_pickle(tmp_path / 'huge.pkl', dict(G_ema=module_record(G, payload_source(tmp_path / 'x', flavour), 'Generator', huge)))
+    _one_line_error(tmp_path / 'huge.pkl', r'shapes differ: mapping.fc0.weight \[16, 16\] vs ours \[16, 1099511627776\]')
+
+def test_hostile_globals_are_never_called(tmp_path):
+    """A pickle whose data calls os.system / writes a file through builtins.open: the names
+    resolve to inert stand-ins, nothing runs, and the file is refused in one line."""
+    marker = tmp_path / 'pwned'
+    payload = (b'\x80\x02}q\x00(X\x05\x00\x00\x00G_emaq\x01cos\nsystem\nq\x02X' + len(f'touch {marker}').to_bytes(4, 'little')
+               + f'touch {marker}'.encode() + b'q\x03\x85q\x04Rq\x05X\x13\x00\x00\x00training_set_kwargsq\x06cbuiltins\nopen\nq\x07X'
+               + len(str(marker)).to_bytes(4, 'little') + str(marker).encode() + b'X\x01\x00\x00\x00w\x86Rq\x08u.')
+    (tmp_path / 'hostile.pkl').write_bytes(payload)
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(payload)]     # A well-formed pickle calling both:
+    assert ('GLOBAL', 'os system') in ops and ('GLOBAL', 'builtins open') in ops and [n for n, _ in ops].count('REDUCE') == 2
+    _one_line_error(tmp_path / 'hostile.pkl', r'not a network file .*found classes builtins.open, os.system')
+    assert not marker.exists()
+
+#----------------------------------------------------------------------------
+# Every entry point takes an upstream pickle: train.py --resume (path, http URL, upstream's
+# names), generate.py, calc_metrics.py's loader, legacy.py, the painting API.
+
+def _tiny_auto_pair(tmp_path, marker, img_resolution=16):
+    """An upstream-format pickle whose networks fit train.py --cfg=auto --cbase=256 --cmax=32 at
+    16x16 (z_dim = w_dim = 512, two mapping layers), as stylegan2-ada's train.py writes it."""
+    torch.manual_seed(5)
+    ours_G = dict(mapping_kwargs=dict(num_layers=2, w_avg_beta=0.995), channel_base=256, channel_max=32, num_fp16_res=4, conv_clamp=256)
+    G = _randomise(stylegan2.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=img_resolution, img_channels=3, **ours_G), 7).eval()
+    D = _randomise(stylegan2.Discriminator(c_dim=0, img_resolution=img_resolution, img_channels=3, channel_base=256, channel_max=32), 8).eval()
+    G_up = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=img_resolution, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                synthesis_kwargs=dict(channel_base=256, channel_max=32, num_fp16_res=4, conv_clamp=256))
+    D_up = dict(c_dim=0, img_resolution=img_resolution, img_channels=3, channel_base=256, channel_max=32, num_fp16_res=4, conv_clamp=256,
+                block_kwargs={}, mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4))
+    src = payload_source(marker, 'stylegan2-ada')
+    path = tmp_path / f'upstream{img_resolution}.pkl'
+    write_upstream_pickle(path, dict(G=module_record(G, src, 'Generator', G_up), D=module_record(D, src, 'Discriminator', D_up),
+                                     G_ema=module_record(G, src, 'Generator', G_up), augment_pipe=None, training_set_kwargs=None))
+    return str(path), G, D
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A file server on 127.0.0.1 (an ephemeral port) over tmp_path/www, stopped after the test."""
+    import functools
+    import http.server
+    import threading
+    root = tmp_path / 'www'
+    root.mkdir()
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+    server.server_close()
+
+def test_transfer_learning_from_a_url_and_a_name(tmp_path, http_server, monkeypatch):
+    """train.py --resume=http://... trains a new run from the upstream weights (a new run
+    directory, kimg from 0), and --resume=ffhq256 reads upstream's URL through the download
+    cache (pre-filled here: no network)."""
+    import hashlib
+    import shutil
+    from click.testing import CliRunner
+    import train
+    from networks import loader
+    from tests.training.conftest import make_image_folder
+    from torch_utils import persistence
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    marker = tmp_path / 'executed'
+    path, G, D = _tiny_auto_pair(tmp_path, marker)
+    www, base_url = http_server
+    shutil.copy(path, www / 'net.pkl')
+    data = make_image_folder(tmp_path / 'data')
+    tiny = ['--cfg=auto', '--cbase=256', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu',
+            '--kimg=0.004', '--tick=0.004', '--snap=1', f'--data={data}']
+
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, f'--resume={base_url}/net.pkl'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / 'runs' / '00000-data-auto1-kimg0.004-batch4-noaug-resume'
+    assert f'Starting from the weights in "{base_url}/net.pkl"' in (run_dir / 'log.txt').read_text()
+    assert 'network-snapshot-000000.pkl' in os.listdir(run_dir) and not marker.exists()
+    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    up = dict(G.named_parameters())     # One Adam step (lr 0.0025) from the upstream weights moves each by about lr;
+    step = max(float((p.detach() - up[name].detach()).abs().max()) for name, p in snapshot.G.named_parameters())   # a fresh init differs by O(1).
+    assert 0 < step < 0.05, step
+
+    url = loader.UPSTREAM_NETWORKS['ffhq256']
+    cache = tmp_path / 'cache' / 'downloads'
+    cache.mkdir(parents=True, exist_ok=True)     # The http download above is cached here too.
+    shutil.copy(path, cache / f'{hashlib.md5(url.encode()).hexdigest()}_{os.path.basename(url)}')
+    net = networks.load_network('ffhq256')
+    assert torch.equal(net.G_ema.synthesis.b16.torgb.weight, G.synthesis.b16.torgb.weight)
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, '--resume=ffhq256', '--dry-run'], catch_exceptions=False)
+    assert result.exit_code == 0 and '"resume_pkl": "ffhq256"' in result.output, result.output
+
+def test_transfer_learning_mismatch_is_one_line(tmp_path):
+    from click.testing import CliRunner
+    import train
+    from tests.training.conftest import make_image_folder
+    path, _, _ = _tiny_auto_pair(tmp_path, tmp_path / 'executed', img_resolution=16)
+    data = make_image_folder(tmp_path / 'data')
+    tiny = ['--cfg=auto', '--cbase=512', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu', f'--data={data}']
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, f'--resume={path}'])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and 'tensors differ in shape (source vs destination)' in lines[0] and 'synthesis.b16.conv0.weight [16, 32, 3, 3] vs [32, 32, 3, 3]' in lines[0], result.output
+    assert not (tmp_path / 'runs').exists()
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *tiny, f'--resume={tmp_path / "nope.pkl"}'])
+    assert result.exit_code == 1 and 'no such file' in result.output and 'ffhq256' in result.output
+
+def test_unreachable_url_is_one_line(tmp_path, http_server, monkeypatch):
+    """A URL that cannot be fetched (here a 404 of the local server: final, not retried) stops
+    train.py --resume in one line naming it, before any directory is made."""
+    from click.testing import CliRunner
+    import train
+    from tests.training.conftest import make_image_folder
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    _, base_url = http_server
+    data = make_image_folder(tmp_path / 'data')
+    url = f'{base_url}/missing.pkl'
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', '--cfg=auto', '--cbase=256', '--cmax=32',
+                                             '--metrics=none', '--device=cpu', f'--resume={url}'])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and url in lines[0] and 'download failed after 1 attempts' in lines[0], result.output
+    assert not (tmp_path / 'runs').exists()
+
+def test_scripts_accept_upstream_pickles(tmp_path):
+    """generate.py, legacy.py (-> a code-free network file), calc_metrics.py's loader and the
+    painting API all read an upstream pickle, and give one line for a StyleGAN3 alias-free one."""
+    import subprocess
+    import sys
+    from click.testing import CliRunner
+    import calc_metrics
+    import legacy
+    from painting import api
+    from torch_utils import persistence
+    marker = tmp_path / 'executed'
+    path, G, _ = _write_case(tmp_path, 'sg2ada-cond', marker)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, os.path.join(repo, 'generate.py'), f'--network={path}', '--seeds=0-1', '--class=3',
+                           f'--outdir={tmp_path / "out"}', '--device=cpu'], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(tmp_path / 'out')) == ['seed0000.png', 'seed0001.png']
+
+    run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={tmp_path / "ours.pkl"}'])
+    assert run.exit_code == 0 and 'upstream network pickle (stylegan2-ada)' in run.output, run.output
+    ours = persistence.load_network(str(tmp_path / 'ours.pkl'))
+    assert float(ours.augment_pipe.p) == 0.375 and ours.upstream_source['flavour'] == 'stylegan2-ada'
+    assert torch.equal(ours.G_ema.mapping.w_avg, G.mapping.w_avg)
+
+    assert calc_metrics.load_network(path).training_set_kwargs.path == '/data/ffhq.zip'
+    assert api.load_generator(path, device='cpu').c_dim == 10
+    G3 = stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
+    write_upstream_pickle(tmp_path / 'sg3r.pkl', dict(G_ema=module_record(G3, payload_source(marker, 'stylegan3'), 'Generator', {})))
+    proc = subprocess.run([sys.executable, os.path.join(repo, 'generate.py'), f'--network={tmp_path / "sg3r.pkl"}', '--seeds=0',
+                           f'--outdir={tmp_path / "out3"}'], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1 and 'StyleGAN3 alias-free' in proc.stderr, proc.stderr
+    assert not marker.exists()
+
+#----------------------------------------------------------------------------
