@@ -81,7 +81,7 @@ def detector_source(name: str, overrides: dict = {}) -> str:
         source = inception.default_source()
     if not source:
         raise ValueError(f'no {name} weights: this metric needs {spec.needed}; pass its path or URL with '
-                         f'calc_metrics.py --{name}=... or set {spec.env} (see docs/metrics.md)')
+                         f'--{name}=... (calc_metrics.py, train.py) or set {spec.env} (see docs/metrics.md)')
     return source
 
 _detector_cache = {}
