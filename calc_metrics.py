@@ -12,6 +12,9 @@ Examples:
     # Images from elsewhere (e.g. the FPA authors' code) against a dataset, on equal terms.
     python calc_metrics.py --fakes=samples/ --data=~/datasets/ffhq64.zip --metrics=fid10k_full
 
+    # Every image of a folder, however many, against all real images (counts in the result).
+    python calc_metrics.py --fakes=samples/ --data=~/datasets/ffhq64.zip --metrics=fid_full,kid_full
+
 When the network's folder holds training_options.json (a training run), each result is also
 appended to metric-<name>.jsonl there, as StyleGAN2-ADA does.
 """
@@ -47,13 +50,19 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
         raise click.UsageError('give --network (a generator to score) or --fakes (a folder or zip of generated images)')
     if network is not None and fakes is not None:
         raise click.UsageError('give either --network or --fakes, not both')
+    detectors = {k: v for k, v in dict(inception=inception, vgg16=vgg16).items() if v}
+    for metric in metrics:     # What each metric needs, before any file is loaded.
+        try:
+            metric_main.check_metric(metric, detectors=detectors, scoring='network' if network is not None else 'fakes')
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint='--metrics') from None
     device = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
     if device.type == 'cuda' and gpus > torch.cuda.device_count():
         raise click.BadParameter(f'{gpus} processes need {gpus} CUDA devices, found {torch.cuda.device_count()}', param_hint='--gpus')
 
     args = dnnlib.EasyDict(metrics=metrics, num_gpus=gpus, device_type=device.type, device=str(device), verbose=verbose, seed=seed,
                            batch_size=batch, G=None, fakes_kwargs=None, run_dir=None, network=network,
-                           detectors={k: v for k, v in dict(inception=inception, vgg16=vgg16).items() if v})
+                           detectors=detectors)
 
     # The generator, and the data it was trained on.
     if network is not None:
@@ -87,6 +96,11 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
     if args.G is not None and dataset.resolution != args.G.img_resolution:
         raise click.ClickException(f'--data: images are {dataset.resolution}x{dataset.resolution} but the network makes '
                                    f'{args.G.img_resolution}x{args.G.img_resolution}')
+    for metric in metrics:
+        try:
+            metric_main.check_metric(metric, num_real=len(dataset), detectors=args.detectors)
+        except ValueError as err:
+            raise click.ClickException(f'--data: {err}') from None
     return args
 
 #----------------------------------------------------------------------------
@@ -124,7 +138,11 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
 
 #----------------------------------------------------------------------------
 
-@click.command()
+def metric_names_help() -> str:
+    """The epilog of --help: the name of every metric of metric_main."""
+    return 'Metrics: ' + ', '.join(metric_main.BUILTIN_METRICS) + '. See docs/metrics.md.'
+
+@click.command(epilog=metric_names_help())
 @click.option('--network', 'network',   help='Network file to score (path or URL)', metavar='PATH')
 @click.option('--metrics',              help='Comma-separated metric names, or "none"', type=str, default='fid50k_full', show_default=True)
 @click.option('--data',                 help='Real images (zip or folder)  [default: the dataset stored in the network]', metavar='PATH')

@@ -32,7 +32,7 @@ import PIL.Image
 import PIL.ImageColor
 
 from dnnlib import util
-from training.dataset import GREY_MODES, exif_oriented_size, is_image_file, parse_labels, standardize_image
+from training.image_files import GREY_MODES, exif_oriented_size, is_image_file, parse_labels, standardize_image
 
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError)
 RESIZE_FILTERS = {'lanczos': PIL.Image.LANCZOS, 'box': PIL.Image.BOX}
@@ -342,12 +342,14 @@ SKIP_REASONS = {'corrupt': 'cannot be decoded', 'too-small': 'smaller than the o
 @click.option('--dest',          help='Output: .zip or an empty/new directory', metavar='PATH', required=True)
 @click.option('--max-images',    help='Write at most this many images', type=click.IntRange(min=1), metavar='INT')
 @click.option('--resolution',    help='Output size WxH (power of two; default: the source size)', metavar='WxH', callback=parse_resolution)
+@click.option('--width',         help='Output width: StyleGAN2-ADA\'s form of --resolution, with --height', type=click.IntRange(min=1), metavar='INT')
+@click.option('--height',        help='Output height, with --width', type=click.IntRange(min=1), metavar='INT')
 @click.option('--transform',     help='Crop before resizing (needs --resolution)', type=click.Choice(TRANSFORMS))
 @click.option('--resize-filter', help='Resampling filter', type=click.Choice(list(RESIZE_FILTERS)), default='lanczos', show_default=True)
 @click.option('--channels',      help='Force 1 (greyscale) or 3 (RGB) channels [default: 1 if all images are greyscale, else 3]', type=click.Choice(['1', '3']))
 @click.option('--background',    help='Colour under transparent pixels (name, #rrggbb or r,g,b)', default='white', show_default=True, callback=parse_background)
 @click.option('--strict',        help='Stop with an error instead of skipping a bad image', is_flag=True)
-def main(source, dest, max_images, resolution, transform, resize_filter, channels, background, strict):
+def main(source, dest, max_images, resolution, width, height, transform, resize_filter, channels, background, strict):
     """Convert images into a dataset for train.py (zip or folder of PNGs + dataset.json).
 
     \b
@@ -355,6 +357,12 @@ def main(source, dest, max_images, resolution, transform, resize_filter, channel
       python dataset_tool.py --source=photos/ --dest=photos256.zip --resolution=256x256 --transform=center-crop
       python dataset_tool.py --source=train-images-idx3-ubyte.gz --dest=mnist32.zip
     """
+    if width is not None or height is not None:
+        if width is None or height is None:
+            raise click.ClickException('--width and --height go together (or give --resolution=WxH)')
+        if resolution is not None and resolution != (width, height):
+            raise click.ClickException(f'--width={width} --height={height} contradict --resolution={resolution[0]}x{resolution[1]}; give one of them')
+        resolution = (width, height)
     if transform is not None and resolution is None:
         raise click.ClickException(f'--transform={transform} needs --resolution=WxH')
     if resolution is not None:

@@ -8,6 +8,7 @@ is done by painting.api; this file only parses options and names the output file
 
 import os
 import re
+import sys
 
 import click
 
@@ -55,7 +56,7 @@ def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
 @click.option('--seeds',                    help='Seeds, e.g. 0,3,5-12 (or --projected-w)', metavar='LIST', callback=_seeds)
 @click.option('--projected-w',              help='Codes from projector.py (projected_w.npz): writes projNN.png instead of seeds', metavar='FILE')
 @click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, default=1, show_default=True)
-@click.option('--class', 'class_idx',       help='Class label (conditional networks only)', type=int, metavar='INT')
+@click.option('--class', 'class_idx',       help='Class label (conditional networks; ignored with a warning otherwise)', type=int, metavar='INT')
 @click.option('--noise-mode',               help='StyleGAN2 noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
 @click.option('--batch', 'batch_size',      help='Samples per forward pass (does not change the images)', type=click.IntRange(min=1), default=16, show_default=True)
@@ -105,6 +106,9 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
     if projected_w is not None:
         write_projected(G, projected_w, outdir, noise_mode)
         return
+    if class_idx is not None and G.c_dim == 0:    # As upstream: a warning, and the images without a class.
+        print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
+        class_idx = None
     try:
         api.make_labels(G, class_idx, 1)
     except ValueError as err:

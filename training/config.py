@@ -33,6 +33,8 @@ def _auto_mb(res, gpus):
 def _per_res_gamma(res, gpus, mb):
     return 0.0002 * res ** 2 / mb                   # StyleGAN2-ADA's rule: gamma ~ resolution^2 / batch.
 
+FPA_BATCH_GPU = 32     # The FPA presets' batch per GPU.
+
 STYLEGAN2_FAMILY = dict(gen='stylegan2', pl_weight=2, style_mixing=0.9, D_architecture='resnet', min_res=8, max_res=1024)
 
 PRESETS = {
@@ -47,31 +49,47 @@ PRESETS = {
                       pl_weight=0, style_mixing=0, D_architecture='orig'),
     # The FPA with the StyleGAN2-ADA machinery (StyleGAN2 residual D, logistic loss, lazy R1, ADA).
     # Our choices, with reasons (docs/training.md has the long form):
-    # - batch 32 (the paper used 20): a multiple of the mbstd group 4, as StyleGAN2 at 64x64;
+    # - batch 32 per GPU (the paper used 20 on one): a multiple of the mbstd group 4, as
+    #   StyleGAN2 at 64x64; like 'auto', the per-GPU batch is fixed and the total grows with
+    #   --gpus (ref_gpus=None), and gamma and the EMA follow the total batch by auto's rules;
     # - Adam lr 0.0025 and betas (0, 0.99) for G and D: the values StyleGAN2-ADA tuned for this
     #   discriminator and loss at <= 256 px (the paper's 2e-4 / (0.5, 0.9) went with a hinge loss
     #   and a LightweightGAN discriminator, which this codebase does not use);
-    # - gamma = 0.0002 res^2 / batch (0.0256 at 64x64), EMA half-life batch * 10/32 kimg with
-    #   ramp-up 0.05, D capacity 0.5: the 'auto' rules, which are tuned for small datasets;
+    # - gamma = 0.0002 res^2 / batch (0.0256 at 64x64 on one GPU), EMA half-life batch * 10/32
+    #   kimg with ramp-up 0.05, D capacity 0.5: the 'auto' rules, which are tuned for small datasets;
     # - pl_weight 0: path lengths need a double backward through the LSTM, which cuDNN does not
     #   provide on CUDA and which costs about 1.5x per G step on CPU; the paper trained without;
     # - style_mixing 0: the paper trained without; mixing painting steps stays available
     #   (the loss supports it for num_ws >= 2) but is not the default until measured;
     # - resolutions 8..256: at N > 2T the image's rank (at most T = 64 strokes) limits detail.
-    'fpa': lambda res, gpus: dict(gen='fpa', ref_gpus=1, kimg=10000, mb=32, mbstd=4, fmaps=0.5, lrate=0.0025,
-        gamma=_per_res_gamma(res, gpus, 32), ema=32 * 10 / 32, ramp=0.05, map=2, pl_weight=0, style_mixing=0,
-        D_architecture='resnet', min_res=8, max_res=256),
+    'fpa': lambda res, gpus: dict(gen='fpa', ref_gpus=None, kimg=10000, mb=FPA_BATCH_GPU * gpus, mbstd=4, fmaps=0.5, lrate=0.0025,
+        gamma=_per_res_gamma(res, gpus, FPA_BATCH_GPU * gpus), ema=FPA_BATCH_GPU * gpus * 10 / 32, ramp=0.05, map=2,
+        pl_weight=0, style_mixing=0, D_architecture='resnet', min_res=8, max_res=256),
     # FPA/U-Net trained jointly from scratch; with --resume=FPA.pkl --freeze-fpa the two-stage recipe of the paper.
     'fpa-unet': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), gen='fpa-unet'),
     # The FPA scaled down for a CPU (the demo): T = 32 steps (full rank at 32x32), LSTM 256,
     # d_in 64, and a narrow D (channel_base 1024, channel_max 128). Measured on 2 CPU cores at
-    # 32x32: about 18 sec/kimg with bf16 autocast, recognisable Fashion-MNIST clothing after
+    # 32x32: about 6 sec/kimg with bf16 autocast (idle machine), recognisable Fashion-MNIST clothing after
     # about 20 kimg (docs/training.md); the paper's configuration costs about 10x more per image.
     'fpa-cpu': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), fmaps=1024 / 32768, cmax=128, max_res=64,
         fpa_kwargs=dict(num_steps=32, hidden_dim=256, step_input_dim=64)),
 }
 
+# One line per preset for train.py --help.
+PRESET_HELP = {
+    'auto':      'StyleGAN2, batch and gamma from resolution and --gpus (StyleGAN2-ADA\'s default)',
+    'stylegan2': 'StyleGAN2 config F: batch 32, gamma 10, 8 mapping layers (tuned on 8 GPUs)',
+    'paper256':  'StyleGAN2-ADA paper, 256x256: batch 64, gamma 1, capacity 0.5 (tuned on 8 GPUs)',
+    'paper512':  'StyleGAN2-ADA paper, 512x512: batch 64, gamma 0.5 (tuned on 8 GPUs)',
+    'paper1024': 'StyleGAN2-ADA paper, 1024x1024: batch 32, gamma 2 (tuned on 8 GPUs)',
+    'cifar':     'StyleGAN2-ADA CIFAR-10: batch 64, gamma 0.01, mbstd group 32, orig D (tuned on 2 GPUs)',
+    'fpa':       'Fast Weight Painter, 8-256 px: 32 per GPU, gamma and EMA from the total batch as auto',
+    'fpa-unet':  'fpa plus the U-Net refiner (two-stage with --resume=FPA.pkl --freeze-fpa=1)',
+    'fpa-cpu':   'fpa scaled down for a CPU (T = 32, LSTM 256, narrow D), up to 64 px: the demo\'s',
+}
+
 AUG_MODES = ('noaug', 'ada', 'fixed')
+FIXED_AUG_P = 0.2      # --aug=fixed without --p (StyleGAN3's default).
 AUGPIPES = ('blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 
@@ -81,6 +99,7 @@ DEFAULT_OPTS = dnnlib.EasyDict(
     data=None, cfg='auto', gen=None, gpus=1, batch=None, batch_gpu=None, kimg=None, snap=50, tick=4, metrics=['fid50k_full'],
     seed=0, mirror=False, cond=False, subset=None, gamma=None, aug='ada', p=None, target=None, augpipe='bgc',
     resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='fp32', cbase=None, cmax=None, workers=3, device='cpu',
+    glr=None, dlr=None, map_depth=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
 )
 
 #----------------------------------------------------------------------------
@@ -101,12 +120,14 @@ def preset_spec(cfg: str, res: int, gpus: int) -> dnnlib.EasyDict:
     spec = PRESETS[cfg]
     return dnnlib.EasyDict(spec(res, gpus) if callable(spec) else spec)
 
-def family_G_overrides(spec: dnnlib.EasyDict, channel_base: int, channel_max: int, fp16_layers: bool) -> dict[str, dict]:
+def family_G_overrides(spec: dnnlib.EasyDict, channel_base: int, channel_max: int, fp16_layers: bool, map_depth: int,
+                       nhwc: bool) -> dict[str, dict]:
     """Generator options a preset sets per family, keyed by class name: only a generator of
     that class receives them (a swapped-in FPA never sees StyleGAN2's channel_base)."""
     return {
         'networks.stylegan2.Generator': dict(channel_base=channel_base, channel_max=channel_max,
-            mapping_kwargs=dict(num_layers=spec.map), num_fp16_res=4 if fp16_layers else 0, conv_clamp=256 if fp16_layers else None),
+            mapping_kwargs=dict(num_layers=map_depth), num_fp16_res=4 if fp16_layers else 0, conv_clamp=256 if fp16_layers else None,
+            **(dict(fp16_channels_last=True) if nhwc else {})),
         'networks.fpa.Generator': dict(spec.get('fpa_kwargs', {})),
     }
 
@@ -157,9 +178,13 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
         batch_gpu = batch_per_gpu
     _check(batch_gpu >= 1 and batch_per_gpu % batch_gpu == 0,
            f'--batch-gpu={batch_gpu}: must divide the per-process batch --batch/--gpus = {batch_per_gpu}')
-    mbstd = spec.mbstd
-    _check(batch_gpu < mbstd or batch_gpu % mbstd == 0,
-           f'--batch-gpu={batch_gpu} is not a multiple of the minibatch-std group {mbstd} of --cfg={opts.cfg}')
+    mbstd = opts.mbstd_group if opts.mbstd_group is not None else spec.mbstd
+    _check(mbstd >= 1, f'--mbstd-group={mbstd}: expected at least 1')
+    _check(batch_gpu >= mbstd,       # (StyleGAN3's check: a smaller group makes the mbstd feature a constant.)
+           f'--batch-gpu={batch_gpu} is smaller than the minibatch-std group {mbstd} (--mbstd-group); '
+           f'give --batch-gpu >= {mbstd} or --mbstd-group <= {batch_gpu}')
+    _check(batch_gpu % mbstd == 0,
+           f'--batch-gpu={batch_gpu} is not a multiple of the minibatch-std group {mbstd} (--mbstd-group)')
 
     # Networks.
     channel_base = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
@@ -172,7 +197,12 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     except ValueError as err:
         raise ConfigError(f'--gen={gen}: {err}') from None
     G_kwargs = dnnlib.EasyDict(_merge(dict(z_dim=512), G_kwargs))
-    G_kwargs = dnnlib.EasyDict(_merge(G_kwargs, family_G_overrides(spec, channel_base, channel_max, fp16_layers).get(G_kwargs.class_name, {})))
+    map_depth = opts.map_depth if opts.map_depth is not None else spec.map
+    overrides = family_G_overrides(spec, channel_base, channel_max, fp16_layers, map_depth, opts.nhwc).get(G_kwargs.class_name, {})
+    _check(opts.map_depth is None or 'mapping_kwargs' in overrides,
+           f'--map-depth={opts.map_depth}: generator "{gen}" ({G_kwargs.class_name}) has no mapping layers to set')
+    _check(map_depth is None or map_depth >= 1, f'--map-depth={map_depth}: expected at least 1')
+    G_kwargs = dnnlib.EasyDict(_merge(G_kwargs, overrides))
     if opts.freeze_fpa:
         _check(opts.resume is not None, '--freeze-fpa needs --resume=FPA_NETWORK.pkl (the FPA to keep fixed)')
         G_class = dnnlib.util.get_obj_by_name(G_kwargs.class_name)
@@ -183,6 +213,8 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     D_kwargs = dnnlib.EasyDict(networks.DISCRIMINATORS['stylegan2'], architecture=spec.D_architecture,
         channel_base=channel_base, channel_max=channel_max, num_fp16_res=4 if fp16_layers else 0,
         conv_clamp=256 if fp16_layers else None, mbstd_group_size=mbstd, freeze_layers=opts.freezed)
+    if opts.nhwc:
+        D_kwargs.block_kwargs = dict(fp16_channels_last=True)
 
     # Loss, optimisers, schedule.
     gamma = opts.gamma if opts.gamma is not None else spec.gamma
@@ -198,8 +230,10 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     c.data_loader_kwargs = dnnlib.EasyDict(num_workers=opts.workers, prefetch_factor=2)
     c.G_kwargs = G_kwargs
     c.D_kwargs = D_kwargs
-    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0.0, 0.99], eps=1e-8)
-    c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0.0, 0.99], eps=1e-8)
+    for name, lr in [('glr', opts.glr), ('dlr', opts.dlr)]:
+        _check(lr is None or lr > 0, f'--{name}={lr}: expected a positive learning rate')
+    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.glr or spec.lrate, betas=[0.0, 0.99], eps=1e-8)
+    c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.dlr or spec.lrate, betas=[0.0, 0.99], eps=1e-8)
     c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma,
         style_mixing_prob=spec.style_mixing, pl_weight=spec.pl_weight)
     c.G_reg_interval = 4 if spec.pl_weight > 0 else None
@@ -215,11 +249,12 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     c.batch_gpu = batch_gpu
     c.precision = opts.precision
     c.device = opts.device
+    c.cudnn_benchmark = not opts.nobench
+    c.allow_tf32 = bool(opts.allow_tf32)
 
     # Augmentation.
     _check(opts.aug in AUG_MODES, f'--aug={opts.aug}: expected one of {", ".join(AUG_MODES)}')
     _check(opts.p is None or opts.aug == 'fixed', '--p can only be given with --aug=fixed')
-    _check(opts.aug != 'fixed' or opts.p is not None, '--aug=fixed needs --p')
     _check(opts.p is None or 0 <= opts.p <= 1, f'--p={opts.p}: expected a probability in [0, 1]')
     _check(opts.target is None or opts.aug == 'ada', '--target can only be given with --aug=ada')
     _check(opts.target is None or 0 <= opts.target <= 1, f'--target={opts.target}: expected a value in [0, 1]')
@@ -233,10 +268,11 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
         if opts.aug == 'ada':
             c.ada_target = opts.target if opts.target is not None else 0.6
         else:
-            c.augment_p = opts.p
+            c.augment_p = opts.p if opts.p is not None else FIXED_AUG_P
 
-    # Metrics.
+    # Metrics (what each needs is checked by train.py's preflight, which may open files).
     c.metrics = list(opts.metrics)
+    c.metric_detectors = {name: path for name, path in dict(inception=opts.inception, vgg16=opts.vgg16).items() if path}
     if c.metrics:
         try:
             from metrics import metric_main
@@ -288,6 +324,10 @@ def describe_run(opts: dict, dataset_info: dict) -> str:
     parts += [f'freezed{opts.freezed}'] if opts.freezed else []
     parts += [opts.precision] if opts.precision != 'fp32' else []
     parts += ['fp32'] if opts.fp32 else []
+    parts += [f'glr{opts.glr:g}'] if opts.glr is not None else []
+    parts += [f'dlr{opts.dlr:g}'] if opts.dlr is not None else []
+    parts += [f'map{opts.map_depth}'] if opts.map_depth is not None else []
+    parts += [f'mbstd{opts.mbstd_group}'] if opts.mbstd_group is not None else []
     return '-'.join(str(p) for p in parts)
 
 #----------------------------------------------------------------------------

@@ -237,6 +237,8 @@ def training_loop(
     precision               = 'fp32',   # 'fp32' | 'bf16' | 'fp16': autocast of the loss's G and D passes.
     device                  = 'cpu',    # torch device of this process ('cpu', 'cuda', 'cuda:1').
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark (CUDA only).
+    allow_tf32              = False,    # Allow TF32 in matmuls and cuDNN (CUDA; StyleGAN2-ADA's --allow-tf32).
+    metric_detectors        = {},       # Detector weights for the metrics: {'inception': path_or_url, 'vgg16': ...}.
     paint_seeds             = [0, 1, 2, 3], # Seeds of the painting grid (generators with a paint method), as generate.py --seeds.
     abort_fn                = None,     # Callback: returns True to stop training at the next tick.
     progress_fn             = None,     # Callback: progress_fn(cur_kimg, total_kimg) once per tick.
@@ -250,8 +252,8 @@ def training_loop(
             device = torch.device('cuda', torch.cuda.current_device())
         torch.cuda.set_device(device)
     torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = False   # Set explicitly here, not at import time.
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32  # Set explicitly here, not at import time.
+    torch.backends.cudnn.allow_tf32 = allow_tf32
     autocast_context(device, precision)             # fp16 on CPU -> ValueError before any work.
     say = print_fn if rank == 0 else (lambda *_args, **_kwargs: None)
     training_stats.reset()
@@ -544,12 +546,14 @@ def training_loop(
             from metrics import metric_main   # Imported only when metrics are requested.
             for metric in metrics:
                 result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=training_set_kwargs,
-                                                      num_gpus=num_gpus, rank=rank, device=device)
+                                                      num_gpus=num_gpus, rank=rank, device=device, detectors=metric_detectors)
                 if rank == 0:
                     metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
                 stats_metrics.update(result_dict.results)
 
         # Collect statistics.
+        training_stats.report0('Timing/total_hours', total_sec / (60 * 60))    # (Upstream's, for plots.)
+        training_stats.report0('Timing/total_days', total_sec / (24 * 60 * 60))
         stats_collector.update()
         stats_dict = stats_collector.as_dict()
 

@@ -341,4 +341,26 @@ def test_lsun_real_lmdb(tmp_path):
     assert 'Wrote 3 images (32x32, 3 channels, labels: none)' in result.stdout
     assert len(ImageFolderDataset(str(tmp_path / 'lsun.zip'))) == 3
 
+
+#----------------------------------------------------------------------------
+# StyleGAN2-ADA's options, and a quick --help.
+
+def test_width_and_height_are_resolution(tmp_path):
+    src = rgb_folder(tmp_path / 'src')
+    ok('--source', src, '--dest', tmp_path / 'a.zip', '--width=16', '--height=16')
+    ok('--source', src, '--dest', tmp_path / 'b.zip', '--resolution=16x16')
+    assert np.array_equal(load(tmp_path / 'a.zip')[1], load(tmp_path / 'b.zip')[1])
+    assert load(tmp_path / 'a.zip')[0].resolution == 16
+    fails('--source', src, '--dest', tmp_path / 'c.zip', '--width=16', match='--width and --height go together')
+    fails('--source', src, '--dest', tmp_path / 'c.zip', '--width=16', '--height=16', '--resolution=8x8',
+          match='--width=16 --height=16 contradict --resolution=8x8')
+    assert not (tmp_path / 'c.zip').exists()
+
+def test_help_does_not_import_torch():
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = "import sys; sys.argv = ['dataset_tool.py', '--help']; import dataset_tool\ntry:\n    dataset_tool.main()\nexcept SystemExit:\n    pass\nprint('torch imported:', 'torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert 'Usage:' in proc.stdout and 'torch imported: False' in proc.stdout, proc.stdout + proc.stderr
+
 #----------------------------------------------------------------------------

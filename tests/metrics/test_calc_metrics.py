@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(inception.default_source() is None, reason='fid-
 
 RESOLUTION, NUM_REAL, NUM_GEN = 16, 5, 4
 if not metric_main.is_valid_metric('fid_cli_test'):
-    metric_main.register_metric('fid_cli_test', metric_main.fid, num_gen=NUM_GEN)
+    metric_main.register_metric('fid_cli_test', metric_main.fid, ('inception',), num_gen=NUM_GEN)
 
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
@@ -66,6 +66,22 @@ def test_fakes_folder_against_data(files):
     record = json.loads(output.strip().splitlines()[-1])
     assert record['snapshot_pkl'] is None and 0 <= record['results']['fid_cli_test'] < 500
 
+def test_count_free_metrics_score_every_image_of_a_folder(files):
+    code, output = invoke(f'--fakes={files.data}', f'--data={files.data}', '--metrics=fid_full,kid_full', '--verbose=false')
+    assert code == 0, output
+    fid_line, kid_line = [json.loads(line) for line in output.strip().splitlines()[-2:]]
+    assert fid_line['results']['fid_full_num_real'] == fid_line['results']['fid_full_num_gen'] == NUM_REAL
+    assert isinstance(fid_line['results']['fid_full_num_real'], int), 'counts print as integers'
+    assert kid_line['results']['kid_full_num_real'] == kid_line['results']['kid_full_num_gen'] == NUM_REAL
+    assert abs(fid_line['results']['fid_full']) < 1e-3, 'the same images on both sides'
+
+def test_help_lists_the_metric_names():
+    result = CliRunner().invoke(calc_metrics.calc_metrics, ['--help'], terminal_width=100)
+    text = ' '.join(result.output.split())
+    assert 'fid50k_full' in metric_main.BUILTIN_METRICS and 'fid_full' in metric_main.BUILTIN_METRICS
+    for name in metric_main.BUILTIN_METRICS:
+        assert f' {name},' in text or f' {name}.' in text, name
+
 #----------------------------------------------------------------------------
 # Bad input: non-zero exit and one line naming the problem.
 
@@ -82,7 +98,10 @@ def test_bad_input(files, tmp_path):
         ([f'--network={files.network}', f'--data={files.data28}', '--metrics=fid_cli_test'], 'images are 28x28, but resolution=16'),
         ([f'--network={files.network}', f'--data={tmp_path / "missing.zip"}', '--metrics=fid_cli_test'], 'missing.zip: dataset not found'),
         ([f'--network={tmp_path / "missing.pkl"}', '--metrics=fid_cli_test'], '--network: .*missing.pkl: no such file'),
-        ([f'--network={files.network}', '--metrics=fid50k'], f'fid50k needs 50000 real images .* has {NUM_REAL}'),
+        ([f'--network={files.network}', '--metrics=fid_full'], 'fid_full scores a folder of images .* only'),
+        ([f'--fakes={files.data}', f'--data={files.data}', '--metrics=ppl2_wend'], 'ppl2_wend scores a generator .* only'),
+        ([f'--network={files.network}', '--metrics=is2k'], 'is2k: the Inception Score needs the softmax layer'),
+        ([f'--network={files.network}', '--metrics=fid2k_full', f'--inception={tmp_path / "nope.pt"}'], r'inception weights .*nope\.pt: no such file'),
         ([f'--network={files.network}', '--metrics=pr10k3_full'], r'no vgg16 weights: this metric needs vgg16\.pt'),
     ]
     corrupt = tmp_path / 'inception-2015-12-05.pt'
@@ -97,15 +116,19 @@ def test_bad_input(files, tmp_path):
 
 #----------------------------------------------------------------------------
 
-def test_bad_input_in_spawned_processes(files):
+def test_bad_input_in_spawned_processes(files, tmp_path):
     # With --gpus=2 each process fails with its own line; the command says which one and exits 1.
     # (A real command: the spawned processes write to the terminal, which CliRunner does not capture.)
+    # The trunk-only Inception file under another name passes the up-front check; loading it
+    # for IS is what fails, in each process.
     import subprocess, sys
+    trunk = tmp_path / 'trunk.pt'
+    trunk.symlink_to(inception.default_source())
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, os.path.join(root, 'calc_metrics.py'), f'--network={files.network}', '--metrics=fid50k',
-                           '--gpus=2', '--device=cpu', '--verbose=false'], capture_output=True, text=True, cwd=root, timeout=600)
+    proc = subprocess.run([sys.executable, os.path.join(root, 'calc_metrics.py'), f'--network={files.network}', '--metrics=is2k',
+                           f'--inception={trunk}', '--gpus=2', '--device=cpu', '--verbose=false'], capture_output=True, text=True, cwd=root, timeout=600)
     code, output = proc.returncode, proc.stdout + proc.stderr
     assert code != 0
-    assert f'fid50k needs 50000 real images' in output and 'Error: process' in output and 'failed' in output
+    assert 'softmax layer' in output and 'Error: process' in output and 'failed' in output
 
 #----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ for _name, _fn, _kwargs in [('fid_test', metric_main.fid, dict(num_gen=NUM_GEN))
                             ('ppl_wend_test', metric_main.ppl, dict(space='w', sampling='end', crop=False, num_samples=9)),
                             ('ppl_zfull_test', metric_main.ppl, dict(space='z', sampling='full', crop=True, num_samples=9))]:
     if not metric_main.is_valid_metric(_name):
-        metric_main.register_metric(_name, _fn, **_kwargs)
+        metric_main.register_metric(_name, _fn, ('inception',) if _fn is metric_main.fid else ('vgg16',), **_kwargs)
 
 @pytest.fixture(scope='module')
 def data_dir():
@@ -127,9 +127,29 @@ def test_generated_latents_seeded_per_item_with_dataset_labels(data_dir):
 #----------------------------------------------------------------------------
 # Bad input: one clear line each.
 
-def test_legacy_metric_refuses_too_few_real_images(data_dir):
-    with pytest.raises(ValueError, match=f'fid50k needs 50000 real images .* has {NUM_REAL}; use fid50k_full'):
-        metric_main.calc_metric('fid50k', G=fixtures.TinyGenerator(), dataset_kwargs=dataset_kwargs(data_dir))
+def test_legacy_metric_uses_all_real_images_of_a_small_dataset(data_dir):
+    """fid50k on fewer than 50k real images takes them all, as upstream (the legacy side is
+    the dataset as configured; unflipped, that is the same set as the _full metric's)."""
+    assert metric_main._metric_dict['fid50k'].keywords == dict(name='fid50k', num_gen=50000, max_real=50000, full=False)
+    if not metric_main.is_valid_metric('fid_legacy_test'):
+        metric_main.register_metric('fid_legacy_test', metric_main.fid, ('inception',), num_gen=NUM_GEN, max_real=50000, full=False)
+    kwargs = dict(G=fixtures.TinyGenerator(), dataset_kwargs=dataset_kwargs(data_dir), batch_size=4)
+    legacy = metric_main.calc_metric('fid_legacy_test', **kwargs).results.fid_legacy_test
+    assert legacy == pytest.approx(metric_main.calc_metric('fid_test', **kwargs).results.fid_test, rel=1e-6)
+
+def test_check_metric_before_any_work(data_dir, monkeypatch):
+    monkeypatch.delenv('FPAGAN_VGG16', raising=False)
+    metric_main.check_metric('fid50k_full', num_real=NUM_REAL, scoring='network')
+    with pytest.raises(ValueError, match='pr50k3_full: no vgg16 weights'):
+        metric_main.check_metric('pr50k3_full')
+    with pytest.raises(ValueError, match='pr50k3_inception_full needs at least 4 real images, the data has 3'):
+        metric_main.check_metric('pr50k3_inception_full', num_real=3)
+    with pytest.raises(ValueError, match='is50k: the Inception Score needs the softmax layer'):
+        metric_main.check_metric('is50k')
+    with pytest.raises(ValueError, match='fid_full scores a folder of images'):
+        metric_main.check_metric('fid_full', scoring='network')
+    with pytest.raises(ValueError, match='fid_full scores every image of a folder'):
+        metric_main.calc_metric('fid_full', G=fixtures.TinyGenerator(), dataset_kwargs=dataset_kwargs(data_dir))
 
 def test_missing_detector_weights_name_the_file(data_dir, monkeypatch):
     monkeypatch.delenv('FPAGAN_VGG16', raising=False)

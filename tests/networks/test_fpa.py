@@ -393,6 +393,34 @@ def test_cuda_matches_cpu():
         img = G_cuda(z.float().cuda(), None)
     assert img.dtype == torch.float32 and torch.isfinite(img).all()
 
+@pytest.mark.gpu
+def test_cuda_lstm_weights_are_compacted_once():
+    """No "not part of single contiguous chunk of memory" warning on CUDA: not after .cuda(),
+    not in a deep copy (G_ema, the metrics' copy), not after a dtype change, forward or backward."""
+    import warnings
+    G = _tiny().cuda()
+    z = torch.randn([3, G.z_dim], device='cuda')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        for module in (G, copy.deepcopy(G), copy.deepcopy(G).double().float()):
+            module(z, None).square().mean().backward()
+    messages = [str(w.message) for w in caught if 'contiguous chunk' in str(w.message)]
+    assert messages == [], messages[0]
+
+def test_lstm_compaction_keeps_parameters_and_copies_independent():
+    """CPU side of the compaction: moving and deep-copying keep the parameter objects the
+    optimiser holds, and a copy's weights stay its own."""
+    G = _tiny()
+    params = list(G.parameters())
+    G.to('cpu').float()
+    assert all(a is b for a, b in zip(params, G.parameters()))
+    G_ema = copy.deepcopy(G)
+    with torch.no_grad():
+        G_ema.synthesis.decoder_rnn.weight_hh_l0.add_(1)
+    assert not torch.equal(G_ema.synthesis.decoder_rnn.weight_hh_l0, G.synthesis.decoder_rnn.weight_hh_l0)
+    z = torch.randn([2, G.z_dim])
+    assert_close(copy.deepcopy(G)(z, None), G(z, None), rtol=0, atol=0, name='deep copy')
+
 #----------------------------------------------------------------------------
 # Bad input: one clear ValueError naming the option or tensor.
 

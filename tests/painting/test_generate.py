@@ -68,7 +68,10 @@ def test_conditional(tmp_path, name):
     assert_fails_with_one_line(run('--network', network, '--seeds', '1', '--class', 3, '--outdir', tmp_path / 'x'), '--class', 'out of range', '0..2')
     assert_fails_with_one_line(run('--network', network, '--seeds', '1', '--outdir', tmp_path / 'x'), '--class', 'conditional')
     unconditional = save(tmp_path, name)
-    assert_fails_with_one_line(run('--network', unconditional, '--seeds', '1', '--class', 0, '--outdir', tmp_path / 'x'), '--class', 'unconditional')
+    result = run('--network', unconditional, '--seeds', '1', '--class', 0, '--outdir', tmp_path / 'u')
+    assert result.exit_code == 0, result.output
+    assert 'warning: --class=0 ignored: the network is unconditional' in result.output
+    assert os.path.isfile(tmp_path / 'u' / 'seed0001.png')
 
 @pytest.mark.parametrize('name', PAINTERS)
 def test_painting_outputs(tmp_path, name):

@@ -1,5 +1,7 @@
 """training.config.build_training_config: presets, overrides, generator swaps, validation."""
 
+import re
+
 import pytest
 
 from training import config
@@ -150,7 +152,10 @@ def test_describe_run():
     (dict(gen='nope'), None, '--gen=nope'),
     (dict(precision='fp16'), None, 'fp16 needs CUDA'),
     (dict(fp32=True, precision='bf16'), None, '--fp32 contradicts --precision=bf16'),
-    (dict(aug='fixed'), None, '--aug=fixed needs --p'),
+    (dict(cfg='fpa', batch=8, gpus=4), None, '--batch-gpu=2 is smaller than the minibatch-std group 4 (--mbstd-group); give --batch-gpu >= 4 or --mbstd-group <= 2'),
+    (dict(cfg='cifar', gpus=4), None, '--batch-gpu=16 is smaller than the minibatch-std group 32'),
+    (dict(cfg='fpa', map_depth=4), None, '--map-depth=4: generator "fpa" (networks.fpa.Generator) has no mapping layers'),
+    (dict(glr=0), None, '--glr=0: expected a positive learning rate'),
     (dict(p=0.5), None, '--p can only be given with --aug=fixed'),
     (dict(aug='noaug', target=0.5), None, '--target can only be given with --aug=ada'),
     (dict(cond=True), None, 'has no labels'),
@@ -160,8 +165,45 @@ def test_describe_run():
     (dict(bogus=1), None, 'unknown options: bogus'),
 ])
 def test_validation(opts, info, message):
-    with pytest.raises(ConfigError, match=message.replace('+', r'\+').replace('(', r'\(')):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         _build(info=info, **opts)
+
+def test_upstream_overrides_glr_dlr_map_depth_mbstd_group():
+    c = _build(cfg='stylegan2', glr=0.001, dlr=0.003, map_depth=2, mbstd_group=2)
+    assert c.G_opt_kwargs.lr == 0.001 and c.D_opt_kwargs.lr == 0.003
+    assert c.G_kwargs['mapping_kwargs']['num_layers'] == 2 and c.D_kwargs.mbstd_group_size == 2
+    assert describe_run(dict(cfg='stylegan2', glr=0.001, dlr=0.003, map_depth=2, mbstd_group=2), _info()) == \
+        'cats-stylegan2-glr0.001-dlr0.003-map2-mbstd2'
+    c = _build(cfg='fpa', gen='stylegan2', map_depth=3)
+    assert c.G_kwargs['mapping_kwargs']['num_layers'] == 3
+
+def test_backend_switches_as_stylegan2_ada():
+    c = _build()
+    assert c.cudnn_benchmark is True and c.allow_tf32 is False, 'TF32 stays off unless asked for, as upstream'
+    assert 'block_kwargs' not in c.D_kwargs and 'fp16_channels_last' not in c.G_kwargs
+    c = _build(cfg='stylegan2', nobench=True, allow_tf32=True, nhwc=True)
+    assert c.cudnn_benchmark is False and c.allow_tf32 is True
+    assert c.D_kwargs.block_kwargs == dict(fp16_channels_last=True) and c.G_kwargs.fp16_channels_last is True
+    assert 'fp16_channels_last' not in _build(cfg='fpa', nhwc=True).G_kwargs, 'the FPA has no fp16 layers'
+
+def test_fixed_augmentation_defaults_to_p_0_2_as_stylegan3():
+    assert _build(aug='fixed').augment_p == 0.2
+    assert _build(aug='fixed', p=0.5).augment_p == 0.5
+
+def test_fpa_presets_scale_with_gpus_like_auto():
+    """Per-GPU batch fixed at 32, the total grows; gamma ~ 1/total batch and the EMA half-life
+    ~ total batch (auto's rules), so per optimiser step the EMA decay stays the same."""
+    for cfg in ('fpa', 'fpa-unet', 'fpa-cpu'):
+        for gpus in (1, 4, 8):
+            c = _build(cfg=cfg, gpus=gpus, info=_info(resolution=32))
+            assert c.batch_size == 32 * gpus and c.batch_size // c.num_gpus == c.batch_gpu == 32, (cfg, gpus)
+            assert c.loss_kwargs.r1_gamma == pytest.approx(0.0002 * 32 ** 2 / (32 * gpus))
+            assert c.ema_kimg == pytest.approx(10 * gpus)
+    assert describe_run(dict(cfg='fpa', gpus=4), _info(name='afhq')) == 'afhq-fpa-gpus4'
+
+def test_every_preset_has_a_help_line():
+    assert list(config.PRESET_HELP) == list(config.PRESETS)
+    assert all(0 < len(line) <= 100 and '\n' not in line for line in config.PRESET_HELP.values())
 
 def test_builder_has_no_side_effects(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

