@@ -26,6 +26,7 @@ import torch
 import dnnlib
 from dnnlib import util
 from metrics import metric_main, metric_utils
+from training.dataset import DATASET_CLASSES
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 
@@ -65,6 +66,10 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
         if data is None:
             if not net.get('training_set_kwargs'):
                 raise click.UsageError(f'{network} stores no training_set_kwargs: give --data')
+            try:    # Read from the file: only a dataset class may be named (never any other callable).
+                util.check_class_name(net.training_set_kwargs, DATASET_CLASSES, f'--network={network}: training_set_kwargs')
+            except ValueError as err:
+                raise click.ClickException(str(err)) from None
             args.dataset_kwargs = dnnlib.EasyDict(net.training_set_kwargs)
         else:
             args.dataset_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=data)
