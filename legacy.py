@@ -363,13 +363,14 @@ def infer_generator_kwargs(
     expect(f'{spec.kv}.bias', [rows], 'projection of the LSTM state')
     if rows % C != 0:
         fail(f'{spec.kv}.weight has {rows} rows, expected a multiple of img_channels={C}')
-    per_channel = rows // C
-    candidates = []                                         # (N, vector_lr), the paper's scalar rate first.
-    if spec.rule == 'hebbian':
-        candidates += [(per_channel // 2, False)] if per_channel % 2 == 0 else []
-    else:
-        candidates += [((per_channel - 1) // 2, False)] if per_channel % 2 == 1 and per_channel >= 3 else []
-        candidates += [(per_channel // 3, True)] if spec.input_generator == 'v2' and per_channel % 3 == 0 else []
+    candidates = _side_candidates(rows, C, spec)
+    if unet_channels is None and img_channels not in (None, DEFAULT_IMG_CHANNELS) and img_resolution is None \
+            and candidates and _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec):
+        # Without a U-Net only C*(2N+r) is known: an RGB checkpoint read with another C gives a
+        # wrong N (e.g. 39 rows: RGB 6x6, or 1 channel 19x19), so the side must be confirmed.
+        rgb_side = _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec)[0][0]
+        fail(f'--img-channels={C} reads the {rows} rows of {spec.kv}.weight as {candidates[0][0]}x{candidates[0][0]} images, '
+             f'but they also fit {rgb_side}x{rgb_side} RGB images (the reference trains RGB); give --img-resolution to confirm the side')
     if img_resolution is not None:
         candidates = [c for c in candidates if c[0] == img_resolution]
     elif unet_kwargs is not None and any(n == unet_kwargs['dim'] for n, _ in candidates):
@@ -407,6 +408,18 @@ def infer_generator_kwargs(
     origin.update(key_softmax='option' if key_softmax is not None else f'{model_type} default',
                   value_tanh='option', lr_activation='option', out_tanh='option', unet_input_tanh='option')
     return kwargs, origin
+
+def _side_candidates(rows: int, C: int, spec: dnnlib.EasyDict) -> list[tuple[int, bool]]:
+    """(N, vector_lr) that make rows = C*(2N + r) key/value(/rate) rows, the paper's scalar
+    learning rate (r = 1) first; r = 0 for Hebbian, r = N for a v2 vector rate."""
+    if rows % C != 0:
+        return []
+    per_channel = rows // C
+    if spec.rule == 'hebbian':
+        return [(per_channel // 2, False)] if per_channel % 2 == 0 else []
+    candidates = [((per_channel - 1) // 2, False)] if per_channel % 2 == 1 and per_channel >= 3 else []
+    candidates += [(per_channel // 3, True)] if spec.input_generator == 'v2' and per_channel % 3 == 0 else []
+    return candidates
 
 #----------------------------------------------------------------------------
 # Building the generators.
@@ -505,7 +518,8 @@ def load_network_pkl(f: Any, **convert_options) -> dnnlib.EasyDict:
 
 @click.command()
 @click.option('--source',                                 help='Reference checkpoint to convert (a torch file with a "GAN" state dict)', metavar='PATH', required=True)
-@click.option('--dest',                                   help='Network file to write', metavar='PATH', required=True)
+@click.option('--dest',                                   help='Network file to write (not an existing file, unless --overwrite)', metavar='PATH', required=True)
+@click.option('--overwrite',                              help='Replace --dest if it exists', is_flag=True)
 @click.option('--model-type',                             help='Reference model type  [default: inferred from the parameter names]', type=click.Choice(list(MODEL_TYPES)), default=None)
 @click.option('--num-steps',                              help=f'Painting steps T  [default: inferred for v2; {V1_DEFAULT_NUM_STEPS} for v1, whose checkpoints do not store it]', type=click.IntRange(min=1), default=None)
 @click.option('--img-resolution',                         help='Image side N, only to disambiguate  [default: inferred from the key/value projection]', type=click.IntRange(min=1), default=None)
@@ -516,7 +530,7 @@ def load_network_pkl(f: Any, **convert_options) -> dnnlib.EasyDict:
 @click.option('--value-tanh/--no-value-tanh',             help='tanh on the values', default=False, show_default=True)
 @click.option('--raw-lr/--no-raw-lr',                     help='Raw learning-rate logits instead of sigmoid', default=False, show_default=True)
 @click.option('--unet-input-tanh/--no-unet-input-tanh',   help='FPA/U-Net: tanh on the U-Net input', default=True, show_default=True)
-def convert_main(source, dest, model_type, **options):
+def convert_main(source, dest, model_type, overwrite, **options):
     """Convert a checkpoint of the FPA authors' reference implementation into a network file.
 
     \b
@@ -524,9 +538,11 @@ def convert_main(source, dest, model_type, **options):
     python legacy.py --source=model_1.pt --dest=fpa.pkl --model-type=lstm_delta --num-steps=16
     """
     try:
-        result = load_network_pkl(source, model_type=model_type, **options)
         if os.path.abspath(source) == os.path.abspath(dest):
             raise ValueError(f'{dest}: refusing to overwrite the source checkpoint')
+        if os.path.exists(dest) and not overwrite:
+            raise ValueError(f'--dest={dest}: already exists; refusing to replace it (give --overwrite to replace it)')
+        result = load_network_pkl(source, model_type=model_type, **options)
         persistence.save_network(dest, G=result.G, G_ema=result.G_ema, D=None, augment_pipe=None,
                                  training_set_kwargs=None, legacy_source=result.legacy_source)
     except (ValueError, OSError) as err:
