@@ -167,3 +167,17 @@ def test_dataset_json_label_asking_for_petabytes(tmp_path):
         dataset_module.ImageFolderDataset(data, use_labels=True)
 
 #----------------------------------------------------------------------------
+# Detector weights: a torch.save file with code in it is refused without torch's advice.
+
+def test_detector_file_with_code(tmp_path, victim):
+    from metrics import inception   # pylint: disable=import-outside-toplevel
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {victim.marker}',))
+    path = str(tmp_path / 'inception-2015-12-05.pt')
+    torch.save({'layers.conv.weight': Payload()}, path)
+    with pytest.raises(ValueError, match=r'detector .*inception-2015-12-05.pt: not a readable torch.save file') as info:
+        inception.read_state_dict(path)
+    assert 'weights_only' not in str(info.value) and '\n' not in str(info.value)
+
+#----------------------------------------------------------------------------

@@ -194,3 +194,13 @@ def test_bad_images_are_caught_before_the_run_directory_exists(tmp_path, problem
     assert not outdir.exists()
 
 #----------------------------------------------------------------------------
+# --subset that selects nothing less than the whole dataset.
+
+def test_subset_larger_than_the_dataset_is_noted(image_folder, tmp_path):
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={image_folder}', *TINY_CLI, '--subset=100', '--dry-run'])
+    assert result.exit_code == 0, result.output
+    assert 'Note: --subset=100 is not smaller than the 12 images of --data; training on all of them' in result.output
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={image_folder}', *TINY_CLI, '--subset=5', '--dry-run'])
+    assert result.exit_code == 0 and 'Note: --subset' not in result.output
+
+#----------------------------------------------------------------------------
