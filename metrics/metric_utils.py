@@ -22,7 +22,6 @@ import torch
 import dnnlib
 from dnnlib import util
 from metrics import inception
-from training.dataset import DATASET_CLASSES
 
 #----------------------------------------------------------------------------
 # Options shared by all metrics.
@@ -322,9 +321,9 @@ def generator_to_uint8(img: torch.Tensor) -> torch.Tensor:
     return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 def construct_dataset(dataset_kwargs: dict, what: str = 'dataset'):
-    """The dataset of `dataset_kwargs`, whose class_name must be one of the dataset classes
-    (they may come from a network file); every problem is a ValueError naming `what`."""
-    util.check_class_name(dataset_kwargs, DATASET_CLASSES, f'{what}: dataset_kwargs')
+    """The dataset of `dataset_kwargs` (from the caller's code: kwargs read from a file are
+    checked against training.dataset.DATASET_CLASSES where they are read, as calc_metrics.py
+    does); every problem is a ValueError naming `what`."""
     try:
         return util.construct_class_by_name(**dataset_kwargs)
     except (ValueError, TypeError, IOError, OSError) as err:

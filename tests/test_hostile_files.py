@@ -16,7 +16,6 @@ import generate
 import legacy
 import networks
 import train
-from metrics import metric_utils
 from tests.training.conftest import make_image_folder
 from torch_utils import persistence
 from training import dataset as dataset_module
@@ -95,11 +94,6 @@ def test_network_file_training_set_kwargs_through_calc_metrics(tmp_path, victim)
         error = one_line_error(result.output)
         assert result.exit_code != 0
         assert f"training_set_kwargs: class_name='{kwargs['class_name']}' is not allowed" in error, error
-
-def test_metric_dataset_kwargs_outside_the_allow_list(victim):
-    # Metrics during training and calc_metrics build their datasets through construct_dataset.
-    with pytest.raises(ValueError, match=r"--data: dataset_kwargs: class_name='torch_utils.persistence.save_network' is not allowed"):
-        metric_utils.construct_dataset(dict(class_name='torch_utils.persistence.save_network', path=str(victim.victim)), what='--data')
 
 def test_every_persistent_class_is_on_the_allow_list():
     import networks.fpa, networks.stylegan2, networks.unet, training.augment   # pylint: disable=import-outside-toplevel,redefined-outer-name
