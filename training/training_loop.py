@@ -345,13 +345,13 @@ def training_loop(
     # Resume.
     state = None
     run_id = new_run_id()
-    own_states = []     # Resume checkpoints of this run (its id), oldest first: the only ones pruning removes.
+    last_state = None   # The newest resume checkpoint of this run (its id): the only one pruning removes.
     if resume_state is not None:
         say(f'Resuming from "{resume_state}"')
         state = load_resume_state(resume_state)
-        if state.get('run_id') is not None:
+        if state.get('run_id') is not None:     # Checkpoints from before run ids are never removed.
             run_id = state['run_id']
-            own_states.append(resume_state)
+            last_state = resume_state
         _load_module_state(G, state['G'], 'G', resume_state)
         _load_module_state(D, state['D'], 'D', resume_state)
         _load_module_state(G_ema, state['G_ema'], 'G_ema', resume_state)
@@ -572,7 +572,7 @@ def training_loop(
         if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
             images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
             fakes_png = os.path.join(run_dir, snapshot_name('fakes', cur_nimg))
-            with reporting_full_disk(fakes_png, own_states[-1] if own_states else None):
+            with reporting_full_disk(fakes_png, last_state):
                 save_image_grid(images, fakes_png, drange=(-1, 1), grid_size=grid_size)
 
         # Save network snapshot, resume checkpoint and painting grid.
@@ -586,7 +586,7 @@ def training_loop(
             ada_pending = ada_stats.pending() if ada_stats is not None else {}
             if rank == 0:
                 snapshot_pkl = os.path.join(run_dir, snapshot_name('network-snapshot', cur_nimg))
-                with reporting_full_disk(snapshot_pkl, own_states[-1] if own_states else None):
+                with reporting_full_disk(snapshot_pkl, last_state):
                     persistence.save_network(snapshot_pkl, G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe,
                                              training_set_kwargs=training_set_kwargs)
                 resume_path = os.path.join(run_dir, snapshot_name('resume', cur_nimg))
@@ -604,7 +604,7 @@ def training_loop(
                 resume_bytes = buffer.getvalue()     # Written after this tick's stats.jsonl line (below).
                 if paint_z is not None:
                     paint_png = os.path.join(run_dir, snapshot_name('paint', cur_nimg))
-                    with reporting_full_disk(paint_png, own_states[-1] if own_states else None):
+                    with reporting_full_disk(paint_png, last_state):
                         save_paint_grid(G_ema, paint_z, paint_c, paint_png)
 
         # Evaluate metrics.
@@ -625,7 +625,7 @@ def training_loop(
         # Update logs.
         timestamp = time.time()
         if stats_jsonl is not None:
-            with reporting_full_disk(stats_jsonl.name, own_states[-1] if own_states else None):
+            with reporting_full_disk(stats_jsonl.name, last_state):
                 stats_jsonl.write(json.dumps(dict(stats_dict, timestamp=timestamp)) + '\n')
                 stats_jsonl.flush()
         if stats_tfevents is not None:
@@ -644,12 +644,11 @@ def training_loop(
         # it finds the line in place. Then keep only the newest checkpoint of this run (they hold
         # optimiser states); another run's checkpoints in the directory are never removed.
         if resume_bytes is not None:
-            with reporting_full_disk(resume_path, own_states[-1] if own_states else None):
+            with reporting_full_disk(resume_path, last_state):
                 dnnlib.util.atomic_write(resume_path, resume_bytes)
-            for old_state in own_states:
-                if old_state != resume_path and os.path.isfile(old_state):
-                    os.remove(old_state)
-            own_states = [resume_path]
+            if last_state is not None and os.path.isfile(last_state) and not os.path.samefile(last_state, resume_path):
+                os.remove(last_state)
+            last_state = resume_path
 
         # Update state.
         cur_tick += 1

@@ -100,15 +100,17 @@ def test_resume_says_where_the_run_continues_and_refuses_to_overwrite_newer(imag
 #----------------------------------------------------------------------------
 # Stale temporaries and stats.jsonl.
 
-def test_stale_temporaries_are_removed_on_resume(image_folder, tmp_path):
+def test_stale_temporaries_are_removed_on_resume(image_folder, tmp_path, monkeypatch):
     run_dir = tmp_path / 'run'
     _run(image_folder, run_dir, total_kimg=0.004, network_snapshot_ticks=1)
     (run_dir / '.tmp-resume-000000.pt-x1y2').write_bytes(b'partial')
     messages = []
-    _run(image_folder, run_dir, total_kimg=0.008, network_snapshot_ticks=1, resume_state=str(run_dir / 'resume-000000.pt'),
+    monkeypatch.chdir(tmp_path)     # The checkpoint by a relative path: the one rewritten under its name stays.
+    _run(image_folder, run_dir, total_kimg=0.008, network_snapshot_ticks=1, resume_state='run/resume-000000.pt',
          print_fn=lambda *a, **k: messages.append(' '.join(map(str, a))))
     assert not [name for name in os.listdir(run_dir) if name.startswith('.tmp-')]
     assert 'Removed 1 partial file(s) left by an interrupted write: .tmp-resume-000000.pt-x1y2' in messages
+    assert torch.load(str(run_dir / 'resume-000000.pt'), weights_only=True)['cur_nimg'] == 8
 
 class Killed(Exception):
     """Stands in for kill -9 at a chosen point of a tick."""
