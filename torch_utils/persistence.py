@@ -153,8 +153,13 @@ def check_init_kwargs(cls: type, init_kwargs: dict, state_dict: Any, where: str)
         raise ValueError(f'{where}: {path}={value} is above the limit {MAX_INIT_INT} for integers in a network file')
     if not isinstance(state_dict, dict):
         raise ValueError(f'{where}: state_dict is a {type(state_dict).__name__}, expected a dict of tensors')
-    with FakeTensorMode():
-        fake = cls(**init_kwargs)
+    try:
+        with FakeTensorMode():
+            fake = cls(**init_kwargs)
+    except (TypeError, ValueError):
+        raise   # The class's own complaint about its arguments, as the real construction would give it.
+    except Exception as err:   # An operation that fake tensors do not support: refuse rather than allocate blindly.
+        raise ValueError(f'{where}: cannot check the sizes init_kwargs ask for ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ""})') from None
     for name, tensor in fake.state_dict().items():
         stored = state_dict.get(name)
         if isinstance(stored, torch.Tensor) and stored.shape != tensor.shape:
