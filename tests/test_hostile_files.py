@@ -122,6 +122,15 @@ def test_network_file_init_kwargs_asking_for_terabytes(tmp_path):
     with pytest.raises(ValueError, match=r'G_ema: init_kwargs ask for [\d.]+ GiB of tensors; the limit is what the file stores \(0 GiB\) plus 0.25 GiB'):
         persistence.load_network(path)
 
+class _NeedsRealTensors(torch.nn.Module):
+    def __init__(self, width=2):
+        super().__init__()
+        self.total = float(torch.ones(width).numpy().sum())     # Not possible with fake tensors.
+
+def test_init_kwargs_that_cannot_be_checked_are_refused():
+    with pytest.raises(ValueError, match=r'^x: cannot check the sizes init_kwargs ask for \(RuntimeError: '):
+        persistence.check_init_kwargs(_NeedsRealTensors, dict(width=2), {}, 'x')
+
 def test_network_file_within_bounds_still_loads(tmp_path):
     G = tiny_fpa()
     path = str(tmp_path / 'ok.pkl')
