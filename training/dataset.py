@@ -236,15 +236,19 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return content.get('labels')
 
     def check_images(self) -> None:
-        """Read every image's header and check its integrity (PIL's verify: chunk checksums and
-        completeness of PNGs, without decoding) and that its size and channel count are the
-        first image's. Slower than opening the dataset, much faster than decoding it; a
+        """Check that every image is intact and has the first image's size and channel count:
+        PNGs (dataset_tool.py's output) by PIL's verify (chunk checksums and completeness,
+        without decoding), other formats, whose verify checks nothing, by decoding them. A
         training run calls it before it makes its run directory. IOError naming the file."""
         channels, height, width = self._raw_shape[1:]
         for fname in self._image_fnames:
             try:
                 with self._open_file(fname) as f:
-                    PIL.Image.open(f).verify()      # Must come first: it reads the file to its end.
+                    img = PIL.Image.open(f)
+                    if img.format == 'PNG':
+                        img.verify()    # Reads the file to its end: the header is read again below.
+                    else:
+                        img.load()
                 with self._open_file(fname) as f:
                     img = PIL.Image.open(f)
                     size, mode = exif_oriented_size(img), img.mode

@@ -171,7 +171,7 @@ def test_full_disk_while_writing_a_checkpoint_is_one_line(image_folder, tmp_path
 #----------------------------------------------------------------------------
 # Bad data: caught before the run directory exists.
 
-@pytest.mark.parametrize('problem', ['mixed-sizes', 'mixed-channels', 'corrupt'])
+@pytest.mark.parametrize('problem', ['mixed-sizes', 'mixed-channels', 'corrupt', 'corrupt-jpeg'])
 def test_bad_images_are_caught_before_the_run_directory_exists(tmp_path, problem):
     from tests.training.conftest import make_image_folder
     data = tmp_path / 'data'
@@ -185,9 +185,17 @@ def test_bad_images_are_caught_before_the_run_directory_exists(tmp_path, problem
         make_image_folder(tmp_path / 'grey', num_images=5, channels=1)
         os.replace(tmp_path / 'grey' / 'img0004.png', odd)
         expected = '"img0004.png" is 16x16 with 1 channel(s), but "img0000.png" is 16x16 with 3'
-    else:
+    elif problem == 'corrupt':
         odd.write_bytes(odd.read_bytes()[:-40])     # Cut short, as by an interrupted copy.
         expected = 'cannot decode "img0004.png"'
+    else:
+        import PIL.Image   # pylint: disable=import-outside-toplevel
+        jpeg = data / 'img0004.jpg'
+        with PIL.Image.open(odd) as img:
+            img.save(jpeg, quality=90)
+        odd.unlink()
+        jpeg.write_bytes(jpeg.read_bytes()[:len(jpeg.read_bytes()) // 2])
+        expected = 'cannot decode "img0004.jpg"'
     outdir = tmp_path / 'runs'
     result = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={data}', *TINY_CLI, '--kimg=0.004'])
     assert result.exit_code != 0 and 'Traceback' not in result.output
