@@ -432,9 +432,11 @@ def training_loop(
         grid_z = torch.randn([labels.shape[0], G.z_dim], generator=grid_gen).to(device).split(grid_batch)
         grid_c = torch.from_numpy(labels).to(device).split(grid_batch)
         if state is None:
-            save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=(0, 255), grid_size=grid_size)
+            with reporting_full_disk(os.path.join(run_dir, 'reals.png'), None):
+                save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=(0, 255), grid_size=grid_size)
             images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
-            save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
+            with reporting_full_disk(os.path.join(run_dir, 'fakes_init.png'), None):
+                save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
     paint_z = paint_c = None
     if rank == 0 and hasattr(G_ema, 'paint'):
         paint_z = painting_api.seeds_to_z(paint_seeds, G.z_dim, device=device)     # The latents of generate.py --seeds.
@@ -615,7 +617,8 @@ def training_loop(
                 result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=training_set_kwargs,
                                                       num_gpus=num_gpus, rank=rank, device=device)
                 if rank == 0:
-                    metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+                    with reporting_full_disk(os.path.join(run_dir, f'metric-{metric}.jsonl'), last_state):
+                        metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
                 stats_metrics.update(result_dict.results)
 
         # Collect statistics.
