@@ -116,7 +116,7 @@ def check_resume_dir(resume_state: str, outdir: str) -> str:
     if newer:
         raise click.ClickException(f'--resume={resume_state}: {run_dir} holds the newer checkpoint {newer[-1]}, whose files this run '
                                    'would overwrite on the way; resume from the newest checkpoint, or move the newer files away first')
-    if os.path.abspath(outdir) != os.path.dirname(run_dir):
+    if os.path.abspath(outdir) not in (run_dir, os.path.dirname(run_dir)):
         print(f'Note: the run continues in {run_dir}, the directory of --resume, not in --outdir={outdir}')
     return run_dir
 

@@ -89,6 +89,10 @@ def test_resume_says_where_the_run_continues_and_refuses_to_overwrite_newer(imag
     assert result.exit_code == 0, result.output
     assert f'Note: the run continues in {run_dir}, the directory of --resume, not in --outdir={elsewhere}' in result.output
     assert not elsewhere.exists()
+    for same in (outdir, run_dir):   # The run's own outdir, or the run directory itself: nothing to say.
+        result = CliRunner().invoke(train.main, [f'--outdir={same}', f'--data={image_folder}', *TINY_CLI, '--kimg=0.008', '--snap=1',
+                                                 f'--resume={state}', '--dry-run'])
+        assert result.exit_code == 0 and 'Note: the run continues' not in result.output, result.output
 
     _checkpoint_at(state, str(run_dir / 'resume-000007.pt'), 7000, run_id='x')
     before = sorted(os.listdir(run_dir))
