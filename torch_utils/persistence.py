@@ -5,7 +5,9 @@ network file is a `torch.save` of plain data only: for every module, the dotted 
 class, the keyword arguments it was constructed with, and its state dict. Loading uses
 `torch.load(weights_only=True)` (tensors, numbers, strings, lists, dicts only) and rebuilds
 each module from *this* codebase's classes, which must be marked with `@persistent_class`
-and live in an allowed package. The class names and constructor arguments of persistent
+and be on the explicit allow-list NETWORK_CLASSES (checked before the name is imported);
+the sizes the stored constructor arguments ask for are bounded before anything is
+allocated (check_init_kwargs). The class names and constructor arguments of persistent
 classes are therefore a compatibility promise.
 
 File layout (a dict):
@@ -149,7 +151,9 @@ def check_init_kwargs(cls: type, init_kwargs: dict, state_dict: Any, where: str)
     shapes the file stores, and whose tensors may exceed the stored ones by at most
     MAX_UNSTORED_BYTES. Any violation is a ValueError naming the field and the limit."""
     from torch._subclasses.fake_tensor import FakeTensorMode   # pylint: disable=import-outside-toplevel
-    for path, value in _large_ints(init_kwargs, 'init_kwargs'):
+    large = _large_ints(init_kwargs, 'init_kwargs')
+    if large:
+        path, value = large[0]
         raise ValueError(f'{where}: {path}={value} is above the limit {MAX_INIT_INT} for integers in a network file')
     if not isinstance(state_dict, dict):
         raise ValueError(f'{where}: state_dict is a {type(state_dict).__name__}, expected a dict of tensors')
