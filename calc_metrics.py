@@ -28,6 +28,7 @@ import torch
 
 import dnnlib
 from metrics import metric_main, metric_utils
+from training.dataset import DATASET_CLASSES
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 
@@ -56,7 +57,14 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
             metric_main.check_metric(metric, detectors=detectors, scoring='network' if network is not None else 'fakes')
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint='--metrics') from None
-    device = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+    try:
+        device = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(f'"{device}": expected cpu, cuda or cuda:N', param_hint='--device') from None
+    if device.type not in ('cpu', 'cuda'):
+        raise click.BadParameter(f'"{device}": expected cpu, cuda or cuda:N', param_hint='--device')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise click.BadParameter(f'"{device}": no CUDA device is available', param_hint='--device')
     if device.type == 'cuda' and gpus > torch.cuda.device_count():
         raise click.BadParameter(f'{gpus} processes need {gpus} CUDA devices, found {torch.cuda.device_count()}', param_hint='--gpus')
 
@@ -71,6 +79,10 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
         if data is None:
             if not net.get('training_set_kwargs'):
                 raise click.UsageError(f'{network} stores no training_set_kwargs: give --data')
+            try:    # Read from the file: only a dataset class may be named (never any other callable).
+                dnnlib.util.check_class_name(net.training_set_kwargs, DATASET_CLASSES, f'--network={network}: training_set_kwargs')
+            except ValueError as err:
+                raise click.ClickException(str(err)) from None
             args.dataset_kwargs = dnnlib.EasyDict(net.training_set_kwargs)
         else:
             args.dataset_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=data)
@@ -89,10 +101,14 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
     # Open the data once here so that a wrong path or resolution fails before any work.
     try:
         dataset = metric_utils.construct_dataset(args.dataset_kwargs, what='--data')
-        if args.fakes_kwargs is not None:
-            metric_utils.construct_dataset(args.fakes_kwargs, what='--fakes')
+        fakes_dataset = metric_utils.construct_dataset(args.fakes_kwargs, what='--fakes') if args.fakes_kwargs is not None else None
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+    if fakes_dataset is not None and (fakes_dataset.resolution, fakes_dataset.num_channels) != (dataset.resolution, dataset.num_channels):
+        raise click.ClickException(f'--fakes={fakes}: images are {fakes_dataset.resolution}x{fakes_dataset.resolution} with '
+                                   f'{fakes_dataset.num_channels} channel(s), but --data={data} has {dataset.resolution}x{dataset.resolution} '
+                                   f'with {dataset.num_channels}; the scores compare like with like only at one size and channel count '
+                                   '(dataset_tool.py --resolution can resize either)')
     if args.G is not None and dataset.resolution != args.G.img_resolution:
         raise click.ClickException(f'--data: images are {dataset.resolution}x{dataset.resolution} but the network makes '
                                    f'{args.G.img_resolution}x{args.G.img_resolution}')

@@ -88,8 +88,11 @@ def open_image_zip(path: str) -> util.EasyDict:
              for name in names if is_image_file(name))
     return util.EasyDict(images=items, labelled=table is not None, upscale=False)
 
+IDX_READ_CHUNK_BYTES = 2 ** 24     # The data is read in pieces: memory follows the bytes present, not the header's claim.
+
 def read_idx(path: str, magic: int, max_items: int | None) -> np.ndarray:
-    """IDX file (MNIST format): big-endian magic, dimensions, then uint8 data."""
+    """IDX file (MNIST format): big-endian magic, dimensions, then uint8 data. The header's
+    counts are checked against the data actually present before anything of their size exists."""
     opener = gzip.open if path.endswith('.gz') else open
     try:
         with opener(path, 'rb') as f:
@@ -98,14 +101,24 @@ def read_idx(path: str, magic: int, max_items: int | None) -> np.ndarray:
                 raise click.ClickException(f'{path}: not an IDX file with magic number {magic}')
             ndim = magic & 0xff
             dims = [int.from_bytes(f.read(4), 'big') for _ in range(ndim)]
+            if 0 in dims[1:]:
+                raise click.ClickException(f'{path}: the header declares items of {"x".join(map(str, dims[1:]))} values; '
+                                           'expected at least 1x1')
             count = dims[0] if max_items is None else min(dims[0], max_items)
             item_size = int(np.prod(dims[1:], dtype=np.int64))
-            data = f.read(count * item_size)
+            chunks, num_bytes = [], 0
+            while num_bytes < count * item_size:
+                chunk = f.read(min(IDX_READ_CHUNK_BYTES, count * item_size - num_bytes))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                num_bytes += len(chunk)
     except (OSError, EOFError) as err:
         raise click.ClickException(f'{path}: cannot read ({err})') from None
-    if len(data) != count * item_size:
-        raise click.ClickException(f'{path}: file is truncated ({len(data)} of {count * item_size} bytes)')
-    return np.frombuffer(data, dtype=np.uint8).reshape([count] + dims[1:])
+    if num_bytes != count * item_size:
+        raise click.ClickException(f'{path}: the header declares {dims[0]} items of {"x".join(map(str, dims[1:])) or "1"} bytes, '
+                                   f'but the file holds {num_bytes // max(item_size, 1)} ({num_bytes} of the {count * item_size} bytes needed)')
+    return np.frombuffer(b''.join(chunks), dtype=np.uint8).reshape([count] + dims[1:])
 
 def open_mnist(path: str, max_images: int | None, pad_to_32: bool) -> util.EasyDict:
     """MNIST / Fashion-MNIST: 28x28 greyscale, padded with zeros to 32x32 as upstream unless a

@@ -6,6 +6,7 @@ Each option below adds its own outputs for the same seeds (see docs/generate.md)
 is done by painting.api; this file only parses options and names the output files.
 """
 
+import math
 import os
 import re
 import sys
@@ -32,8 +33,16 @@ def _grid(ctx, param, value):
         raise click.BadParameter(f'"{value}": expected WxH with positive sizes, e.g. 4x2')
     return int(m.group(1)), int(m.group(2))
 
+def _finite(_ctx, _param, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f'{value}: expected a finite number (1 = no truncation, 0 = the average image)')
+    return value
+
 def _fail(option: str, err: Exception):
     raise click.ClickException(f'{option}: {err}')
+
+def _fail_outdir(outdir: str, err: OSError):
+    raise click.ClickException(f'--outdir={outdir}: cannot write {err.filename or "there"} ({err.strerror or err})') from None
 
 def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
     """projNN.png for each row of the codes in projected_w, as upstream; the noise maps the
@@ -55,7 +64,7 @@ def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
 @click.option('--network', 'network_pkl',   help='Network file (path or URL)', metavar='PATH|URL', required=True)
 @click.option('--seeds',                    help='Seeds, e.g. 0,3,5-12 (or --projected-w)', metavar='LIST', callback=_seeds)
 @click.option('--projected-w',              help='Codes from projector.py (projected_w.npz): writes projNN.png instead of seeds', metavar='FILE')
-@click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, default=1, show_default=True)
+@click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, callback=_finite, default=1, show_default=True)
 @click.option('--class', 'class_idx',       help='Class label (conditional networks; ignored with a warning otherwise)', type=int, metavar='INT')
 @click.option('--noise-mode',               help='StyleGAN2 noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
@@ -104,7 +113,10 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
     except ValueError as err:
         _fail('--network', err)
     if projected_w is not None:
-        write_projected(G, projected_w, outdir, noise_mode)
+        try:
+            write_projected(G, projected_w, outdir, noise_mode)
+        except OSError as err:
+            _fail_outdir(outdir, err)
         return
     if class_idx is not None and G.c_dim == 0:    # As upstream: a warning, and the images without a class.
         print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
@@ -131,53 +143,56 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         except ValueError as err:
             _fail('--interp', err)
     scale = scale or api.auto_scale(G.img_resolution)
-    os.makedirs(outdir, exist_ok=True)
-    common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size)
+    try:   # Every file goes under --outdir: one line when it cannot be written (e.g. /proc/x, a full disk).
+        os.makedirs(outdir, exist_ok=True)
+        common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size)
 
-    # Images, one PNG per seed, as upstream.
-    images = api.to_uint8(api.generate_images(G, seeds, noise_mode=noise_mode, **common))
-    for seed, image in zip(seeds, images):
-        api.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
-    print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
+        # Images, one PNG per seed, as upstream.
+        images = api.to_uint8(api.generate_images(G, seeds, noise_mode=noise_mode, **common))
+        for seed, image in zip(seeds, images):
+            api.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
+        print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
 
-    # The painting.
-    if painting_flags:
-        painted = api.paint_seeds(G, seeds, **common)
-        if paint_animation and not api.mp4_available():
-            print(api.MP4_MISSING)
-        for i, seed in enumerate(seeds):
-            stem = os.path.join(outdir, f'paint-seed{seed:04d}')
-            if paint:
-                api.save_image(api.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
-            if paint_channels:
-                api.save_image(api.channel_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '-channels.png')
-            if paint_animation:
-                anim = api.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
-                for suffix in ('.gif', '.webp'):
-                    api.save_animation(anim, stem + suffix, frame_ms=frame_ms, hold_ms=hold_ms)
-                if api.mp4_available():
-                    api.save_mp4(anim, stem + '.mp4', frame_ms=frame_ms, hold_ms=hold_ms)
-        print(f'Wrote the painting of {len(seeds)} seeds ({painted.updates.shape[1]} steps) to "{outdir}" (paint-seed{seeds[0]:04d}.*)')
+        # The painting.
+        if painting_flags:
+            painted = api.paint_seeds(G, seeds, **common)
+            if paint_animation and not api.mp4_available():
+                print(api.MP4_MISSING)
+            for i, seed in enumerate(seeds):
+                stem = os.path.join(outdir, f'paint-seed{seed:04d}')
+                if paint:
+                    api.save_image(api.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
+                if paint_channels:
+                    api.save_image(api.channel_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '-channels.png')
+                if paint_animation:
+                    anim = api.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
+                    for suffix in ('.gif', '.webp'):
+                        api.save_animation(anim, stem + suffix, frame_ms=frame_ms, hold_ms=hold_ms)
+                    if api.mp4_available():
+                        api.save_mp4(anim, stem + '.mp4', frame_ms=frame_ms, hold_ms=hold_ms)
+            print(f'Wrote the painting of {len(seeds)} seeds ({painted.updates.shape[1]} steps) to "{outdir}" (paint-seed{seeds[0]:04d}.*)')
 
-    # Interpolation video.
-    if interp is not None:
-        video = api.interpolation_frames(G, seeds, grid_w=grid[0], grid_h=grid[1], frames_per_transition=frames, space=interp,
-                                         noise_mode=noise_mode, scale=scale, **common)
-        stem = os.path.join(outdir, f'interp-{interp}')
-        api.save_animation(video, stem + '.gif', frame_ms=frame_ms, hold_ms=0)
-        if api.mp4_available():
-            api.save_mp4(video, stem + '.mp4', frame_ms=frame_ms, hold_ms=0)
-        else:
-            print(api.MP4_MISSING)
-        print(f'Wrote {len(video)} interpolation frames to "{stem}.gif"')
+        # Interpolation video.
+        if interp is not None:
+            video = api.interpolation_frames(G, seeds, grid_w=grid[0], grid_h=grid[1], frames_per_transition=frames, space=interp,
+                                             noise_mode=noise_mode, scale=scale, **common)
+            stem = os.path.join(outdir, f'interp-{interp}')
+            api.save_animation(video, stem + '.gif', frame_ms=frame_ms, hold_ms=0)
+            if api.mp4_available():
+                api.save_mp4(video, stem + '.mp4', frame_ms=frame_ms, hold_ms=0)
+            else:
+                print(api.MP4_MISSING)
+            print(f'Wrote {len(video)} interpolation frames to "{stem}.gif"')
 
-    # Style mixing across the rows of ws.
-    if mix_cols is not None:
-        for k in mix_steps:
-            mixing = api.style_mixing_images(G, seeds, mix_cols, num_row_ws=k, noise_mode=noise_mode, **common)
-            path = os.path.join(outdir, f'stylemix-k{k:02d}.png')
-            api.save_image(api.style_mixing_grid(mixing, scale=scale), path)
-            print(f'Wrote "{path}" (first {k} of {G.num_ws} rows of ws from the row seeds)')
+        # Style mixing across the rows of ws.
+        if mix_cols is not None:
+            for k in mix_steps:
+                mixing = api.style_mixing_images(G, seeds, mix_cols, num_row_ws=k, noise_mode=noise_mode, **common)
+                path = os.path.join(outdir, f'stylemix-k{k:02d}.png')
+                api.save_image(api.style_mixing_grid(mixing, scale=scale), path)
+                print(f'Wrote "{path}" (first {k} of {G.num_ws} rows of ws from the row seeds)')
+    except OSError as err:
+        _fail_outdir(outdir, err)
 
 #----------------------------------------------------------------------------
 

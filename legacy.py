@@ -34,7 +34,8 @@ def load_network_pkl(f: Any, **convert_options) -> dnnlib.EasyDict:
 
 @click.command()
 @click.option('--source',                                 help='Reference FPA checkpoint or StyleGAN2-ADA/StyleGAN3 pickle: path, URL or upstream name (ffhq256, ...)', metavar='PATH', required=True)
-@click.option('--dest',                                   help='Network file to write', metavar='PATH', required=True)
+@click.option('--dest',                                   help='Network file to write (not an existing file, unless --overwrite)', metavar='PATH', required=True)
+@click.option('--overwrite',                              help='Replace --dest if it exists', is_flag=True)
 @click.option('--model-type',                             help='Reference FPA model type  [default: inferred from the parameter names]', type=click.Choice(list(MODEL_TYPES)), default=None)
 @click.option('--num-steps',                              help=f'Painting steps T  [default: inferred for v2; {V1_DEFAULT_NUM_STEPS} for v1, whose checkpoints do not store it]', type=click.IntRange(min=1), default=None)
 @click.option('--img-resolution',                         help='Image side N, only to disambiguate  [default: inferred from the key/value projection]', type=click.IntRange(min=1), default=None)
@@ -46,7 +47,7 @@ def load_network_pkl(f: Any, **convert_options) -> dnnlib.EasyDict:
 @click.option('--raw-lr/--no-raw-lr',                     help='Raw learning-rate logits instead of sigmoid', default=False, show_default=True)
 @click.option('--unet-input-tanh/--no-unet-input-tanh',   help='FPA/U-Net: tanh on the U-Net input', default=True, show_default=True)
 @click.pass_context
-def convert_main(ctx, source, dest, **options):
+def convert_main(ctx, source, dest, overwrite, **options):
     """Convert a reference FPA checkpoint or a StyleGAN2-ADA/StyleGAN3 network pickle into a
     network file of this codebase (code-free; what every script here reads).
 
@@ -60,6 +61,8 @@ def convert_main(ctx, source, dest, **options):
     try:
         if os.path.exists(source) and os.path.abspath(source) == os.path.abspath(dest):
             raise ValueError(f'{dest}: refusing to overwrite the source file')
+        if os.path.exists(dest) and not overwrite:
+            raise ValueError(f'--dest={dest}: already exists; refusing to replace it (give --overwrite to replace it)')
         result = load_network_pkl(source, **given)
         entries = {k: result.get(k) for k in ('G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs')}
         provenance = {k: result[k] for k in ('legacy_source', 'upstream_source') if k in result}

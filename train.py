@@ -71,6 +71,14 @@ def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_ra
                 stream.file.close()
         sys.stdout, sys.stderr = saved_streams
 
+def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str) -> None:
+    """Entry point of each spawned process: a full disk ends it with one line, exit code 1."""
+    try:
+        subprocess_fn(rank, c, init_file)
+    except training_loop.DiskFullError as err:
+        print(f'Error: {err}', file=sys.stderr, flush=True)
+        sys.exit(1)
+
 #----------------------------------------------------------------------------
 
 def next_run_dir(outdir: str, desc: str) -> str:
@@ -79,10 +87,46 @@ def next_run_dir(outdir: str, desc: str) -> str:
             if (m := re.match(r'^(\d+)', name)) and os.path.isdir(os.path.join(outdir, name))]
     return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
 
+def reserve_run_dir(outdir: str, desc: str) -> str:
+    """Create <outdir>/<NNNNN>-<desc> with a number that no other run directory has, also when
+    several starts share the outdir: the number is claimed by creating the bare directory
+    <outdir>/<NNNNN> exclusively (os.mkdir fails when it exists), checked against every other
+    name that carries it, then renamed. A start that loses a race takes the next number."""
+    os.makedirs(outdir, exist_ok=True)
+    while True:
+        path = next_run_dir(outdir, desc)
+        number = os.path.basename(path).split('-', 1)[0]
+        claim = os.path.join(outdir, number)
+        try:
+            os.mkdir(claim)
+        except FileExistsError:
+            continue
+        if any(name != number and (m := re.match(r'^(\d+)', name)) and int(m.group(1)) == int(number) for name in os.listdir(outdir)):
+            os.rmdir(claim)     # Another start named a directory with this number after our scan.
+            continue
+        os.rename(claim, path)
+        return path
+
+def check_resume_dir(resume_state: str, outdir: str) -> str:
+    """--resume=DIR/resume-KKKKKK.pt continues in DIR. Refuses when DIR holds a newer resume
+    checkpoint (continuing from an older one would overwrite its files on the way); says in one
+    line where the run continues when DIR is not in --outdir. Returns DIR."""
+    run_dir = os.path.dirname(os.path.abspath(resume_state))
+    this = training_loop.RESUME_STATE_RE.fullmatch(os.path.basename(resume_state))
+    newer = sorted(name for name in os.listdir(run_dir) if (m := training_loop.RESUME_STATE_RE.fullmatch(name))
+                   and this is not None and int(m.group(1)) > int(this.group(1)))
+    if newer:
+        raise click.ClickException(f'--resume={resume_state}: {run_dir} holds the newer checkpoint {newer[-1]}, whose files this run '
+                                   'would overwrite on the way; resume from the newest checkpoint, or move the newer files away first')
+    if os.path.abspath(outdir) not in (run_dir, os.path.dirname(run_dir)):
+        print(f'Note: the run continues in {run_dir}, the directory of --resume, not in --outdir={outdir}')
+    return run_dir
+
 def read_dataset_info(data: str, cond: bool) -> dnnlib.EasyDict:
     from training.dataset import ImageFolderDataset
     try:
         dataset = ImageFolderDataset(path=data, use_labels=cond)
+        dataset.check_images()      # Mixed sizes or a corrupt file: here, not at the first snapshot.
     except (IOError, OSError, ValueError) as err:
         raise click.ClickException(f'--data={data}: {err}') from None
     return dnnlib.EasyDict(name=dataset.name, resolution=dataset.resolution, num_channels=dataset.num_channels,
@@ -275,12 +319,21 @@ def main(**kwargs):
         raise click.ClickException(str(err)) from None
     preflight(c, info)
 
-    # Run directory: a resume checkpoint continues in its own directory, anything else gets a new one.
+    if opts.subset is not None and opts.subset >= info.num_images:
+        print(f'Note: --subset={opts.subset} is not smaller than the {info.num_images} images of --data; training on all of them')
+
+    # Run directory: a resume checkpoint continues in its own directory, anything else gets a new
+    # one, its number reserved now (a dry run shows the number it would take).
     if c.resume_state is not None:
-        c.run_dir = os.path.dirname(os.path.abspath(c.resume_state))
+        c.run_dir = check_resume_dir(c.resume_state, outdir)
     else:
         run_desc = training_config.describe_run(opts, info) + (f'-{desc}' if desc else '')
         c.run_dir = next_run_dir(outdir, run_desc)
+        if not dry_run and (launch is None or launch[0] == 0):
+            try:
+                c.run_dir = reserve_run_dir(outdir, run_desc)
+            except OSError as err:
+                raise click.ClickException(f'--outdir={outdir}: cannot write the run directory ({err.strerror or err})') from None
     if launch is not None and not dry_run:   # torchrun: every worker uses rank 0's choice.
         c.run_dir = distributed.broadcast_object(c.run_dir)
 
@@ -310,21 +363,25 @@ def main(**kwargs):
     # Create the run directory and launch.
     if is_main:
         try:
-            os.makedirs(c.run_dir, exist_ok=c.resume_state is not None)
+            os.makedirs(c.run_dir, exist_ok=True)   # Reserved above, or the directory of --resume.
             dnnlib.util.atomic_write(os.path.join(c.run_dir, 'training_options.json'), json.dumps(c, indent=2).encode('utf-8'))
         except OSError as err:
             raise click.ClickException(f'--outdir={outdir}: cannot write the run directory {c.run_dir} ({err.strerror or err})') from None
-    if is_main:
         print('Launching processes...')
-    if launch is not None:
-        distributed.barrier()   # The run directory exists before any worker starts.
-        subprocess_fn(launch[0], c, init_file=None, local_rank=launch[2])
-    elif c.num_gpus == 1:
-        subprocess_fn(0, c, init_file=None)
-    else:
-        torch.multiprocessing.set_start_method('spawn', force=True)
-        with tempfile.TemporaryDirectory() as temp_dir:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init')), nprocs=c.num_gpus)
+    try:
+        if launch is not None:
+            distributed.barrier()   # The run directory exists before any worker starts.
+            subprocess_fn(launch[0], c, init_file=None, local_rank=launch[2])
+        elif c.num_gpus == 1:
+            subprocess_fn(0, c, init_file=None)
+        else:
+            torch.multiprocessing.set_start_method('spawn', force=True)
+            with tempfile.TemporaryDirectory() as temp_dir:
+                torch.multiprocessing.spawn(fn=spawned_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init')), nprocs=c.num_gpus)
+    except training_loop.DiskFullError as err:
+        raise click.ClickException(str(err)) from None
+    except torch.multiprocessing.ProcessExitedException as err:
+        raise click.ClickException(f'process {err.error_index} failed (its error is printed above)') from None
 
 #----------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def main(quick, only, device, out, timeout_s):
         if unknown:
             raise click.BadParameter(f'unknown benchmark(s) {", ".join(unknown)}; available: {", ".join(names)}', param_hint='--only')
         names = list(dict.fromkeys(wanted)) # In the order given: the most wanted first.
-    lines = [f'# Benchmark results', '',
+    lines = ['# Benchmark results', '',
              f'Measured {datetime.date.today().isoformat()} on: {machine_description()}.', '',
              'Ratios come from variants timed side by side in the same run; absolute figures hold for this machine only.', '']
     failures = []

@@ -9,7 +9,7 @@ import re
 import tempfile
 import time
 import urllib.parse
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 #----------------------------------------------------------------------------
 # A dict whose keys are also attributes: the container for every *_kwargs.
@@ -60,6 +60,15 @@ def call_func_by_name(*args, func_name: str | Callable, **kwargs) -> Any:
 def construct_class_by_name(*args, class_name: str | type, **kwargs) -> Any:
     """Construct `class_name` (a dotted name or a class) with the given arguments."""
     return call_func_by_name(*args, func_name=class_name, **kwargs)
+
+def check_class_name(kwargs: Any, allowed: Collection[str], where: str) -> None:
+    """Options read from a file (a network file's training_set_kwargs, a module entry) name the
+    class to build in `class_name`. Refuse, with a ValueError naming the key and the value, any
+    name that is not in the explicit allow-list `allowed`, before anything is imported or
+    called: a file must never choose which callable runs."""
+    name = kwargs.get('class_name') if isinstance(kwargs, dict) else None
+    if not isinstance(name, str) or name not in allowed:
+        raise ValueError(f'{where}: class_name={name!r} is not allowed here (expected {" or ".join(allowed)})')
 
 def get_top_level_function_name(func: Callable) -> str:
     """The dotted name under which `func` can be found again by get_obj_by_name()."""

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from dnnlib import util
 from torch_utils import misc
+from torch_utils import persistence
 
 #----------------------------------------------------------------------------
 # Constants of the TF graph.
@@ -329,16 +330,16 @@ def read_state_dict(source: str) -> dict:
         raise ValueError(f'detector {source}: not a TorchScript or torch.save file (corrupt or wrong file?)')
     with zipfile.ZipFile(path) as archive:
         is_torchscript = any(name.endswith('constants.pkl') or '/code/' in name for name in archive.namelist())
-    try:
-        if is_torchscript:
+    if is_torchscript:
+        try:
             with warnings.catch_warnings():     # torch.jit.load warns that TorchScript is deprecated.
                 warnings.simplefilter('ignore', DeprecationWarning)
                 state = torch.jit.load(path, map_location='cpu').state_dict()
-        else:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err: # Corrupt archives raise many kinds of errors.
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else ''
-        raise ValueError(f'detector {source}: corrupt or unreadable ({type(err).__name__}: {msg})') from None
+        except Exception as err: # Corrupt archives raise many kinds of errors.
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else ''
+            raise ValueError(f'detector {source}: corrupt or unreadable ({type(err).__name__}: {msg})') from None
+    else:   # The error names the cause without torch's advice to retry with weights_only=False.
+        state = persistence.load_plain_data(path, f'detector {source}', 'torch.save file (corrupt or unreadable)')
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f'detector {source}: holds no state dict of tensors')
     return dict(state)

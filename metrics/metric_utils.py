@@ -321,9 +321,12 @@ def generator_to_uint8(img: torch.Tensor) -> torch.Tensor:
     return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 def construct_dataset(dataset_kwargs: dict, what: str = 'dataset'):
+    """The dataset of `dataset_kwargs` (from the caller's code: kwargs read from a file are
+    checked against training.dataset.DATASET_CLASSES where they are read, as calc_metrics.py
+    does); every problem is a ValueError naming `what`."""
     try:
         return util.construct_class_by_name(**dataset_kwargs)
-    except (ValueError, IOError, OSError) as err:
+    except (ValueError, TypeError, IOError, OSError) as err:
         raise ValueError(f'{what}: {err}') from None
 
 #----------------------------------------------------------------------------

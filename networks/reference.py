@@ -249,13 +249,14 @@ def infer_generator_kwargs(
     expect(f'{spec.kv}.bias', [rows], 'projection of the LSTM state')
     if rows % C != 0:
         fail(f'{spec.kv}.weight has {rows} rows, expected a multiple of img_channels={C}')
-    per_channel = rows // C
-    candidates = []                                         # (N, vector_lr), the paper's scalar rate first.
-    if spec.rule == 'hebbian':
-        candidates += [(per_channel // 2, False)] if per_channel % 2 == 0 else []
-    else:
-        candidates += [((per_channel - 1) // 2, False)] if per_channel % 2 == 1 and per_channel >= 3 else []
-        candidates += [(per_channel // 3, True)] if per_channel % 3 == 0 else []
+    candidates = _side_candidates(rows, C, spec)
+    if unet_channels is None and img_channels not in (None, DEFAULT_IMG_CHANNELS) and img_resolution is None \
+            and candidates and _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec):
+        # Without a U-Net only C*(2N+r) is known: an RGB checkpoint read with another C gives a
+        # wrong N (e.g. 39 rows: RGB 6x6, or 1 channel 19x19), so the side must be confirmed.
+        rgb_side = _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec)[0][0]
+        fail(f'--img-channels={C} reads the {rows} rows of {spec.kv}.weight as {candidates[0][0]}x{candidates[0][0]} images, '
+             f'but they also fit {rgb_side}x{rgb_side} RGB images (the reference trains RGB); give --img-resolution to confirm the side')
     if img_resolution is not None:
         candidates = [c for c in candidates if c[0] == img_resolution]
     elif unet_kwargs is not None and any(n == unet_kwargs['dim'] for n, _ in candidates):
@@ -295,6 +296,18 @@ def infer_generator_kwargs(
                   value_tanh='option', lr_activation='option', out_tanh='option', unet_input_tanh='option',
                   out_unit_range='the reference trains against [0, 1] images: ours = 2 * clamp(x, 0, 1) - 1')
     return kwargs, origin
+
+def _side_candidates(rows: int, C: int, spec: dnnlib.EasyDict) -> list[tuple[int, bool]]:
+    """(N, vector_lr) that make rows = C*(2N + r) key/value(/rate) rows, the paper's scalar
+    learning rate (r = 1) first; r = 0 for Hebbian, r = N for a vector rate (v1 or v2)."""
+    if rows % C != 0:
+        return []
+    per_channel = rows // C
+    if spec.rule == 'hebbian':
+        return [(per_channel // 2, False)] if per_channel % 2 == 0 else []
+    candidates = [((per_channel - 1) // 2, False)] if per_channel % 2 == 1 and per_channel >= 3 else []
+    candidates += [(per_channel // 3, True)] if per_channel % 3 == 0 else []
+    return candidates
 
 #----------------------------------------------------------------------------
 # Building the generators.

@@ -506,3 +506,26 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert run.exit_code == 1 and 'refusing to overwrite the source' in run.output
 
 #----------------------------------------------------------------------------
+
+def test_cli_refuses_an_existing_dest_unless_overwrite(tmp_path):
+    path = _save(tmp_path, _layout_ckpt())
+    dest = tmp_path / 'unrelated.pkl'
+    dest.write_text('precious')
+    run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={dest}'])
+    assert run.exit_code == 1
+    assert run.output.strip() == f'Error: --dest={dest}: already exists; refusing to replace it (give --overwrite to replace it)'
+    assert dest.read_text() == 'precious'
+    run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={dest}', '--overwrite'])
+    assert run.exit_code == 0, run.output
+    assert persistence.load_network(str(dest)).G_ema.img_resolution == 6
+
+def test_img_channels_that_misread_an_rgb_checkpoint(tmp_path):
+    # 6x6 RGB: 3 * (2 * 6 + 1) = 39 key/value/rate rows, which one channel would read as 19x19.
+    path = _save(tmp_path, _layout_ckpt())
+    with pytest.raises(ValueError, match=r'--img-channels=1 reads the 39 rows of kvb_net.weight as 19x19 images, but they also fit '
+                                         r'6x6 RGB images \(the reference trains RGB\); give --img-resolution to confirm the side'):
+        legacy.load_network_pkl(path, img_channels=1)
+    G = legacy.load_network_pkl(path, img_channels=1, img_resolution=19).G_ema    # Confirmed: the user's call.
+    assert (G.img_channels, G.img_resolution) == (1, 19)
+    run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={tmp_path / "grey.pkl"}', '--img-channels=1'])
+    assert run.exit_code == 1 and run.output.count('\n') == 1 and not (tmp_path / 'grey.pkl').exists()

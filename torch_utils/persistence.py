@@ -5,7 +5,9 @@ network file is a `torch.save` of plain data only: for every module, the dotted 
 class, the keyword arguments it was constructed with, and its state dict. Loading uses
 `torch.load(weights_only=True)` (tensors, numbers, strings, lists, dicts only) and rebuilds
 each module from *this* codebase's classes, which must be marked with `@persistent_class`
-and live in an allowed package. The class names and constructor arguments of persistent
+and be on the explicit allow-list NETWORK_CLASSES (checked before the name is imported);
+the sizes the stored constructor arguments ask for are bounded before anything is
+allocated (check_init_kwargs). The class names and constructor arguments of persistent
 classes are therefore a compatibility promise.
 
 File layout (a dict):
@@ -20,6 +22,7 @@ import functools
 import inspect
 import io
 import os
+import re
 import warnings
 from typing import Any
 
@@ -29,7 +32,21 @@ from dnnlib import util
 
 FORMAT_NAME = 'fpa-gan-network'
 FORMAT_VERSION = 1
-ALLOWED_PACKAGES = ('networks.', 'training.')   # Class names a network file may ask for.
+
+# The classes a network file may name: the allow-list is checked before a name is imported or
+# anything is called. Every @persistent_class of the codebase is here (a test checks it).
+NETWORK_CLASSES = (
+    'networks.fpa.Generator',
+    'networks.stylegan2.Generator',
+    'networks.stylegan2.Discriminator',
+    'networks.unet.UNet',
+    'training.augment.AugmentPipe',
+)
+
+# Bounds on what a network file's init_kwargs may ask a constructor to allocate, checked
+# before the real construction (see check_init_kwargs).
+MAX_INIT_INT = 2 ** 16              # Largest integer in init_kwargs (sizes, layer counts, label dims).
+MAX_UNSTORED_BYTES = 2 ** 28        # Tensors a module may hold beyond those the file stores (non-persistent buffers).
 
 #----------------------------------------------------------------------------
 
@@ -94,17 +111,20 @@ def module_to_data(module: torch.nn.Module) -> dict:
 def module_from_data(data: dict, where: str = 'network file') -> torch.nn.Module:
     if not isinstance(data, dict) or not {'class_name', 'init_kwargs', 'state_dict'} <= set(data):
         raise ValueError(f'{where}: expected a module entry with class_name, init_kwargs and state_dict')
+    util.check_class_name(data, NETWORK_CLASSES, where)
     class_name = data['class_name']
-    if not isinstance(class_name, str) or not class_name.startswith(ALLOWED_PACKAGES):
-        raise ValueError(f'{where}: class "{class_name}" is not a class of this codebase (allowed: {", ".join(ALLOWED_PACKAGES)}*)')
     try:
         cls = util.get_obj_by_name(class_name)
     except (ValueError, ImportError) as err:
         raise ValueError(f'{where}: unknown class "{class_name}" ({err})') from None
     if not (isinstance(cls, type) and getattr(cls, '_persistent', False)):
         raise ValueError(f'{where}: "{class_name}" is not a persistent network class')
+    init_kwargs = _from_plain(data['init_kwargs'])
+    if not isinstance(init_kwargs, dict):
+        raise ValueError(f'{where}: init_kwargs is a {type(init_kwargs).__name__}, expected a dict')
     try:
-        module = cls(**_from_plain(data['init_kwargs']))
+        check_init_kwargs(cls, init_kwargs, data['state_dict'], where)
+        module = cls(**init_kwargs)
     except TypeError as err:
         raise ValueError(f'{where}: cannot construct "{class_name}" from the stored arguments ({err})') from None
     result = module.load_state_dict(data['state_dict'], strict=False)
@@ -112,6 +132,47 @@ def module_from_data(data: dict, where: str = 'network file') -> torch.nn.Module
         raise ValueError(f'{where}: "{class_name}" state does not match the class '
                          f'(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})')
     return module.eval().requires_grad_(False)
+
+def _large_ints(value: Any, path: str) -> list[tuple[str, int]]:
+    """(dotted path, value) of every integer above MAX_INIT_INT in nested init_kwargs."""
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _large_ints(v, f'{path}.{k}')]
+    if isinstance(value, (list, tuple)):
+        return [found for i, v in enumerate(value) for found in _large_ints(v, f'{path}[{i}]')]
+    return [(path, value)] if isinstance(value, int) and abs(value) > MAX_INIT_INT else []
+
+def _tensor_bytes(tensors: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+def check_init_kwargs(cls: type, init_kwargs: dict, state_dict: Any, where: str) -> None:
+    """Bound what `cls(**init_kwargs)`, asked for by a file, would allocate, before allocating
+    anything: every integer in init_kwargs at most MAX_INIT_INT (they size layers and loops),
+    then a construction with fake tensors (shapes only, no memory) whose state must have the
+    shapes the file stores, and whose tensors may exceed the stored ones by at most
+    MAX_UNSTORED_BYTES. Any violation is a ValueError naming the field and the limit."""
+    from torch._subclasses.fake_tensor import FakeTensorMode   # pylint: disable=import-outside-toplevel
+    large = _large_ints(init_kwargs, 'init_kwargs')
+    if large:
+        path, value = large[0]
+        raise ValueError(f'{where}: {path}={value} is above the limit {MAX_INIT_INT} for integers in a network file')
+    if not isinstance(state_dict, dict):
+        raise ValueError(f'{where}: state_dict is a {type(state_dict).__name__}, expected a dict of tensors')
+    try:
+        with FakeTensorMode():
+            fake = cls(**init_kwargs)
+    except (TypeError, ValueError):
+        raise   # The class's own complaint about its arguments, as the real construction would give it.
+    except Exception as err:   # An operation that fake tensors do not support: refuse rather than allocate blindly.
+        raise ValueError(f'{where}: cannot check the sizes init_kwargs ask for ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ""})') from None
+    for name, tensor in fake.state_dict().items():
+        stored = state_dict.get(name)
+        if isinstance(stored, torch.Tensor) and stored.shape != tensor.shape:
+            raise ValueError(f'{where}: init_kwargs make {name} of shape {list(tensor.shape)}, the file stores {list(stored.shape)}')
+    needed_bytes = _tensor_bytes(fake.parameters()) + _tensor_bytes(fake.buffers())
+    stored_bytes = _tensor_bytes(state_dict.values())
+    if needed_bytes > stored_bytes + MAX_UNSTORED_BYTES:
+        raise ValueError(f'{where}: init_kwargs ask for {needed_bytes / 2**30:.3g} GiB of tensors; the limit is what the file '
+                         f'stores ({stored_bytes / 2**30:.3g} GiB) plus {MAX_UNSTORED_BYTES / 2**30:.3g} GiB')
 
 #----------------------------------------------------------------------------
 
@@ -127,10 +188,9 @@ def save_network(path: str, **entries: Any) -> None:
 def _load_error_reason(err: Exception) -> str:
     """The cause in torch.load's error, without its advice to retry with weights_only=False
     (which would execute code from the file)."""
-    text = str(err)
-    if 'WeightsUnpickler error:' in text:
-        text = text.split('WeightsUnpickler error:', 1)[1].split('Check the documentation', 1)[0]
-    reason = ' '.join(text.split())
+    paragraphs = re.split(r'\n\s*\n', str(err))    # torch puts its advice in paragraphs of their own.
+    text = ' '.join(p for p in paragraphs if 'weights_only' not in p and 'Weights only load failed' not in p)
+    reason = ' '.join(text.replace('WeightsUnpickler error:', '').split())
     return f'{type(err).__name__}: {reason[:200]}' if reason else type(err).__name__
 
 def load_plain_data(f: Any, where: str, what: str) -> Any:

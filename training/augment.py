@@ -192,7 +192,7 @@ class AugmentPipe(torch.nn.Module):
             raise ValueError(f'AugmentPipe: imgfilter_bands needs 4 entries (lowest band first), got {imgfilter_bands}')
 
         self.register_buffer('geom_filter', upfirdn2d.setup_filter(SYM6, separable=True), persistent=False)
-        self.geom_delay = centre_offset(self.geom_filter) / 2    # Coarse pixels; see resample().
+        self.geom_delay = GEOM_DELAY
         self.register_buffer('band_filters', torch.as_tensor(octave_filter_bank(SYM2), dtype=torch.float32), persistent=False)
         self.register_buffer('band_power', torch.as_tensor(IMGFILTER_EXPECTED_POWER, dtype=torch.float32) / sum(IMGFILTER_EXPECTED_POWER), persistent=False)
         self.register_buffer('luma_axis', torch.full([3], 3 ** -0.5), persistent=False)   # Unit vector along grey.
@@ -346,6 +346,11 @@ def centre_offset(f: torch.Tensor) -> float:
     geometric centre, in taps (0 for a symmetric filter)."""
     taps = f.detach().double().cpu().numpy()
     return float((taps.size - 1) / 2 - (np.arange(taps.size) * taps).sum() / taps.sum())
+
+# AugmentPipe's geometric delay in coarse pixels (see resample()), computed once at import so
+# that constructing a pipe does no tensor maths (network files are checked by a construction
+# with fake tensors, persistence.check_init_kwargs).
+GEOM_DELAY = centre_offset(upfirdn2d.setup_filter(SYM6, separable=True)) / 2
 
 def resample(images: torch.Tensor, G_inv: torch.Tensor, f: torch.Tensor, delay: float | None = None) -> torch.Tensor:
     """Warp images [M, C, H, W] by G_inv [M, 3, 3] (output pixel position -> input position,

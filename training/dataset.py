@@ -20,9 +20,12 @@ import PIL.Image
 import torch
 
 from dnnlib import util
-from training.image_files import IMAGE_EXTENSIONS, image_to_array, is_image_file, parse_labels, standardize_image
+from training.image_files import GREY_MODES, IMAGE_EXTENSIONS, exif_oriented_size, image_to_array, is_image_file, parse_labels, standardize_image
 
 #----------------------------------------------------------------------------
+
+# The dataset classes whose name may come from a file (a network file's training_set_kwargs).
+DATASET_CLASSES = ('training.dataset.ImageFolderDataset',)
 
 class ImageFolderDataset(torch.utils.data.Dataset):
     """Images from a directory or a zip, as uint8 [C, H, W] with float32 labels [label_dim].
@@ -133,6 +136,32 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         if not isinstance(content, dict):
             raise ValueError(f'{self._path}: dataset.json must hold an object with a "labels" entry')
         return content.get('labels')
+
+    def check_images(self) -> None:
+        """Check that every image is intact and has the first image's size and channel count:
+        PNGs (dataset_tool.py's output) by PIL's verify (chunk checksums and completeness,
+        without decoding), other formats, whose verify checks nothing, by decoding them. A
+        training run calls it before it makes its run directory. IOError naming the file."""
+        channels, height, width = self._raw_shape[1:]
+        for fname in self._image_fnames:
+            try:
+                with self._open_file(fname) as f:
+                    img = PIL.Image.open(f)
+                    if img.format == 'PNG':
+                        img.verify()    # Reads the file to its end: the header is read again below.
+                    else:
+                        img.load()
+                with self._open_file(fname) as f:
+                    img = PIL.Image.open(f)
+                    size, mode = exif_oriented_size(img), img.mode
+            except (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError) as err:
+                raise IOError(f'{self._path}: cannot decode "{fname}" ({err})') from None
+            this_channels = 1 if mode in GREY_MODES else 3
+            if size != (width, height) or this_channels != channels:
+                raise IOError(f'{self._path}: "{fname}" is {size[0]}x{size[1]} with {this_channels} channel(s), but '
+                              f'"{self._image_fnames[0]}" is {width}x{height} with {channels}; all images need one size and '
+                              'channel count (dataset_tool.py --resolution and --transform can convert them)')
+        self._close()
 
     def load_raw_image(self, raw_idx: int) -> np.ndarray:
         """Decode raw image `raw_idx` (PNG, JPEG or any IMAGE_EXTENSIONS file, through PIL)

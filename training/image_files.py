@@ -78,6 +78,8 @@ def image_to_array(img: PIL.Image.Image) -> np.ndarray:
 #----------------------------------------------------------------------------
 # Labels from dataset.json.
 
+MAX_CLASSES = 2 ** 16   # Largest class count (label_dim of one-hot labels) a dataset.json may ask for.
+
 def parse_labels(labels_json: Any, fnames: list[str], where: str) -> np.ndarray | None:
     """`labels_json` is the value of dataset.json's "labels" ([[relpath, label], ...] or None).
     Returns int64 [N] class indices, float32 [N, D] vectors, or None when there are no labels.
@@ -92,10 +94,12 @@ def parse_labels(labels_json: Any, fnames: list[str], where: str) -> np.ndarray 
         raise ValueError(f'{where}: no label for {len(missing)} image(s), e.g. "{missing[0]}"')
     values = [table[fname] for fname in fnames]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        classes = np.array(values, dtype=np.int64)
-        if classes.size and classes.min() < 0:
-            raise ValueError(f'{where}: class labels must be non-negative integers, found {int(classes.min())}')
-        return classes
+        if values and min(values) < 0:
+            raise ValueError(f'{where}: class labels must be non-negative integers, found {min(values)}')
+        if values and max(values) >= MAX_CLASSES:
+            raise ValueError(f'{where}: class label {max(values)} is above the limit of {MAX_CLASSES - 1} '
+                             f'(labels are one-hot vectors of max label + 1 entries; at most {MAX_CLASSES} classes)')
+        return np.array(values, dtype=np.int64)
     if all(isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in values):
         lengths = sorted({len(v) for v in values})
         if len(lengths) != 1:

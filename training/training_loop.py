@@ -24,12 +24,15 @@ What this loop adds over its anchors:
 - Every file is written atomically (temporary file, then rename).
 """
 
+import contextlib
 import copy
+import errno
 import io
 import json
 import os
 import random
 import time
+import uuid
 from typing import Callable
 
 import numpy as np
@@ -68,6 +71,57 @@ def find_latest_resume_state(run_dir: str) -> str | None:
         return None
     found = [(int(m.group(1)), name) for name in os.listdir(run_dir) if (m := RESUME_STATE_RE.fullmatch(name))]
     return os.path.join(run_dir, max(found)[1]) if found else None
+
+#----------------------------------------------------------------------------
+# Keeping a run directory whole across kills, restarts and full disks.
+
+def new_run_id() -> str:
+    """Recorded in every resume checkpoint a run writes; a resumed run keeps its checkpoint's."""
+    return uuid.uuid4().hex[:16]
+
+def remove_stale_temporaries(run_dir: str) -> list[str]:
+    """Delete the partial files (.tmp-*) that a kill during an atomic write left in the run
+    directory. Called when the run starts or resumes, before it writes anything; returns
+    their names."""
+    names = sorted(name for name in os.listdir(run_dir) if name.startswith('.tmp-'))
+    for name in names:
+        os.remove(os.path.join(run_dir, name))
+    return names
+
+def cut_stats_jsonl(path: str, next_tick: int) -> int:
+    """On resume: keep only the lines of stats.jsonl for ticks before `next_tick` (the tick the
+    checkpoint continues with), and no partial line, so that the resumed run's lines follow on
+    exactly and the log equals an uninterrupted run's. Returns the number of lines dropped."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path, 'rb') as f:
+        lines = f.read().decode('utf-8', errors='replace').splitlines()
+    kept = []
+    for line in lines:
+        try:
+            tick = json.loads(line)['Progress/tick']['mean']
+        except (ValueError, KeyError, TypeError):
+            continue    # A line cut short by the kill.
+        if tick < next_tick:
+            kept.append(line)
+    if len(kept) != len(lines):
+        dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
+    return len(lines) - len(kept)
+
+class DiskFullError(ValueError):
+    """No space left on the device while the run wrote one of its files (one line, no traceback)."""
+
+@contextlib.contextmanager
+def reporting_full_disk(path: str, previous_state: str | None):
+    """A full disk while writing `path` becomes a DiskFullError naming it and the checkpoint the
+    run can continue from (atomic writes leave the previous files as they were)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        intact = f'the previous checkpoint {previous_state} is intact' if previous_state else 'no earlier file was changed'
+        raise DiskFullError(f'no space left on device writing {path}; {intact}') from None
 
 #----------------------------------------------------------------------------
 # Deterministic seeds.
@@ -291,9 +345,14 @@ def training_loop(
 
     # Resume.
     state = None
+    run_id = new_run_id()
+    last_state = None   # The newest resume checkpoint of this run (its id): the only one pruning removes.
     if resume_state is not None:
         say(f'Resuming from "{resume_state}"')
         state = load_resume_state(resume_state)
+        if state.get('run_id') is not None:     # Checkpoints from before run ids are never removed.
+            run_id = state['run_id']
+            last_state = resume_state
         _load_module_state(G, state['G'], 'G', resume_state)
         _load_module_state(D, state['D'], 'D', resume_state)
         _load_module_state(G_ema, state['G_ema'], 'G_ema', resume_state)
@@ -374,9 +433,11 @@ def training_loop(
         grid_z = torch.randn([labels.shape[0], G.z_dim], generator=grid_gen).to(device).split(grid_batch)
         grid_c = torch.from_numpy(labels).to(device).split(grid_batch)
         if state is None:
-            save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=(0, 255), grid_size=grid_size)
+            with reporting_full_disk(os.path.join(run_dir, 'reals.png'), None):
+                save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=(0, 255), grid_size=grid_size)
             images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
-            save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
+            with reporting_full_disk(os.path.join(run_dir, 'fakes_init.png'), None):
+                save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
     paint_z = paint_c = None
     if rank == 0 and hasattr(G_ema, 'paint'):
         paint_z = painting_api.seeds_to_z(paint_seeds, G.z_dim, device=device)     # The latents of generate.py --seeds.
@@ -392,6 +453,13 @@ def training_loop(
     stats_jsonl = None
     stats_tfevents = None
     if rank == 0:
+        stale = remove_stale_temporaries(run_dir)
+        if stale:
+            say(f'Removed {len(stale)} partial file(s) left by an interrupted write: {", ".join(stale)}')
+        if state is not None:
+            dropped = cut_stats_jsonl(os.path.join(run_dir, 'stats.jsonl'), next_tick=cur_tick)
+            if dropped:
+                say(f'stats.jsonl: removed {dropped} line(s) written after the checkpoint (tick {cur_tick} onwards); they are redone')
         stats_jsonl = open(os.path.join(run_dir, 'stats.jsonl'), 'at')
         try:
             import torch.utils.tensorboard as tensorboard
@@ -506,10 +574,12 @@ def training_loop(
         # Save image snapshot.
         if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
             images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
-            save_image_grid(images, os.path.join(run_dir, snapshot_name('fakes', cur_nimg)), drange=(-1, 1), grid_size=grid_size)
+            fakes_png = os.path.join(run_dir, snapshot_name('fakes', cur_nimg))
+            with reporting_full_disk(fakes_png, last_state):
+                save_image_grid(images, fakes_png, drange=(-1, 1), grid_size=grid_size)
 
         # Save network snapshot, resume checkpoint and painting grid.
-        snapshot_pkl = None
+        snapshot_pkl = resume_bytes = None
         is_snapshot = network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0)
         if is_snapshot:
             if num_gpus > 1:
@@ -519,11 +589,12 @@ def training_loop(
             ada_pending = ada_stats.pending() if ada_stats is not None else {}
             if rank == 0:
                 snapshot_pkl = os.path.join(run_dir, snapshot_name('network-snapshot', cur_nimg))
-                persistence.save_network(snapshot_pkl, G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe,
-                                         training_set_kwargs=training_set_kwargs)
+                with reporting_full_disk(snapshot_pkl, last_state):
+                    persistence.save_network(snapshot_pkl, G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe,
+                                             training_set_kwargs=training_set_kwargs)
                 resume_path = os.path.join(run_dir, snapshot_name('resume', cur_nimg))
                 resume = dict(
-                    format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION,
+                    format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION, run_id=run_id,
                     G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(),
                     augment_pipe=augment_pipe.state_dict() if augment_pipe is not None else None,
                     **{key: opt.state_dict() for key, opt in optimizers.items()},
@@ -533,12 +604,11 @@ def training_loop(
                 )
                 buffer = io.BytesIO()
                 torch.save(resume, buffer)
-                dnnlib.util.atomic_write(resume_path, buffer.getvalue())
-                for name in os.listdir(run_dir):   # Keep only the newest resume checkpoint (they hold optimiser states).
-                    if RESUME_STATE_RE.fullmatch(name) and name != os.path.basename(resume_path):
-                        os.remove(os.path.join(run_dir, name))
+                resume_bytes = buffer.getvalue()     # Written after this tick's stats.jsonl line (below).
                 if paint_z is not None:
-                    save_paint_grid(G_ema, paint_z, paint_c, os.path.join(run_dir, snapshot_name('paint', cur_nimg)))
+                    paint_png = os.path.join(run_dir, snapshot_name('paint', cur_nimg))
+                    with reporting_full_disk(paint_png, last_state):
+                        save_paint_grid(G_ema, paint_z, paint_c, paint_png)
 
         # Evaluate metrics.
         if is_snapshot and len(metrics) > 0:
@@ -548,7 +618,8 @@ def training_loop(
                 result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=training_set_kwargs,
                                                       num_gpus=num_gpus, rank=rank, device=device, detectors=metric_detectors)
                 if rank == 0:
-                    metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+                    with reporting_full_disk(os.path.join(run_dir, f'metric-{metric}.jsonl'), last_state):
+                        metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
                 stats_metrics.update(result_dict.results)
 
         # Collect statistics.
@@ -560,8 +631,9 @@ def training_loop(
         # Update logs.
         timestamp = time.time()
         if stats_jsonl is not None:
-            stats_jsonl.write(json.dumps(dict(stats_dict, timestamp=timestamp)) + '\n')
-            stats_jsonl.flush()
+            with reporting_full_disk(stats_jsonl.name, last_state):
+                stats_jsonl.write(json.dumps(dict(stats_dict, timestamp=timestamp)) + '\n')
+                stats_jsonl.flush()
         if stats_tfevents is not None:
             global_step = int(cur_nimg / 1e3)
             walltime = timestamp - start_time
@@ -572,6 +644,17 @@ def training_loop(
             stats_tfevents.flush()
         if progress_fn is not None:
             progress_fn(cur_nimg // 1000, total_kimg)
+
+        # Resume checkpoint, after the tick's log line: a kill before this point resumes from the
+        # previous checkpoint and redoes the tick, cutting its line (cut_stats_jsonl); a kill after
+        # it finds the line in place. Then keep only the newest checkpoint of this run (they hold
+        # optimiser states); another run's checkpoints in the directory are never removed.
+        if resume_bytes is not None:
+            with reporting_full_disk(resume_path, last_state):
+                dnnlib.util.atomic_write(resume_path, resume_bytes)
+            if last_state is not None and os.path.isfile(last_state) and not os.path.samefile(last_state, resume_path):
+                os.remove(last_state)
+            last_state = resume_path
 
         # Update state.
         cur_tick += 1

@@ -272,6 +272,29 @@ def test_mnist_idx_files(tmp_path):
     (tmp_path / 'train-images-idx3-ubyte.gz').write_bytes(gzip.compress(b'\x00\x00\x08\x01' + b'\x00' * 8))
     fails('--source', tmp_path / 'train-images-idx3-ubyte.gz', '--dest', tmp_path / 'c.zip', match='magic number 2051')
 
+def write_idx_header(path, dims, magic=2051, data=b''):
+    header = magic.to_bytes(4, 'big') + b''.join(int(d).to_bytes(4, 'big') for d in dims)
+    path.write_bytes(gzip.compress(header + data) if str(path).endswith('.gz') else header + data)
+
+@pytest.mark.parametrize('suffix', ['', '.gz'])
+def test_idx_header_claims_are_checked_against_the_data(tmp_path, suffix):
+    source = tmp_path / f'train-images-idx3-ubyte{suffix}'
+    write_idx_header(source, [4294967295, 28, 28], data=bytes(3 * 28 * 28))   # Would be 3.4 TB if believed.
+    fails('--source', source, '--dest', tmp_path / 'a.zip',
+          match=f'{source}: the header declares 4294967295 items of 28x28 bytes, but the file holds 3 (2352 of the 3367254359280 bytes needed)')
+    write_idx_header(source, [5, 0, 0])
+    fails('--source', source, '--dest', tmp_path / 'b.zip', match=f'{source}: the header declares items of 0x0 values; expected at least 1x1')
+    assert not (tmp_path / 'a.zip').exists() and not (tmp_path / 'b.zip').exists()
+
+def test_class_label_beyond_the_limit(tmp_path):
+    src = tmp_path / 'src'
+    src.mkdir()
+    for i in range(2):
+        PIL.Image.new('RGB', (8, 8), (i, 0, 0)).save(src / f'{i}.png')
+    (src / 'dataset.json').write_text(json.dumps({'labels': [['0.png', 0], ['1.png', 10 ** 12]]}))
+    fails('--source', src, '--dest', tmp_path / 'out.zip', match='class label 1000000000000 is above the limit of 65535')
+    assert not (tmp_path / 'out.zip').exists()
+
 @pytest.mark.skipif(not os.path.isfile(FASHION_MNIST), reason=f'{FASHION_MNIST} not installed (apt-get install dataset-fashion-mnist)')
 def test_fashion_mnist(tmp_path):
     result = ok('--source', FASHION_MNIST, '--dest', tmp_path / 'fmnist.zip', '--max-images', '100')

@@ -91,6 +91,7 @@ def _error_line(output):
     return lines[0]
 
 def test_bad_input(files, tmp_path):
+    rgb = fixtures.write_folder(str(tmp_path / 'rgb16'), fixtures.blob_images(NUM_GEN, RESOLUTION, channels=3))
     cases = [
         ([f'--network={files.network}', '--metrics=fid1k'], 'unknown metric "fid1k"'),
         (['--metrics=fid_cli_test'], 'give --network'),
@@ -103,6 +104,12 @@ def test_bad_input(files, tmp_path):
         ([f'--network={files.network}', '--metrics=is2k'], 'is2k: the Inception Score needs the softmax layer'),
         ([f'--network={files.network}', '--metrics=fid2k_full', f'--inception={tmp_path / "nope.pt"}'], r'inception weights .*nope\.pt: no such file'),
         ([f'--network={files.network}', '--metrics=pr10k3_full'], r'no vgg16 weights: this metric needs vgg16\.pt'),
+        ([f'--network={files.network}', '--metrics=fid_cli_test', '--device=banana'], r'--device.*"banana": expected cpu, cuda or cuda:N'),
+        ([f'--network={files.network}', '--metrics=fid_cli_test', '--device=meta'], r'--device.*"meta": expected cpu, cuda or cuda:N'),
+        # Fakes at another size or channel count gave exit 0 and FID 409.
+        ([f'--fakes={files.data28}', f'--data={files.data}', '--metrics=fid_cli_test'],
+         r'--fakes=.*data28: images are 28x28 with 1 channel\(s\), but --data=.*data16 has 16x16 with 1; the scores compare like with like'),
+        ([f'--fakes={rgb}', f'--data={files.data}', '--metrics=fid_cli_test'], r'images are 16x16 with 3 channel\(s\), but --data=.*data16 has 16x16 with 1'),
     ]
     corrupt = tmp_path / 'inception-2015-12-05.pt'
     corrupt.write_bytes(b'PK\x03\x04 truncated archive')

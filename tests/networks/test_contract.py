@@ -1,6 +1,5 @@
 """The generator contract (networks/__init__.py), checked for every registered generator."""
 
-import io
 
 import pytest
 import torch

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import assert_close
 from tests.ops.naive import check_same_derivatives
 from torch_utils.ops import fma, grid_sample_gradfix
 
@@ -96,6 +95,34 @@ def test_custom_function_matches_native_second_order():
 def test_grid_sample_bad_shapes():
     with pytest.raises(ValueError, match=r'expected input \[N, C, H, W\] and grid \[N, H_out, W_out, 2\]'):
         grid_sample_gradfix.grid_sample(torch.zeros([1, 1, 4, 4]), torch.zeros([1, 4, 4, 3]))
+
+# The first call of a process decides (and caches) which path grid_sample takes; it used to
+# fail when that call came without gradients. A fresh interpreter per mode, for the op and for
+# the augment pipe (the geometric augmentations resample through it).
+FIRST_CALL_NO_GRAD = """
+import sys, torch
+from torch_utils.ops import grid_sample_gradfix
+from training.augment import AugmentPipe
+mode = torch.no_grad() if sys.argv[1] == 'no_grad' else torch.inference_mode()
+with mode:
+    if sys.argv[2] == 'op':
+        out = grid_sample_gradfix.grid_sample(torch.ones([1, 1, 4, 4]), torch.zeros([1, 2, 2, 2]))
+        assert out.shape == (1, 1, 2, 2) and bool((out == 1).all()), out
+    else:
+        pipe = AugmentPipe(rotate=1)
+        pipe.p.fill_(1)
+        assert pipe(torch.randn([2, 3, 16, 16])).shape == (2, 3, 16, 16)
+print('ok')
+"""
+
+@pytest.mark.parametrize('what', ['op', 'augment_pipe'])
+@pytest.mark.parametrize('mode', ['no_grad', 'inference_mode'])
+def test_grid_sample_first_call_without_gradients(mode, what):
+    import os, subprocess, sys
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, '-c', FIRST_CALL_NO_GRAD, mode, what], cwd=repo, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-2000:]
 
 #----------------------------------------------------------------------------
 # On the GPU machine: grid_sample's default path on CUDA against the custom Function.

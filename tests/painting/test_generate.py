@@ -177,4 +177,8 @@ def test_bad_options(tmp_path, name):
     num_ws = build(name).num_ws
     assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', out, '--style-mix', '1', '--mix-steps', num_ws + 1), '--mix-steps', f'0..{num_ws}')
     assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', out, '--device', 'toaster'), '--device', 'toaster')
+    for psi in ('nan', 'inf', '-inf'):   # nan made all-black images with exit 0.
+        assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', out, '--trunc', psi), '--trunc', 'expected a finite number')
     assert not out.exists()
+    for unwritable in ('/proc/x', str(a_file / 'sub')):
+        assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', unwritable), f'--outdir={unwritable}', 'cannot write')

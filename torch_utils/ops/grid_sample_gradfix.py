@@ -47,15 +47,18 @@ def _grid_sample_ref(input: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=None)
 def _native_has_double_backward() -> bool:
-    """Does this PyTorch differentiate grid_sampler_2d_backward? Probed once on a tiny input."""
-    x = torch.arange(4, dtype=torch.float64).reshape(1, 1, 2, 2).requires_grad_(True)
-    grid = torch.full([1, 1, 1, 2], 0.1, dtype=torch.float64, requires_grad=True)
-    (grad_x,) = torch.autograd.grad(_grid_sample_ref(x, grid).square().sum(), [x], create_graph=True)
-    try:
-        torch.autograd.grad(grad_x.sum(), [x, grid])
-    except RuntimeError:
-        return False
-    return True
+    """Does this PyTorch differentiate grid_sampler_2d_backward? Probed once on a tiny input,
+    with gradients switched on whatever the caller's mode: the first call in a process may
+    come under torch.no_grad() or torch.inference_mode() (an evaluation that augments)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.arange(4, dtype=torch.float64).reshape(1, 1, 2, 2).requires_grad_(True)
+        grid = torch.full([1, 1, 1, 2], 0.1, dtype=torch.float64, requires_grad=True)
+        (grad_x,) = torch.autograd.grad(_grid_sample_ref(x, grid).square().sum(), [x], create_graph=True)
+        try:
+            torch.autograd.grad(grad_x.sum(), [x, grid])
+        except RuntimeError:
+            return False
+        return True
 
 def _shape_str(t) -> str:
     return str(list(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
