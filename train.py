@@ -22,7 +22,7 @@ from networks import loader as networks_loader
 from torch_utils import distributed
 from training import config as training_config
 from training import resume_search
-from training import training_loop
+from training import checkpoint, training_loop
 
 #----------------------------------------------------------------------------
 # log.txt: everything rank 0 prints also goes to the run directory (append mode).
@@ -75,7 +75,7 @@ def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str) -> None:
     """Entry point of each spawned process: a full disk ends it with one line, exit code 1."""
     try:
         subprocess_fn(rank, c, init_file)
-    except training_loop.DiskFullError as err:
+    except checkpoint.DiskFullError as err:
         print(f'Error: {err}', file=sys.stderr, flush=True)
         sys.exit(1)
 
@@ -112,8 +112,8 @@ def check_resume_dir(resume_state: str, outdir: str) -> str:
     checkpoint (continuing from an older one would overwrite its files on the way); says in one
     line where the run continues when DIR is not in --outdir. Returns DIR."""
     run_dir = os.path.dirname(os.path.abspath(resume_state))
-    this = training_loop.RESUME_STATE_RE.fullmatch(os.path.basename(resume_state))
-    newer = sorted(name for name in os.listdir(run_dir) if (m := training_loop.RESUME_STATE_RE.fullmatch(name))
+    this = checkpoint.RESUME_STATE_RE.fullmatch(os.path.basename(resume_state))
+    newer = sorted(name for name in os.listdir(run_dir) if (m := checkpoint.RESUME_STATE_RE.fullmatch(name))
                    and this is not None and int(m.group(1)) > int(this.group(1)))
     if newer:
         raise click.ClickException(f'--resume={resume_state}: {run_dir} holds the newer checkpoint {newer[-1]}, whose files this run '
@@ -141,11 +141,11 @@ def preflight(c: dnnlib.EasyDict, info: dnnlib.EasyDict) -> None:
         G = dnnlib.util.construct_class_by_name(**c.G_kwargs, **common)
         D = dnnlib.util.construct_class_by_name(**c.D_kwargs, **common)
         if c.resume_pkl is not None:
-            training_loop.copy_from_network_file(c.resume_pkl, dict(G=G, D=D))
+            checkpoint.copy_from_network_file(c.resume_pkl, dict(G=G, D=D))
         if c.resume_state is not None:
-            state = training_loop.load_resume_state(c.resume_state)
-            training_loop._load_module_state(G, state['G'], 'G', c.resume_state)
-            training_loop._load_module_state(D, state['D'], 'D', c.resume_state)
+            state = checkpoint.load_resume_state(c.resume_state)
+            checkpoint.load_module_state(G, state['G'], 'G', c.resume_state)
+            checkpoint.load_module_state(D, state['D'], 'D', c.resume_state)
     except (ValueError, TypeError) as err:
         raise click.ClickException(str(err)) from None
     if c.metrics:
@@ -378,7 +378,7 @@ def main(**kwargs):
             torch.multiprocessing.set_start_method('spawn', force=True)
             with tempfile.TemporaryDirectory() as temp_dir:
                 torch.multiprocessing.spawn(fn=spawned_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init')), nprocs=c.num_gpus)
-    except training_loop.DiskFullError as err:
+    except checkpoint.DiskFullError as err:
         raise click.ClickException(str(err)) from None
     except torch.multiprocessing.ProcessExitedException as err:
         raise click.ClickException(f'process {err.error_index} failed (its error is printed above)') from None

@@ -12,6 +12,7 @@ P_t = W_t, shown after the display normalisation of docs/fpa-model.md §5
 W, then shown as the output is), so the last partial frame is the output image.
 """
 
+import io
 import math
 import os
 from collections.abc import Iterable
@@ -162,6 +163,24 @@ def image_grid(images: np.ndarray, num_cols: int, gap_px: int = 0, background: i
     """uint8 NHWC -> one grid image, row-major, num_cols per row."""
     rows = [list(images[i : i + num_cols]) for i in range(0, len(images), num_cols)]
     return tile(rows, gap_px=gap_px, background=background)
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 HWC (1 or 3 channels) -> PNG bytes."""
+    buffer = io.BytesIO()
+    to_pil(image).save(buffer, format='png')
+    return buffer.getvalue()
+
+def save_image_grid(images: torch.Tensor | np.ndarray, path: str, drange: tuple[float, float], grid_size: tuple[int, int]) -> None:
+    """A training run's reals.png / fakesKKKKKK.png: images [gw*gh, C, H, W] with values in
+    `drange` as a gh x gw grid (row-major), rounded to the nearest level as upstream's grids,
+    written atomically."""
+    gw, gh = grid_size
+    img = np.asarray(images.detach().cpu().float() if isinstance(images, torch.Tensor) else images, dtype=np.float32)
+    lo, hi = drange
+    img = np.rint((img - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
+    _N, C, H, W = img.shape
+    img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
+    dnnlib.util.atomic_write(path, encode_png(img))
 
 #----------------------------------------------------------------------------
 # Generating images.
@@ -317,6 +336,14 @@ def painting_figure(painted: dnnlib.EasyDict, index: int, scale: int | None = No
         top.append(None)
         bottom.append(upscale(painted.refined[index], scale))
     return tile_bands([top, bottom], wrap=wrap, gap_px=gap_px)
+
+def save_paint_grid(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, path: str) -> None:
+    """A training run's paintKKKKKK.png: the painting of each latent, one under the other, as
+    generate.py --paint draws it, at most MAX_PAINT_COLUMNS steps wide; written atomically."""
+    painted = paint_latents(G, z, c)
+    steps = paint_columns(painted.updates.shape[1])
+    figures = [painting_figure(painted, i, scale=1, gap_px=0, steps=steps) for i in range(len(z))]
+    dnnlib.util.atomic_write(path, encode_png(np.concatenate(figures, axis=0)))
 
 #----------------------------------------------------------------------------
 # Per-channel view: each step's update as the outer product of a value (left strip) and a key

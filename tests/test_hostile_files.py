@@ -19,7 +19,7 @@ import train
 from tests.training.conftest import make_image_folder
 from torch_utils import persistence
 from training import dataset as dataset_module
-from training import training_loop
+from training import checkpoint
 
 RESOLUTION = 16
 
@@ -59,7 +59,7 @@ def one_line_error(output: str) -> str:
 # Names a payload would use: a function of ours that writes files, the same reached through
 # the old allowed package prefixes, and a shell.
 PAYLOAD_NAMES = ['torch_utils.persistence.save_network', 'networks.fpa.persistence.save_network',
-                 'training.training_loop.persistence.save_network']
+                 'training.checkpoint.persistence.save_network']
 
 #----------------------------------------------------------------------------
 # Network files: module entries (every loader goes through persistence.module_from_data).
@@ -143,19 +143,19 @@ def test_network_file_within_bounds_still_loads(tmp_path):
 
 def test_resume_checkpoint_with_names_and_code(tmp_path, victim):
     path = str(tmp_path / 'resume-000000.pt')
-    torch.save(dict(format=training_loop.RESUME_STATE_FORMAT, version=training_loop.RESUME_STATE_VERSION,
+    torch.save(dict(format=checkpoint.RESUME_STATE_FORMAT, version=checkpoint.RESUME_STATE_VERSION,
                     G=hostile_module_entry(PAYLOAD_NAMES[0], victim.marker)), path)
     G = tiny_fpa()
-    state = training_loop.load_resume_state(path)
+    state = checkpoint.load_resume_state(path)
     with pytest.raises(ValueError, match='G does not match this run'):
-        training_loop._load_module_state(G, state['G'], 'G', path)   # pylint: disable=protected-access
+        checkpoint.load_module_state(G, state['G'], 'G', path)
 
     class Payload:
         def __reduce__(self):
             return (os.system, (f'touch {victim.marker}',))
-    torch.save(dict(format=training_loop.RESUME_STATE_FORMAT, payload=Payload()), path)
+    torch.save(dict(format=checkpoint.RESUME_STATE_FORMAT, payload=Payload()), path)
     with pytest.raises(ValueError, match='not a readable resume checkpoint') as info:
-        training_loop.load_resume_state(path)
+        checkpoint.load_resume_state(path)
     assert 'weights_only' not in str(info.value) and '\n' not in str(info.value)
 
 def test_dataset_json_label_asking_for_petabytes(tmp_path):

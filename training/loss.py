@@ -91,6 +91,14 @@ class StyleGAN2Loss:
         autocast_context(self.device, precision)   # Validates early (fp16 on CPU -> ValueError).
         self.pl_mean = torch.zeros([], device=self.device)
 
+    #--- Running statistics (what an exact resume needs of the loss).
+
+    def state_dict(self) -> dict:
+        return dict(pl_mean=self.pl_mean.detach().cpu().clone())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pl_mean.copy_(torch.as_tensor(state['pl_mean']))
+
     #--- Building blocks.
 
     def run_G(self, z, c, update_emas=False, need_ws_grad=False):

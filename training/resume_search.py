@@ -15,7 +15,7 @@ import os
 import re
 
 import dnnlib
-from training import training_loop
+from training import checkpoint
 
 RESUME_SEARCH_MODES = ('latest', 'auto')
 RUN_DIR_RE = re.compile(r'^(\d+)-')
@@ -50,7 +50,7 @@ def find_matching_resume_state(outdir: str, c: dict) -> tuple[str | None, int]:
     num_other = 0
     for _num, name in runs:
         run_dir = os.path.join(outdir, name)
-        state = training_loop.find_latest_resume_state(run_dir)
+        state = checkpoint.find_latest_resume_state(run_dir)
         if state is None:
             continue
         options = read_run_options(run_dir)

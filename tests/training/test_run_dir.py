@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import dnnlib
 import train
 from tests.training.tiny import loop_kwargs
+from training import checkpoint
 from training import training_loop as tl
 
 TINY_CLI = ['--cfg=auto', '--cbase=256', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu']
@@ -73,7 +74,7 @@ def test_pruning_removes_only_this_runs_checkpoints(image_folder, tmp_path):
     os.remove(first)
     _run(image_folder, run_dir, total_kimg=5.004, kimg_per_tick=0.004, network_snapshot_ticks=1,
          resume_state=str(run_dir / 'resume-000004.pt'))
-    names = sorted(name for name in os.listdir(run_dir) if tl.RESUME_STATE_RE.fullmatch(name))
+    names = sorted(name for name in os.listdir(run_dir) if checkpoint.RESUME_STATE_RE.fullmatch(name))
     assert names == ['resume-000003.pt', 'resume-000005.pt'], 'another run\'s checkpoint was removed, or ours kept'
     assert torch.load(str(run_dir / 'resume-000005.pt'), weights_only=True)['run_id'] == 'this-run'
 
@@ -146,7 +147,7 @@ def test_stats_jsonl_of_an_interrupted_run_equals_an_uninterrupted_one(image_fol
         return False
     with pytest.raises(Killed):
         _run(image_folder, split, progress_fn=progress_fn, abort_fn=abort_fn, **SCHEDULE)
-    _run(image_folder, split, resume_state=tl.find_latest_resume_state(str(split)), **SCHEDULE)
+    _run(image_folder, split, resume_state=checkpoint.find_latest_resume_state(str(split)), **SCHEDULE)
     assert _stats(split) == _stats(straight)
 
 #----------------------------------------------------------------------------

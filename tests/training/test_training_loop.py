@@ -13,6 +13,8 @@ from tests.conftest import assert_close
 from tests.training.tiny import TINY_D, loop_kwargs
 from torch_utils import persistence
 from training import loss as loss_module
+from painting import api as painting_api
+from training import checkpoint
 from training import training_loop as tl
 
 #----------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def test_resume_is_exact(image_folder, tmp_path):
                ada_target=0.0, ada_interval=3, ada_kimg=0.05, augment_p=0.1)
     straight = _run(image_folder, tmp_path / 'straight', total_kimg=0.024, **ada)
     _run(image_folder, tmp_path / 'split', total_kimg=0.016, **ada)
-    state_path = tl.find_latest_resume_state(str(tmp_path / 'split'))
+    state_path = checkpoint.find_latest_resume_state(str(tmp_path / 'split'))
     assert state_path is not None and os.path.basename(state_path) == 'resume-000000.pt'
     resumed = _run(image_folder, tmp_path / 'split', total_kimg=0.024, resume_state=state_path, **ada)
     assert resumed.batch_idx == straight.batch_idx == 6
@@ -91,22 +93,22 @@ def test_unreadable_resume_checkpoint_is_one_clear_line(tmp_path):
     path = tmp_path / 'resume-000000.pt'
     path.write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='resume-000000.pt: not a readable resume checkpoint') as info:
-        tl.load_resume_state(str(path))
+        checkpoint.load_resume_state(str(path))
     message = str(info.value)
     assert '\n' not in message
     assert 'weights_only' not in message, "never pass on torch's advice to load with weights_only=False"
 
 def test_resume_checkpoint_is_plain_data(image_folder, tmp_path):
     _run(image_folder, tmp_path / 'run', total_kimg=0.008)
-    state = torch.load(tl.find_latest_resume_state(str(tmp_path / 'run')), weights_only=True)
-    for key in ['G', 'D', 'G_ema', 'augment_pipe', 'G_opt', 'D_opt', 'pl_mean', 'cur_nimg', 'cur_tick', 'batch_idx',
-                'sampler_start_idx', 'ada_pending', 'rng']:
+    state = torch.load(checkpoint.find_latest_resume_state(str(tmp_path / 'run')), weights_only=True)
+    for key in ['run_id', 'G', 'D', 'G_ema', 'augment_pipe', 'G_opt', 'D_opt', 'loss', 'cur_nimg', 'cur_tick', 'batch_idx',
+                'batch_size', 'num_gpus', 'random_seed', 'elapsed_sec', 'ada_pending', 'rng']:
         assert key in state
-    assert state['cur_nimg'] == 8 and state['batch_idx'] == 2 and state['sampler_start_idx'] == 8
+    assert state['cur_nimg'] == 8 and state['batch_idx'] == 2 and set(state['loss']) == {'pl_mean'}
 
 def test_resume_state_of_another_architecture_is_a_clear_error(image_folder, tmp_path):
     _run(image_folder, tmp_path / 'run', total_kimg=0.004)
-    state_path = tl.find_latest_resume_state(str(tmp_path / 'run'))
+    state_path = checkpoint.find_latest_resume_state(str(tmp_path / 'run'))
     with pytest.raises(ValueError, match='G does not match this run'):
         _run(image_folder, tmp_path / 'run', total_kimg=0.008, resume_state=state_path,
              G_kwargs=dict(loop_kwargs(image_folder).G_kwargs, hidden_dim=24))
@@ -171,7 +173,7 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
         raise KeyboardInterrupt('killed')
     monkeypatch.setattr(os, 'replace', failing_replace)
     with pytest.raises(KeyboardInterrupt):
-        tl.save_image_grid(torch.zeros([1, 3, 4, 4]), str(path), drange=(-1, 1), grid_size=(1, 1))
+        painting_api.save_image_grid(torch.zeros([1, 3, 4, 4]), str(path), drange=(-1, 1), grid_size=(1, 1))
     assert path.read_bytes() == b'old content'
     assert os.listdir(tmp_path) == ['network-snapshot-000000.pkl']
 
@@ -246,7 +248,7 @@ def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
     G = dnnlib.util.construct_class_by_name(**kwargs, c_dim=0, img_resolution=16, img_channels=3).eval()
     path = str(tmp_path / 'paint.png')
     z = torch.randn([3, G.z_dim])
-    tl.save_paint_grid(G, z, torch.zeros([3, 0]), path)
+    painting_api.save_paint_grid(G, z, torch.zeros([3, 0]), path)
     img = PIL.Image.open(path)
     assert img.size == (columns * 16, 3 * 2 * 16) and img.mode == 'RGB'
     # Seed 0's last partial image (row 1, last step column) is the FPA's image tanh(W); with a
@@ -255,11 +257,11 @@ def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
     fpa_col = columns - 1 - int(unet)
     with torch.no_grad():
         painting = G.paint(z[:1], torch.zeros([1, 0]))
-    expected = tl.to_uint8(painting.image[0], drange=(-1, 1)).transpose(1, 2, 0)
+    expected = painting_api.to_uint8(painting.image[:1])[0]
     assert np.abs(grid[16:32, fpa_col * 16:(fpa_col + 1) * 16].astype(int) - expected.astype(int)).max() <= 1
     if unet:
         with torch.no_grad():
-            out = tl.to_uint8(G(z[:1], torch.zeros([1, 0]))[0], drange=(-1, 1)).transpose(1, 2, 0)
+            out = painting_api.to_uint8(G(z[:1], torch.zeros([1, 0])))[0]
         assert np.abs(grid[16:32, -16:].astype(int) - out.astype(int)).max() <= 1
 
 @pytest.mark.gpu

@@ -1,0 +1,208 @@
+"""The files of a training run that are not images: their names, the exact-resume checkpoint
+(save and load, symmetric), the RNG state it carries, starting from a network file, and
+keeping a run directory whole across kills, restarts and full disks.
+
+A resume checkpoint `resume-KKKKKK.pt` is a torch file of plain data (read back with
+torch.load(weights_only=True)): format and version, the run's id, the state dicts of G, D,
+G_ema, the augment pipe, both optimisers and the loss, the counters (images, ticks, batches,
+seconds), ADA's pending statistics and the global RNG states. Network snapshots
+(`network-snapshot-KKKKKK.pkl`) are torch_utils/persistence.py's files.
+"""
+
+import contextlib
+import errno
+import io
+import json
+import os
+import random
+import uuid
+
+import numpy as np
+import torch
+
+import dnnlib
+import networks
+from torch_utils import misc
+from torch_utils import persistence
+from training.config import RESUME_STATE_RE
+
+RESUME_STATE_FORMAT = 'fpa-gan-resume'
+RESUME_STATE_VERSION = 1
+
+#----------------------------------------------------------------------------
+# File names inside a run directory.
+
+def snapshot_name(kind: str, cur_nimg: int) -> str:
+    """'network-snapshot' -> network-snapshot-000123.pkl, 'resume' -> resume-000123.pt,
+    'fakes' / 'paint' -> fakes000123.png / paint000123.png (kimg, zero-padded to 6 digits)."""
+    kimg = cur_nimg // 1000
+    return {'network-snapshot': f'network-snapshot-{kimg:06d}.pkl', 'resume': f'resume-{kimg:06d}.pt',
+            'fakes': f'fakes{kimg:06d}.png', 'paint': f'paint{kimg:06d}.png'}[kind]
+
+def find_latest_resume_state(run_dir: str) -> str | None:
+    """The newest resume checkpoint in `run_dir`, or None."""
+    if not os.path.isdir(run_dir):
+        return None
+    found = [(int(m.group(1)), name) for name in os.listdir(run_dir) if (m := RESUME_STATE_RE.fullmatch(name))]
+    return os.path.join(run_dir, max(found)[1]) if found else None
+
+#----------------------------------------------------------------------------
+# The global RNG states, as plain data.
+
+def get_rng_states() -> dict:
+    """torch, CUDA, numpy and python RNG states (loadable with torch.load(weights_only=True))."""
+    np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return dict(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        numpy=dict(name=np_name, keys=torch.from_numpy(np_keys.astype(np.int64)), pos=int(np_pos),
+                   has_gauss=int(np_has_gauss), cached_gaussian=float(np_cached)),
+        python=dict(version=py_version, state=list(py_state), gauss=py_gauss),
+    )
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states['torch'])
+    if torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states['cuda'])
+    n = states['numpy']
+    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
+    p = states['python']
+    random.setstate((p['version'], tuple(p['state']), p['gauss']))
+
+#----------------------------------------------------------------------------
+# The exact-resume checkpoint.
+
+def encode_resume_state(
+    run_id:     str,                        # The run's id (kept across resumes; pruning removes only its own checkpoints).
+    modules:    dict,                       # {'G': G, 'D': D, 'G_ema': G_ema, 'augment_pipe': pipe or None}.
+    optimizers: dict,                       # {'G_opt': ..., 'D_opt': ...}.
+    loss,                                   # The loss (state_dict(): its running statistics).
+    progress:   dict,                       # cur_nimg, cur_tick (the tick to continue with), batch_idx, batch_size, num_gpus, random_seed, elapsed_sec.
+    ada_pending: dict,                      # ADA statistics accumulated since its last adjustment.
+) -> bytes:
+    """The checkpoint as bytes, taken now (written later, after the tick's log line)."""
+    state = dict(format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION, run_id=run_id,
+                 **{name: None if module is None else module.state_dict() for name, module in modules.items()},
+                 **{name: opt.state_dict() for name, opt in optimizers.items()},
+                 loss=loss.state_dict(), **progress, ada_pending=ada_pending, rng=get_rng_states())
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+def load_resume_state(path: str) -> dict:
+    """A checkpoint written by encode_resume_state, as plain data; one-line ValueError otherwise."""
+    state = persistence.load_plain_data(path, path, 'resume checkpoint')
+    if not isinstance(state, dict) or state.get('format') != RESUME_STATE_FORMAT:
+        raise ValueError(f'{path}: not a resume checkpoint of this codebase (expected a resume-KKKKKK.pt written by training)')
+    if state.get('version') != RESUME_STATE_VERSION:
+        raise ValueError(f'{path}: resume checkpoint version {state.get("version")} is not supported (expected {RESUME_STATE_VERSION})')
+    return state
+
+def load_module_state(module: torch.nn.Module, state_dict: dict, name: str, path: str) -> None:
+    """One module's tensors from a checkpoint; a mismatch is a one-line ValueError naming both."""
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        detail = ' '.join(str(err).split())[:300]
+        raise ValueError(f'{path}: {name} does not match this run ({detail}); was it written with other options?') from None
+
+def restore_resume_state(state: dict, path: str, modules: dict, optimizers: dict, loss) -> None:
+    """The inverse of encode_resume_state for the modules, optimisers, loss and RNGs (the
+    counters and ADA's statistics are read from `state` by the loop)."""
+    for name, module in modules.items():
+        if module is not None and state.get(name) is not None:
+            load_module_state(module, state[name], name, path)
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state[name])
+    loss.load_state_dict(state['loss'] if 'loss' in state else dict(pl_mean=state['pl_mean']))   # (Early checkpoints: pl_mean alone.)
+    set_rng_states(state['rng'])
+
+#----------------------------------------------------------------------------
+# Starting from a network file (--resume=NETWORK.pkl, URL or name).
+
+def copy_from_network_file(path: str, modules: dict[str, torch.nn.Module]) -> None:
+    """Copy tensors by name into freshly built modules. Reads every kind networks.load_network
+    reads (ours, reference FPA checkpoints, StyleGAN2-ADA/StyleGAN3 pickles; paths, URLs and
+    upstream's named sources). A file of another class, resolution or channel count, or with a
+    tensor of another shape, is a ValueError."""
+    data = networks.load_network(path)
+    for name, module in modules.items():
+        src = data.get(name)
+        if src is None:
+            continue
+        for attr in ('img_resolution', 'img_channels'):
+            if hasattr(module, attr) and getattr(src, attr, None) != getattr(module, attr):
+                raise ValueError(f'--resume={path}: {name} has {attr}={getattr(src, attr, None)}, this run needs {getattr(module, attr)}')
+        if type(src) is not type(module):
+            raise ValueError(f'--resume={path}: {name} is a {src.class_name}, this run trains a {module.class_name}')
+        try:
+            misc.copy_params_and_buffers(src, module, require_all=False)
+        except ValueError as err:
+            raise ValueError(f'--resume={path}: {name}: {err} (another architecture?)') from None
+        src_params = {n for n, _ in src.named_parameters()}
+        if not any(n in src_params for n, _ in module.named_parameters()):
+            raise ValueError(f'--resume={path}: no parameter of {name} matches this run\'s {module.class_name} (another architecture?)')
+
+#----------------------------------------------------------------------------
+# Keeping a run directory whole across kills, restarts and full disks.
+
+def new_run_id() -> str:
+    """Recorded in every resume checkpoint a run writes; a resumed run keeps its checkpoint's."""
+    return uuid.uuid4().hex[:16]
+
+def remove_stale_temporaries(run_dir: str) -> list[str]:
+    """Delete the partial files (.tmp-*) that a kill during an atomic write left in the run
+    directory. Called when the run starts or resumes, before it writes anything; returns
+    their names."""
+    names = sorted(name for name in os.listdir(run_dir) if name.startswith('.tmp-'))
+    for name in names:
+        os.remove(os.path.join(run_dir, name))
+    return names
+
+def cut_stats_jsonl(path: str, next_tick: int) -> int:
+    """On resume: keep only the lines of stats.jsonl for ticks before `next_tick` (the tick the
+    checkpoint continues with), and no partial line, so that the resumed run's lines follow on
+    exactly and the log equals an uninterrupted run's. Returns the number of lines dropped."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path, 'rb') as f:
+        lines = f.read().decode('utf-8', errors='replace').splitlines()
+    kept = []
+    for line in lines:
+        try:
+            tick = json.loads(line)['Progress/tick']['mean']
+        except (ValueError, KeyError, TypeError):
+            continue    # A line cut short by the kill.
+        if tick < next_tick:
+            kept.append(line)
+    if len(kept) != len(lines):
+        dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
+    return len(lines) - len(kept)
+
+def write_resume_state(path: str, data: bytes, previous: str | None) -> str:
+    """Write a checkpoint atomically, then remove `previous` (this run's last one: checkpoints
+    hold optimiser states, so only the newest is kept; another run's are never touched).
+    Returns `path`, the new previous."""
+    with reporting_full_disk(path, previous):
+        dnnlib.util.atomic_write(path, data)
+    if previous is not None and os.path.isfile(previous) and not os.path.samefile(previous, path):
+        os.remove(previous)
+    return path
+
+class DiskFullError(ValueError):
+    """No space left on the device while the run wrote one of its files (one line, no traceback)."""
+
+@contextlib.contextmanager
+def reporting_full_disk(path: str, previous_state: str | None):
+    """A full disk while writing `path` becomes a DiskFullError naming it and the checkpoint the
+    run can continue from (atomic writes leave the previous files as they were)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        intact = f'the previous checkpoint {previous_state} is intact' if previous_state else 'no earlier file was changed'
+        raise DiskFullError(f'no space left on device writing {path}; {intact}') from None
+
+#----------------------------------------------------------------------------
