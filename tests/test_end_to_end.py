@@ -88,13 +88,15 @@ def test_stylegan2_train_generate_metric_resume(dataset_zip, tmp_path):
         (record,) = [json.loads(line) for line in f]
     assert record['snapshot_pkl'] == snapshot.name and np.isfinite(record['results'][FID_METRIC]) and record['results'][FID_METRIC] >= 0
 
-    # --resume=latest continues the same run directory up to 1 kimg and writes the later snapshot.
-    invoke(train.main, f'--outdir={outdir}', f'--data={dataset_zip}', *TINY_SG2, '--kimg=1', '--tick=0.5', '--snap=10', '--resume=latest')
+    # --resume=latest continues the same run directory for two more iterations and rewrites its snapshot
+    # (names count whole kimg; reaching network-snapshot-000001.pkl would take 125 iterations).
+    first = snapshot.read_bytes()
+    invoke(train.main, f'--outdir={outdir}', f'--data={dataset_zip}', *TINY_SG2, '--kimg=0.024', '--tick=0.004', '--snap=1', '--resume=latest')
     assert only_run_dir(outdir) == run_dir
-    snapshots = sorted(name for name in os.listdir(run_dir) if name.startswith('network-snapshot-'))
-    assert snapshots == ['network-snapshot-000000.pkl', 'network-snapshot-000001.pkl']
-    state = torch.load(run_dir / 'resume-000001.pt', weights_only=True)
-    assert state['cur_nimg'] >= 1000
+    assert sorted(name for name in os.listdir(run_dir) if name.startswith(('network-snapshot-', 'resume-'))) == \
+        ['network-snapshot-000000.pkl', 'resume-000000.pt'], 'one snapshot and one resume checkpoint per kimg'
+    assert torch.load(run_dir / 'resume-000000.pt', weights_only=True)['cur_nimg'] == 24
+    assert snapshot.read_bytes() != first, 'the snapshot holds the continued networks'
     assert 'Resuming from' in (run_dir / 'log.txt').read_text()
 
 def test_fpa_train_and_paint(dataset_zip, tmp_path):

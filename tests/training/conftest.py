@@ -1,5 +1,5 @@
-"""Fixtures for the training tests: one CPU thread per test process (the machine is shared,
-and oversubscribed threads make tiny networks many times slower), tiny datasets."""
+"""Fixtures for the training tests: tiny image folders. (The one-CPU-thread-per-test-process
+fixture that every test uses is in tests/conftest.py.)"""
 
 import numpy as np
 import PIL.Image
