@@ -101,17 +101,10 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
     if projected_w is not None and (paint or paint_channels or paint_animation or interp or mix_cols):
         raise click.UsageError('--projected-w writes projNN.png only; the painting, interpolation and style-mixing options take --seeds '
                                '(projector.py draws the painting of a projection)')
-    if os.path.exists(outdir) and not os.path.isdir(outdir):
-        raise click.ClickException(f'--outdir: "{outdir}" exists and is not a directory')
     try:
-        device = api.resolve_device(device)
+        G = api.open_generator_for_script(network_pkl, device, outdir)
     except ValueError as err:
-        _fail('--device', err)
-    print(f'Loading network from "{network_pkl}" ...')
-    try:
-        G = api.load_generator(network_pkl, device=device)
-    except ValueError as err:
-        _fail('--network', err)
+        raise click.ClickException(str(err)) from None
     if projected_w is not None:
         try:
             write_projected(G, projected_w, outdir, noise_mode)

@@ -270,17 +270,11 @@ def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, v
     python projector.py --network=net.pkl --target=photo.png --outdir=out --num-steps=200 --tied=1
     python generate.py --network=net.pkl --projected-w=out/projected_w.npz --outdir=out
     """
-    if os.path.exists(outdir) and not os.path.isdir(outdir):
-        raise click.ClickException(f'--outdir: "{outdir}" exists and is not a directory')
     try:
-        device = api.resolve_device(device)
+        G = api.open_generator_for_script(network_pkl, device, outdir)
     except ValueError as err:
-        _fail('--device', err)
-    print(f'Loading network from "{network_pkl}" ...')
-    try:
-        G = api.load_generator(network_pkl, device=device)
-    except ValueError as err:
-        _fail('--network', err)
+        raise click.ClickException(str(err)) from None
+    device = next(G.parameters()).device
     try:
         c = api.make_labels(G, class_idx, 1, device)
     except ValueError as err:

@@ -66,6 +66,21 @@ def load_generator(network: str, device: str | torch.device = 'auto') -> torch.n
         raise ValueError(f'{network}: {err}') from None
     return G.eval().requires_grad_(False).to(resolve_device(device))
 
+def open_generator_for_script(network: str, device: str, outdir: str, print_fn=print) -> torch.nn.Module:
+    """What generate.py and projector.py do first: check --outdir, resolve --device, load the
+    G_ema of --network onto it. ValueError '--option: reason' for the first problem found."""
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise ValueError(f'--outdir: "{outdir}" exists and is not a directory')
+    try:
+        device = resolve_device(device)
+    except ValueError as err:
+        raise ValueError(f'--device: {err}') from None
+    print_fn(f'Loading network from "{network}" ...')
+    try:
+        return load_generator(network, device=device)
+    except ValueError as err:
+        raise ValueError(f'--network: {err}') from None
+
 def generator_name(G: torch.nn.Module) -> str:
     return getattr(G, 'class_name', f'{type(G).__module__}.{type(G).__qualname__}')
 
