@@ -26,7 +26,7 @@ The source text is read for one thing only: which of the two upstream files defi
 import torch
 
 import dnnlib
-from torch_utils import safe_pickle
+from torch_utils import persistence, safe_pickle
 
 #----------------------------------------------------------------------------
 
@@ -129,21 +129,27 @@ def _discriminator_kwargs(kwargs: dict, flavour: str) -> dict:
     ours.update(block_kwargs=block_kwargs, epilogue_kwargs=epilogue_kwargs)
     return ours
 
-# Upstream class name (top level) -> (our class name, kwargs translation or None = unchanged,
-# whether its sizes come from the arguments: then it is built on the meta device first).
+# Upstream class name (top level) -> (our class, kwargs translation or None = unchanged).
 TOP_LEVEL_CLASSES = {
-    'Generator':     ('networks.stylegan2.Generator',     _generator_kwargs,     True),
-    'Discriminator': ('networks.stylegan2.Discriminator', _discriminator_kwargs, True),
-    'AugmentPipe':   ('training.augment.AugmentPipe',     None,                  False),   # Fixed-size filters only.
+    'Generator':     ('networks.stylegan2.Generator',     _generator_kwargs),
+    'Discriminator': ('networks.stylegan2.Discriminator', _discriminator_kwargs),
+    'AugmentPipe':   ('training.augment.AugmentPipe',     None),
 }
 
 #----------------------------------------------------------------------------
 
-def _construct(class_name: str, kwargs: dict, where: str) -> torch.nn.Module:
+def _construct(class_name: str, kwargs: dict, tensors: dict, where: str) -> torch.nn.Module:
+    """Our class from translated arguments, after persistence.check_init_kwargs has bounded what
+    they ask for (integers, and a construction with fake tensors against the file's shapes)."""
+    cls = dnnlib.util.get_obj_by_name(class_name)      # Our own table's names, never the file's.
     try:
-        return dnnlib.util.construct_class_by_name(class_name=class_name, **kwargs)
+        persistence.check_init_kwargs(cls, kwargs, tensors, where)
+        return cls(**kwargs)
     except (TypeError, ValueError, AssertionError) as err:
-        raise ValueError(f'{where}: cannot build {class_name} from the stored arguments ({" ".join(str(err).split())[:200]})') from None
+        message = ' '.join(str(err).split())
+        if message.startswith(where):   # Already our one line (persistence.check_init_kwargs).
+            raise ValueError(message) from None
+        raise ValueError(f'{where}: cannot build {class_name} from the stored arguments ({message[:200]})') from None
 
 def _compare_states(ours: dict, theirs: dict, where: str, ignore: tuple = ()) -> None:
     """One line listing every name missing on either side and every shape that differs."""
@@ -162,21 +168,14 @@ def convert_record(record: safe_pickle.PersistentRecord, where: str) -> torch.nn
     if record.class_name not in TOP_LEVEL_CLASSES:
         raise ValueError(f'{where}: upstream class "{record.class_name}" is not supported '
                          f'(supported: {", ".join(TOP_LEVEL_CLASSES)} of StyleGAN2-ADA / StyleGAN3 --cfg=stylegan2)')
-    class_name, translate, sized_by_arguments = TOP_LEVEL_CLASSES[record.class_name]
+    class_name, translate = TOP_LEVEL_CLASSES[record.class_name]
     kwargs = record_kwargs(record, where)
     if translate is not None:
         kwargs = translate(kwargs, flavour_of(record, where))
     theirs = record_tensors(record, where)
     ignore = AUGMENT_DERIVED_BUFFERS if record.class_name == 'AugmentPipe' else ()
 
-    # Build on the meta device first: names and shapes are checked before anything is allocated,
-    # so constructor arguments that ask for absurd sizes cost nothing.
-    if sized_by_arguments:
-        with torch.device('meta'):
-            skeleton = _construct(class_name, kwargs, where)
-        _compare_states(skeleton.state_dict(), theirs, where, ignore)
-        del skeleton
-    module = _construct(class_name, kwargs, where)
+    module = _construct(class_name, kwargs, theirs, where)
     _compare_states(module.state_dict(), theirs, where, ignore)
     state = {k: v.to(module.state_dict()[k].dtype) for k, v in theirs.items() if k not in ignore}
     module.load_state_dict(state, strict=True)

@@ -164,10 +164,12 @@ def check_init_kwargs(cls: type, init_kwargs: dict, state_dict: Any, where: str)
         raise   # The class's own complaint about its arguments, as the real construction would give it.
     except Exception as err:   # An operation that fake tensors do not support: refuse rather than allocate blindly.
         raise ValueError(f'{where}: cannot check the sizes init_kwargs ask for ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ""})') from None
-    for name, tensor in fake.state_dict().items():
-        stored = state_dict.get(name)
-        if isinstance(stored, torch.Tensor) and stored.shape != tensor.shape:
-            raise ValueError(f'{where}: init_kwargs make {name} of shape {list(tensor.shape)}, the file stores {list(stored.shape)}')
+    differ = [f'{name} of shape {list(tensor.shape)}, the file stores {list(state_dict[name].shape)}'
+              for name, tensor in fake.state_dict().items()
+              if isinstance(state_dict.get(name), torch.Tensor) and state_dict[name].shape != tensor.shape]
+    if differ:
+        more = f' (and {len(differ) - 3} more tensors)' if len(differ) > 3 else ''
+        raise ValueError(f'{where}: init_kwargs make {"; ".join(differ[:3])}{more}')
     needed_bytes = _tensor_bytes(fake.parameters()) + _tensor_bytes(fake.buffers())
     stored_bytes = _tensor_bytes(state_dict.values())
     if needed_bytes > stored_bytes + MAX_UNSTORED_BYTES:

@@ -164,17 +164,20 @@ def test_mismatched_tensors_are_listed(tmp_path):
     G = stylegan2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3, **G_ours)
     wrong = {**G_up, 'synthesis_kwargs': dict(channel_base=1024, channel_max=16)}     # Claims wider early layers.
     write_upstream_pickle(tmp_path / 'wrong.pkl', dict(G_ema=module_record(G, payload_source(marker, flavour), 'Generator', wrong)))
-    message = _one_line_error(tmp_path / 'wrong.pkl', r'G_ema: the tensors do not match the translated network \(shapes differ: ')
-    assert 'synthesis.b' in message
+    message = _one_line_error(tmp_path / 'wrong.pkl', r'G_ema: init_kwargs make synthesis\.b\d+\.\S+ of shape \[\d+, \d+, 3, 3\], the file stores \[')
+    assert message.count('the file stores') == 3 and 'more tensors' in message, 'the differing tensors are listed'
 
 def test_absurd_sizes_allocate_nothing(tmp_path):
-    """Constructor arguments asking for terabytes are built on the meta device and refused by
-    the shape check before any memory is allocated."""
+    """Constructor arguments asking for terabytes are refused before any memory is allocated
+    (persistence.check_init_kwargs: a bound on integers, then fake tensors against the file's)."""
     flavour, G_up, _, G_ours, _ = _case('sg2ada-64')
     G = stylegan2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3, **G_ours)
     huge = {**G_up, 'z_dim': 2 ** 40}
     write_upstream_pickle(tmp_path / 'huge.pkl', dict(G_ema=module_record(G, payload_source(tmp_path / 'x', flavour), 'Generator', huge)))
-    _one_line_error(tmp_path / 'huge.pkl', r'shapes differ: mapping.fc0.weight \[16, 16\] vs ours \[16, 1099511627776\]')
+    _one_line_error(tmp_path / 'huge.pkl', r'init_kwargs.z_dim=1099511627776 is above the limit 65536')
+    wide = {**G_up, 'synthesis_kwargs': dict(channel_base=65536, channel_max=65536)}    # Within the integer bound: fake tensors.
+    write_upstream_pickle(tmp_path / 'wide.pkl', dict(G_ema=module_record(G, payload_source(tmp_path / 'x', flavour), 'Generator', wide)))
+    _one_line_error(tmp_path / 'wide.pkl', r'init_kwargs make synthesis\.b4\.const of shape \[16384, 4, 4\], the file stores \[16, 4, 4\]')
 
 def test_hostile_globals_are_never_called(tmp_path):
     """A pickle whose data calls os.system / writes a file through builtins.open: the names
