@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import re
 import uuid
 
 import numpy as np
@@ -179,6 +180,36 @@ def cut_stats_jsonl(path: str, next_tick: int) -> int:
     if len(kept) != len(lines):
         dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
     return len(lines) - len(kept)
+
+def cut_metric_jsonl(run_dir: str, state_path: str) -> int:
+    """On resume: drop the lines of metric-*.jsonl that were written after the checkpoint
+    `state_path` (timestamp after its modification time) for a snapshot the resumed run writes
+    again (kimg at or after the checkpoint's), so that a tick repeated after a kill does not
+    repeat its metric lines. Lines for earlier snapshots (e.g. calc_metrics.py run by hand
+    meanwhile) stay. Returns the number of lines dropped."""
+    written_at = os.path.getmtime(state_path)
+    state_kimg = int(RESUME_STATE_RE.fullmatch(os.path.basename(state_path)).group(1))
+    dropped = 0
+    for name in sorted(os.listdir(run_dir)):
+        if not (name.startswith('metric-') and name.endswith('.jsonl')):
+            continue
+        path = os.path.join(run_dir, name)
+        with open(path, 'rb') as f:
+            lines = f.read().decode('utf-8', errors='replace').splitlines()
+        kept = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+                snapshot = re.fullmatch(r'network-snapshot-(\d+)\.pkl', os.path.basename(record.get('snapshot_pkl') or ''))
+                redone = record['timestamp'] > written_at and snapshot is not None and int(snapshot.group(1)) >= state_kimg
+            except (ValueError, KeyError, TypeError, AttributeError):
+                redone = True   # A line cut short by the kill.
+            if not redone:
+                kept.append(line)
+        if len(kept) != len(lines):
+            dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
+            dropped += len(lines) - len(kept)
+    return dropped
 
 def write_resume_state(path: str, data: bytes, previous: str | None) -> str:
     """Write a checkpoint atomically, then remove `previous` (this run's last one: checkpoints

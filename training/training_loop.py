@@ -367,6 +367,8 @@ def training_loop(
     stats_jsonl = stats_tfevents = None
     if rank == 0:
         stats_jsonl, stats_tfevents = open_logs(run_dir, resumed_tick=cur_tick if state is not None else None, say=say)
+        if state is not None and checkpoint.cut_metric_jsonl(run_dir, resume_state):
+            say('metric-*.jsonl: removed the lines of snapshots written after the checkpoint; they are redone')
 
     # Train.
     say(f'Training for {total_kimg} kimg...')

@@ -219,3 +219,20 @@ def test_subset_larger_than_the_dataset_is_noted(image_folder, tmp_path):
     assert result.exit_code == 0 and 'Note: --subset' not in result.output
 
 #----------------------------------------------------------------------------
+
+def test_metric_lines_after_the_checkpoint_are_redone(tmp_path):
+    """A kill after a tick's metric line but before its checkpoint repeats the tick on resume:
+    that line goes (it is written again); lines of earlier snapshots and lines older than the
+    checkpoint stay, even when written by calc_metrics.py by hand."""
+    from training import checkpoint
+    state = tmp_path / 'resume-000004.pt'
+    state.write_bytes(b'checkpoint')
+    os.utime(state, (1000, 1000))
+    lines = [dict(snapshot_pkl='network-snapshot-000004.pkl', timestamp=999),     # The checkpoint's own tick: stays.
+             dict(snapshot_pkl='network-snapshot-000002.pkl', timestamp=1500),    # calc_metrics.py on an old snapshot: stays.
+             dict(snapshot_pkl='network-snapshot-000008.pkl', timestamp=1200)]    # After the checkpoint: redone.
+    text = ''.join(json.dumps(dict(line, metric='fid2k_full', results={})) + '\n' for line in lines) + '{"snapshot_pkl": "netw'
+    (tmp_path / 'metric-fid2k_full.jsonl').write_text(text)
+    assert checkpoint.cut_metric_jsonl(str(tmp_path), str(state)) == 2
+    kept = [json.loads(line)['snapshot_pkl'] for line in (tmp_path / 'metric-fid2k_full.jsonl').read_text().splitlines()]
+    assert kept == ['network-snapshot-000004.pkl', 'network-snapshot-000002.pkl']
