@@ -232,7 +232,7 @@ def presets_help() -> str:
 @click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('--precision',    help='Autocast precision of G and D (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default='fp32', show_default=True)
 @click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--workers',      help='DataLoader worker processes', metavar='INT', type=click.IntRange(min=0), default=3, show_default=True)
+@click.option('--workers',      help='DataLoader worker processes per process  [default: 0 on the CPU; on CUDA min(3, cores per GPU - 1)]', metavar='INT', type=click.IntRange(min=0))
 @click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=False, show_default=True)
 @click.option('--allow-tf32',   help='Allow TF32 for matmuls and convolutions (CUDA: faster, less exact)', metavar='BOOL', type=bool, default=False, show_default=True)
 @click.option('--nhwc',         help='channels_last in the fp16 layers of G and D (CUDA)', metavar='BOOL', type=bool, default=False, show_default=True)

@@ -26,16 +26,24 @@ torch.utils.flop_counter (executed matmuls and convolutions, FIR filters include
 rows report images/s only (its LSTM is invisible to flop_counter, and its FLOPs are not ours
 to derive here); the ratio SG2 / FPA is printed under the table.
 
+Under the table, "D against upstream": our D and StyleGAN2-ADA's (`training/networks.py` of an
+export of NVlabs/stylegan2-ada-pytorch, --upstream, default /tmp/sg2ada; the section is skipped,
+saying so, when it is absent) with the same weights, forward+backward and R1 timed alternately in
+this process (float32, the sizes of the table). Upstream's modules are imported under their own
+names and then moved aside in sys.modules, so ours are untouched; nothing of theirs is copied.
+
 On a machine shared with other jobs, use --threads=1: two OpenMP threads lose much of their time
 waiting for each other whenever the scheduler takes one of them away, which hurts the network's
 many medium-sized operations far more than one large matmul.
 
-    python bench/bench_networks.py [--quick] [--device cpu|cuda] [--batch N] [--repeats N] [--threads N]
+    python bench/bench_networks.py [--quick] [--device cpu|cuda] [--batch N] [--repeats N] [--threads N] [--upstream DIR]
 """
 
 import argparse
+import importlib
 import os
 import sys
+import types
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -112,6 +120,8 @@ DEFAULTS = {
 
 #----------------------------------------------------------------------------
 
+D_CHANNELS = dict(channel_base=16384, channel_max=512)
+
 def build_networks(resolution: int, device: torch.device):
     """SG2 G and D as the presets build them (on CUDA: fp16 in the 4 highest resolutions and
     conv_clamp 256, as train.py does), and the FPA when it is registered."""
@@ -119,8 +129,7 @@ def build_networks(resolution: int, device: torch.device):
     fp16_kwargs = dict(num_fp16_res=4, conv_clamp=256) if device.type == 'cuda' else {}
     G = stylegan2.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
                             mapping_kwargs=dict(num_layers=2), channel_base=16384, channel_max=512, **fp16_kwargs)
-    D = stylegan2.Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=16384, channel_max=512,
-                                **fp16_kwargs)
+    D = stylegan2.Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, **D_CHANNELS, **fp16_kwargs)
     fpa = None
     if 'fpa' in networks.GENERATORS:
         fpa = dnnlib.util.construct_class_by_name(**networks.generator_kwargs('fpa'), z_dim=512, c_dim=0,
@@ -165,6 +174,68 @@ def workloads(G, D, fpa, batch: int, resolution: int, device: torch.device):
     return rows, extra
 
 #----------------------------------------------------------------------------
+# Upstream's discriminator, for the side-by-side rows.
+
+UPSTREAM_PACKAGES = ('dnnlib', 'torch_utils', 'training')   # Top-level names both code bases use.
+
+def load_upstream_networks(path: str):
+    """StyleGAN2-ADA's training.networks module from the directory `path`, or None when it is
+    absent. Our modules of the same names are set aside while it imports and put back after;
+    upstream's stay reachable through the returned module's globals only."""
+    if not os.path.isfile(os.path.join(path, 'training', 'networks.py')):
+        return None
+    ours = {name: mod for name, mod in sys.modules.items() if name.split('.')[0] in UPSTREAM_PACKAGES}
+    for name in ours:
+        del sys.modules[name]
+    if 'pkg_resources' not in sys.modules: # Imported (not used on the CPU) by upstream's conv2d_gradfix.
+        sys.modules['pkg_resources'] = types.ModuleType('pkg_resources')
+    sys.path.insert(0, path)
+    try:
+        module = importlib.import_module('training.networks')
+    finally:
+        sys.path.remove(path)
+        for name in [name for name in sys.modules if name.split('.')[0] in UPSTREAM_PACKAGES]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+    # Its persistence checks that every module pickles under its import name, which it no longer has.
+    module.persistence._check_pickleable = lambda obj: None # pylint: disable=protected-access
+    return module
+
+def compare_with_upstream(D, path: str, batch: int, resolution: int, device: torch.device, rounds: int, min_round_s: float) -> None:
+    """Our D and upstream's with the same weights: forward+backward and R1, alternately, float32."""
+    print()
+    upstream = load_upstream_networks(path)
+    if upstream is None:
+        print(f'D against upstream: skipped, no StyleGAN2-ADA export at --upstream={path} (training/networks.py missing).')
+        return
+    D_up = upstream.Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, num_fp16_res=0, conv_clamp=D.b4.conv.conv_clamp,
+                                  **D_CHANNELS).to(device)
+    missing = D_up.load_state_dict(D.state_dict(), strict=True)
+    assert not missing.missing_keys and not missing.unexpected_keys
+    gen = torch.Generator().manual_seed(2)
+    img = torch.randn([batch, 3, resolution, resolution], generator=gen).to(device)
+    def forward_backward(net):
+        return lambda: torch.nn.functional.softplus(net(img, None)).mean().backward()
+    def r1(net):
+        def run():
+            x = img.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(net(x, None).sum(), [x], create_graph=True)
+            grad.square().sum(dim=[1, 2, 3]).mean().backward()
+        return run
+    with torch.no_grad():
+        diff = float((D(img, None, force_fp32=True) - D_up(img, None, force_fp32=True)).abs().max())
+    seconds = timing.best_seconds({'ours fb': forward_backward(D), 'upstream fb': forward_backward(D_up),
+                                   'ours r1': r1(D), 'upstream r1': r1(D_up)}, device, rounds=rounds, min_round_s=min_round_s)
+    print(f'D against upstream ({path}, same weights, logits equal to {diff:.1e}; float32, alternating, load average '
+          f'{os.getloadavg()[0]:.1f})')
+    print()
+    print('| workload | ours images/s | upstream images/s | ours / upstream |')
+    print('|---|---:|---:|---:|')
+    for name, key in (('SG2 D forward+backward', 'fb'), ('SG2 R1 (D double backward)', 'r1')):
+        ours, theirs = seconds[f'ours {key}'], seconds[f'upstream {key}']
+        print(f'| {name} | {batch / ours:.2f} | {batch / theirs:.2f} | {theirs / ours:.2f}x |', flush=True)
+
+#----------------------------------------------------------------------------
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,6 +244,7 @@ def main():
     parser.add_argument('--batch', type=int, default=None, help='images per step (default 20 on CPU, 256 on CUDA; --quick: 4, 64)')
     parser.add_argument('--repeats', type=int, default=None, help='timing rounds per cell after one warm-up, the best counts (default 1 on CPU, 3 on CUDA)')
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
+    parser.add_argument('--upstream', default='/tmp/sg2ada', help='StyleGAN2-ADA export for the D rows against upstream (skipped when absent)')
     args = parser.parse_args()
     device = timing.device_from_arg(args.device)
     if args.threads is not None:
@@ -257,6 +329,8 @@ def main():
     elif all(key in first_speed for key in ('SG2 G forward', 'FPA G forward', 'SG2 G forward+backward', 'FPA G forward+backward')):
         print(f'\nSG2 / FPA images/s ({precisions[0].name}): forward {first_speed["SG2 G forward"] / first_speed["FPA G forward"]:.2f}x, '
               f'forward+backward {first_speed["SG2 G forward+backward"] / first_speed["FPA G forward+backward"]:.2f}x')
+    with timing.tf32(False):
+        compare_with_upstream(D, args.upstream, batch, resolution, device, rounds=max(rounds, 2), min_round_s=cfg['min_round_s'])
 
 if __name__ == '__main__':
     main()

@@ -14,7 +14,10 @@ ratios in one table rather than absolute numbers across runs.
 On the CPU the discriminator is narrowed by default (--cbase=4096 --cmax=256, as in the CPU
 training run of docs/training.md) so that a run takes minutes; --cbase=0 uses the preset's D.
 On CUDA the preset's D is the default and one timed tick spans 16 iterations (one lazy R1
-step included, as in training).
+step included, as in training). Every row uses train.py's default DataLoader workers for the
+device. On the CPU a second table runs the demo's preset (fpa-cpu, 32x32, its own D) and the paper's
+(fpa, 64x64, the D above) with --workers=3 (the default until it was chosen from the device)
+and with the default (0 on the CPU).
 """
 
 import argparse
@@ -46,9 +49,10 @@ def make_dataset(path: str, resolution: int, num_images: int) -> str:
     return path
 
 def measure(data: str, resolution: int, gen: str | None, precision: str, batch: int, timed_iters: int, device: str,
-            cbase: int | None, cmax: int | None, iters_per_tick: int = 1) -> dnnlib.EasyDict:
+            cbase: int | None, cmax: int | None, iters_per_tick: int = 1, cfg: str = 'fpa', workers: int | None = None) -> dnnlib.EasyDict:
+    """sec/kimg of the steady ticks; workers=None = train.py's default for the device (training.config.default_workers)."""
     info = dict(name='bench', resolution=resolution, num_channels=3, num_images=batch, has_labels=False)
-    opts = dict(data=data, cfg='fpa', gen=gen, batch=batch, aug='noaug', metrics=[], workers=0, precision=precision, device=device,
+    opts = dict(data=data, cfg=cfg, gen=gen, batch=batch, aug='noaug', metrics=[], workers=workers, precision=precision, device=device,
                 cbase=cbase, cmax=cmax)
     c = build_training_config(opts, info)
     # Tick 0 ends after the warm-up iteration, then one tick per `iters_per_tick` timed iterations.
@@ -63,7 +67,7 @@ def measure(data: str, resolution: int, gen: str | None, precision: str, batch: 
             ticks = [json.loads(line) for line in f]
     sec_per_kimg = [t['Timing/sec_per_kimg']['mean'] for t in ticks[1:]]
     return dnnlib.EasyDict(sec_per_kimg=float(np.median(sec_per_kimg)), wall=wall, G=c.G_kwargs.class_name,
-                           D_channels=f'{c.D_kwargs.channel_base}/{c.D_kwargs.channel_max}')
+                           D_channels=f'{c.D_kwargs.channel_base}/{c.D_kwargs.channel_max}', workers=c.data_loader_kwargs.num_workers)
 
 #----------------------------------------------------------------------------
 
@@ -103,6 +107,30 @@ def main():
                     print(f'| {res}x{res} | {label} | {r.D_channels} | {precision} | {r.sec_per_kimg:.1f} | {r.sec_per_kimg / baseline:.2f}x |', flush=True)
     print()
     print('Same discriminator in every row of a resolution (StyleGAN2 residual D); no augmentation, no metrics.')
+    if not on_cuda:
+        print()
+        workers_table(resolutions, batch, timed_iters, args.device, cbase, cmax)
+
+def workers_table(resolutions: list[int], batch: int, timed_iters: int, device: str, cbase: int | None, cmax: int | None) -> None:
+    """The demo's preset (fpa-cpu, 32x32, its own narrow D) and the paper's (fpa, 64x64, the D of
+    the table above) with --workers=3, the default before it was chosen from the device, and
+    with today's default."""
+    print(f'DataLoader workers, batch {batch}, fp32: --workers=3 (the old default) vs the default for {device} with '
+          f'{os.cpu_count()} cores')
+    print()
+    print('| resolution | preset | workers | sec/kimg | vs --workers=3 |')
+    print('|---|---|---:|---:|---:|')
+    with tempfile.TemporaryDirectory() as tmp:
+        for res, cfg, channels in ((32, 'fpa-cpu', (None, None)), (64, 'fpa', (cbase, cmax))):
+            if res not in resolutions:
+                continue
+            data = make_dataset(os.path.join(tmp, f'workers{res}'), res, batch)
+            before = None
+            for workers in (3, None):
+                r = measure(data, res, None, 'fp32', batch, timed_iters, device, *channels, cfg=cfg, workers=workers)
+                before = r.sec_per_kimg if before is None else before
+                label = '3' if workers is not None else f'{r.workers} (default)'
+                print(f'| {res}x{res} | {cfg} (D {r.D_channels}) | {label} | {r.sec_per_kimg:.1f} | {before / r.sec_per_kimg:.2f}x |', flush=True)
 
 if __name__ == '__main__':
     main()

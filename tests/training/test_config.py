@@ -108,6 +108,22 @@ def test_overrides():
     assert set(c.augment_kwargs) == {'class_name', 'xflip', 'rotate90', 'xint'}
     assert c.precision == 'bf16'
 
+@pytest.mark.parametrize('device, gpus, cores, expected', [
+    ('cpu', 1, 2, 0), ('cpu', 1, 64, 0), ('cpu', 2, 2, 0),     # The CPU: the training process uses the cores.
+    ('cuda', 1, 64, 3), ('cuda', 8, 64, 3),                    # Upstream's 3 where cores are plenty,
+    ('cuda', 1, 3, 2), ('cuda', 2, 4, 1), ('cuda', 4, 4, 0),   # fewer where they are not (one per GPU process),
+    ('cuda', 1, None, 0),                                       # and none when the count is unknown.
+])
+def test_default_workers(device, gpus, cores, expected):
+    assert config.default_workers(device, gpus, cores) == expected
+
+def test_workers_default_and_override(monkeypatch):
+    monkeypatch.setattr(config.os, 'cpu_count', lambda: 16)
+    assert _build(cfg='fpa', device='cpu').data_loader_kwargs.num_workers == 0
+    assert _build(cfg='fpa', device='cuda').data_loader_kwargs.num_workers == 3
+    assert _build(cfg='fpa', device='cuda', gpus=8).data_loader_kwargs.num_workers == 1
+    assert _build(cfg='fpa', device='cpu', workers=2).data_loader_kwargs.num_workers == 2, 'an explicit --workers wins'
+
 def test_fp16_layers_only_on_cuda_and_not_with_fp32():
     assert _build(cfg='stylegan2', device='cuda').D_kwargs.num_fp16_res == 4
     c = _build(cfg='stylegan2', device='cuda', fp32=True)
