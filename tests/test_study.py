@@ -1,0 +1,77 @@
+"""The study's pieces on tiny data: train.py --minutes, bench/gpu_train.sh on the CPU with a
+tiny budget (the GPU run's steps and its folder of results), the PIL plot, bad options."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+from click.testing import CliRunner
+
+import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'bench'))
+import study   # noqa: E402
+
+TINY_FPA = ['--cfg=fpa-cpu', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu']
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    """A folder of 8 random 16x16 RGB PNGs (seeded)."""
+    folder = tmp_path_factory.mktemp('images')
+    rnd = np.random.RandomState(0)
+    for i in range(8):
+        PIL.Image.fromarray(rnd.randint(0, 256, size=(16, 16, 3), dtype=np.uint8)).save(folder / f'{i}.png')
+    return str(folder)
+
+def test_train_minutes_stops_with_a_checkpoint_that_continues(images, tmp_path):
+    """--minutes stops a run long before --kimg, with a snapshot and a resume checkpoint; the
+    checkpoint continues the run to a later kimg."""
+    outdir = str(tmp_path / 'runs')
+    args = ['--outdir', outdir, '--data', images, '--kimg=1000', '--tick=0.008', '--snap=1000', '--minutes=0.0001'] + TINY_FPA
+    result = CliRunner().invoke(train.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run_dir] = glob.glob(os.path.join(outdir, '0*'))
+    [resume] = glob.glob(os.path.join(run_dir, 'resume-*.pt'))
+    assert glob.glob(os.path.join(run_dir, 'network-snapshot-*.pkl'))
+    result = CliRunner().invoke(train.main, args + [f'--resume={resume}'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(run_dir, 'stats.jsonl')) as f:
+        kimgs = [json.loads(line)['Progress/kimg']['mean'] for line in f]
+    assert kimgs[-1] > kimgs[0]
+
+def run_gpu_train(out, **env):
+    env = dict(os.environ, DEVICE='cpu', CFG='fpa-cpu', METRIC='none', MINUTES='0.0001', TICK='0.008', SNAP='1',
+               EXTRA='--batch=4 --aug=noaug --workers=0', PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
+    return subprocess.run(['bash', os.path.join(REPO, 'bench', 'gpu_train.sh'), str(out)], env=env, capture_output=True, text=True)
+
+def test_gpu_train_script_on_the_cpu(images, tmp_path):
+    """The GPU script's steps with a tiny budget on the CPU: one folder, at most 8 files."""
+    proc = run_gpu_train(tmp_path / 'out', EMOJI_DATA=images)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = sorted(os.listdir(tmp_path / 'out'))
+    assert {'env.txt', 'log.txt', 'stats.jsonl', 'fakes.png', 'paint.png', 'summary.md'} <= set(files) and len(files) <= 8
+    assert 'not computed' in (tmp_path / 'out' / 'summary.md').read_text()
+    assert PIL.Image.open(tmp_path / 'out' / 'fakes.png').size == (8 * 16 * 2, 8 * 16 * 2)
+
+def test_gpu_train_script_refuses_missing_data(tmp_path):
+    proc = run_gpu_train(tmp_path / 'out', EMOJI_DATA=str(tmp_path / 'absent.zip'))
+    assert proc.returncode == 1
+    assert proc.stdout.strip().splitlines()[-1].startswith('gpu_train.sh: EMOJI_DATA=')
+
+def test_plot_curves_draws_every_series(tmp_path):
+    path = str(tmp_path / 'plot.png')
+    study.plot_curves([('a', (255, 0, 0), [(1, 80.0), (2, 60.0)]), ('b', (0, 0, 255), [(1, 90.0)])], 10.0, 'minutes', 'title', path)
+    pixels = np.asarray(PIL.Image.open(path).convert('RGB')).reshape(-1, 3)
+    assert ((pixels == (255, 0, 0)).all(axis=1)).any() and ((pixels == (0, 0, 255)).all(axis=1)).any()
+
+@pytest.mark.parametrize('args, hint', [(['--datasets=cifar'], '--datasets'), (['--models=fpa,big'], '--models'),
+                                        (['--minutes=1', '--fid-every=2'], '--fid-every')])
+def test_study_refuses_bad_options(args, hint, tmp_path):
+    result = CliRunner().invoke(study.main, args + ['--outdir', str(tmp_path), '--report-only'])
+    assert result.exit_code == 2 and hint in result.output
