@@ -196,6 +196,48 @@ def parameter_counts(network: str) -> tuple[int, int]:
         frozen = sum(p.numel() for name, p in G.named_parameters() if 'unet' not in name)
     return total, total - frozen
 
+STRIPE_SAMPLES = 256
+
+def stripe_index(images, low_cut: int = 2) -> float:
+    """The share on the two axes of frequency space of an image's power (2D FFT of the
+    luminance), leaving out the lowest frequencies (|kx|, |ky| <= low_cut cycles per image: the
+    object's overall shape); averaged over the images. A band that spans the full width or
+    height has all its power on the axes (index 1). Real images have some there too (edges
+    along x and y), so compare with the real row."""
+    import torch
+    x = images.float().mean(dim=1)                              # [N, H, W] luminance.
+    power = torch.fft.fft2(x).abs().square()
+    H, W = x.shape[1:]
+    fy = torch.fft.fftfreq(H).abs()[:, None] * H                # Cycles per image.
+    fx = torch.fft.fftfreq(W).abs()[None, :] * W
+    kept = ((fy > low_cut) | (fx > low_cut)).float()
+    on_axes = ((fy == 0) | (fx == 0)).float() * kept
+    return float(((power * on_axes).sum(dim=(1, 2)) / (power * kept).sum(dim=(1, 2)).clamp(min=1e-12)).mean())
+
+def generated_images(network: str, num: int):
+    """uint8-range float images [num, C, H, W] of G_ema, z from torch.Generator seeded 0."""
+    import torch
+    sys.path.insert(0, REPO)
+    from networks import loader
+    G = loader.load_network(network).G_ema.eval()
+    z = torch.randn([num, G.z_dim], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        images = torch.cat([G(z=zb, c=torch.zeros([len(zb), G.c_dim]), noise_mode='const') for zb in z.split(64)])
+    return (images * 127.5 + 128).clamp(0, 255)
+
+def real_images(data: str, num: int):
+    """The first `num` images of a dataset zip as float [num, C, H, W]."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    with zipfile.ZipFile(data) as z:
+        names = sorted(n for n in z.namelist() if n.lower().endswith('.png'))[:num]
+        arrays = []
+        for name in names:
+            with z.open(name) as f:
+                arrays.append(np.asarray(Image.open(f).convert('RGB')))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
+
 def plot_curves(series: list[tuple[str, tuple, list]], floor: float | None, x_label: str, title: str, path: str) -> None:
     """A line plot (PNG, drawn with PIL) of [(label, RGB colour, [(x, FID)])], the noise floor dashed."""
     from PIL import Image, ImageDraw
@@ -247,7 +289,8 @@ def write_report(outdir: str, docs: str, minutes: float, fid_every: float, datas
     figures = os.path.join(os.path.dirname(docs), 'results')
     os.makedirs(figures, exist_ok=True)
     rel = os.path.relpath(figures, os.path.dirname(docs))
-    lines = ['| dataset | generator | FID (fid2k_full) | kimg | sec/kimg | G parameters (trained) |', '|---|---|---:|---:|---:|---:|']
+    lines = ['| dataset | generator | FID (fid2k_full) | kimg | sec/kimg | G parameters (trained) | stripe index |',
+             '|---|---|---:|---:|---:|---:|---:|']
     for dataset in datasets:
         rec = Recorder(os.path.join(outdir, dataset, 'results.jsonl'))
         floor = rec.find(model='real')
@@ -262,15 +305,18 @@ def write_report(outdir: str, docs: str, minutes: float, fid_every: float, datas
             series_kimg.append((MODEL_LABELS[model], MODEL_COLOURS[model], [(r['kimg'], r['fid']) for r in rows]))
             last = max(rows, key=lambda r: r['sec'])
             total, trained = parameter_counts(last['network'])
+            stripes = stripe_index(generated_images(last['network'], STRIPE_SAMPLES))
             lines.append(f'| {dataset} | {MODEL_LABELS[model]} | {last["fid"]:.1f} | {last["kimg"]:.1f} | '
-                         f'{last["sec"] / max(last["kimg"], 1e-9):.1f} | {total:,}' + (f' ({trained:,})' if trained != total else '') + ' |')
+                         f'{last["sec"] / max(last["kimg"], 1e-9):.1f} | {total:,}' + (f' ({trained:,})' if trained != total else '')
+                         + f' | {stripes:.3f} |')
             crop_grid(newest(os.path.join(last['run_dir'], 'fakes[0-9]*.png')), os.path.join(figures, f'{dataset}-{model}-fakes.png'), 8, 32)
             paint = newest(os.path.join(last['run_dir'], 'paint[0-9]*.png'))
             if paint is not None:
                 with open(paint, 'rb') as src, open(os.path.join(figures, f'{dataset}-{model}-paint.png'), 'wb') as dst:
                     dst.write(src.read())
-        if floor is not None:
-            lines.append(f'| {dataset} | real vs real (two halves of {floor["num_images"]:,}, fid_full) | {floor["fid"]:.1f} | | | |')
+        stripes = stripe_index(real_images(dataset_path(dataset), STRIPE_SAMPLES))
+        floor_text = f'{floor["fid"]:.1f}' if floor is not None else 'not measured'
+        lines.append(f'| {dataset} | real images (FID: two halves, fid_full) | {floor_text} | | | | {stripes:.3f} |')
         floor_fid = floor['fid'] if floor else None
         if series_min:
             plot_curves(series_min, floor_fid, 'training wall-clock (minutes)', f'{dataset}: {FID_METRIC} vs time',

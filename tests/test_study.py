@@ -75,3 +75,12 @@ def test_plot_curves_draws_every_series(tmp_path):
 def test_study_refuses_bad_options(args, hint, tmp_path):
     result = CliRunner().invoke(study.main, args + ['--outdir', str(tmp_path), '--report-only'])
     assert result.exit_code == 2 and hint in result.output
+
+def test_stripe_index_separates_full_width_bands_from_noise():
+    import torch
+    bands = torch.zeros(2, 3, 32, 32)
+    bands[:, :, 10:14, :] = 255             # A horizontal band across the full width.
+    bands[:, :, :, 20:22] += 100            # and a vertical one.
+    noise = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
+    assert study.stripe_index(bands) == pytest.approx(1.0)
+    assert study.stripe_index(noise) < 0.1
