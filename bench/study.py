@@ -7,10 +7,11 @@ and wall-clock budget, on Fashion-MNIST and the Google emoji at 32x32; results i
 
 Per dataset (one worker process per dataset, one thread each, in parallel) and per model, in turn:
   - fpa:        train.py --cfg=fpa-cpu for --minutes of training, stopped (train.py --minutes)
-                every --fid-every minutes for fid2k_full of the snapshot (seed 0);
+                every --fid-every minutes and at half the budget for fid2k_full of the snapshot (seed 0);
   - stylegan2:  the same with --gen=stylegan2 (the preset's D, loss, ADA and batch);
-  - fpa-unet:   two-stage: the FPA's snapshot at half the budget, then --gen=fpa-unet
-                --freeze-fpa=1 for the other half (the U-Net is trained, the FPA stays fixed);
+  - fpa-unet:   two-stage: the FPA's snapshot at half the budget, then --cfg=fpa-unet-cpu
+                --freeze-fpa=1 for the other half (the U-Net is trained, the FPA stays fixed),
+                scored at the --fid-every marks after half the budget;
   - the noise floor: FID between the two halves of the real images (calc_metrics.py --fakes, fid_full).
 Every result is appended to <outdir>/<dataset>/results.jsonl as it comes; a second start skips
 what is recorded and continues a stopped training run from its resume checkpoint. --report-only
@@ -95,7 +96,7 @@ class Recorder:
 
 #----------------------------------------------------------------------------
 
-def train_and_score(dataset: str, data: str, model: str, marks: list[float], train_args: list[str], start: dict | None,
+def train_and_score(dataset: str, data: str, model: str, cfg: str, marks: list[float], train_args: list[str], start: dict | None,
                     workdir: str, rec: Recorder) -> None:
     """Train `model` until each mark (minutes of training, `start`'s included), fid2k_full at each."""
     outdir = os.path.join(workdir, model)
@@ -113,7 +114,7 @@ def train_and_score(dataset: str, data: str, model: str, marks: list[float], tra
             resume_args = [f'--resume={start["network"]}', '--freeze-fpa=1'] if start else []
         minutes = max(mark * 60 - done_sec, 1) / 60
         print(f'[study] {dataset} {model}: training to {mark:g} min ({minutes:.2f} min now)', flush=True)
-        python(['train.py', f'--outdir={outdir}', f'--data={data}', '--cfg=fpa-cpu', '--precision=bf16', '--metrics=none',
+        python(['train.py', f'--outdir={outdir}', f'--data={data}', f'--cfg={cfg}', '--precision=bf16', '--metrics=none',
                 '--tick=1', '--snap=100000', '--workers=1', '--kimg=100000', f'--minutes={minutes:.4f}']
                + train_args + resume_args, log)
         run_dir = newest(os.path.join(outdir, '[0-9]*'))
@@ -152,20 +153,16 @@ def run_dataset(dataset: str, outdir: str, minutes: float, fid_every: float, mod
     os.makedirs(workdir, exist_ok=True)
     data = dataset_path(dataset)
     rec = Recorder(os.path.join(workdir, 'results.jsonl'))
-    marks = [round(fid_every * i, 6) for i in range(1, int(minutes / fid_every + 1e-9) + 1)]
-    if not marks or marks[-1] < minutes:
-        marks.append(minutes)
+    marks = sorted({round(fid_every * i, 6) for i in range(1, int(minutes / fid_every + 1e-9) + 1)} | {minutes})
+    half = minutes / 2      # The two-stage FPA/U-Net: the FPA for the first half of the budget, the U-Net for the second.
     if 'fpa' in models or 'fpa-unet' in models:
-        train_and_score(dataset, data, 'fpa', marks, train_args, None, workdir, rec)
+        fpa_marks = sorted(set(marks) | ({half} if 'fpa-unet' in models else set()))
+        train_and_score(dataset, data, 'fpa', 'fpa-cpu', fpa_marks, train_args, None, workdir, rec)
     if 'stylegan2' in models:
-        train_and_score(dataset, data, 'stylegan2', marks, ['--gen=stylegan2'] + train_args, None, workdir, rec)
+        train_and_score(dataset, data, 'stylegan2', 'fpa-cpu', marks, ['--gen=stylegan2'] + train_args, None, workdir, rec)
     if 'fpa-unet' in models:
-        # Stage 1: the FPA at the first mark at or after half the budget; stage 2: the U-Net for the rest.
-        half = next(m for m in marks if m >= minutes / 2)
         start = rec.find(model='fpa', minutes=half)
-        later = [m for m in marks if m > half]
-        if later:
-            train_and_score(dataset, data, 'fpa-unet', later, ['--gen=fpa-unet'] + train_args, start, workdir, rec)
+        train_and_score(dataset, data, 'fpa-unet', 'fpa-unet-cpu', [m for m in marks if m > half], train_args, start, workdir, rec)
     if floor:
         noise_floor(dataset, data, workdir, rec)
 
@@ -224,6 +221,17 @@ def generated_images(network: str, num: int):
     with torch.no_grad():
         images = torch.cat([G(z=zb, c=torch.zeros([len(zb), G.c_dim]), noise_mode='const') for zb in z.split(64)])
     return (images * 127.5 + 128).clamp(0, 255)
+
+def painter_images(network: str, num: int):
+    """An FPA/U-Net's FPA image before the U-Net, for the latents of generated_images (float, uint8 range)."""
+    import torch
+    sys.path.insert(0, REPO)
+    from networks import loader
+    G = loader.load_network(network).G_ema.eval()
+    z = torch.randn([num, G.z_dim], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        images = torch.cat([G.paint(zb, torch.zeros([len(zb), G.c_dim]))['image'] for zb in z.split(64)])
+    return (images.float() * 127.5 + 128).clamp(0, 255)
 
 def real_images(data: str, num: int):
     """The first `num` images of a dataset zip as float [num, C, H, W]."""
@@ -309,6 +317,9 @@ def write_report(outdir: str, docs: str, minutes: float, fid_every: float, datas
             lines.append(f'| {dataset} | {MODEL_LABELS[model]} | {last["fid"]:.1f} | {last["kimg"]:.1f} | '
                          f'{last["sec"] / max(last["kimg"], 1e-9):.1f} | {total:,}' + (f' ({trained:,})' if trained != total else '')
                          + f' | {stripes:.3f} |')
+            if model == 'fpa-unet':
+                before = stripe_index(painter_images(last['network'], STRIPE_SAMPLES))
+                lines.append(f'| {dataset} | (its FPA\'s image before the U-Net) | | | | | {before:.3f} |')
             crop_grid(newest(os.path.join(last['run_dir'], 'fakes[0-9]*.png')), os.path.join(figures, f'{dataset}-{model}-fakes.png'), 8, 32)
             paint = newest(os.path.join(last['run_dir'], 'paint[0-9]*.png'))
             if paint is not None:
