@@ -7,15 +7,22 @@ and wall-clock budget, on Fashion-MNIST and the Google emoji at 32x32; results i
 
 Per dataset (one worker process per dataset, one thread each, in parallel) and per model, in turn:
   - fpa:        train.py --cfg=fpa-cpu for --minutes of training, stopped (train.py --minutes)
-                every --fid-every minutes and at half the budget for fid2k_full of the snapshot (seed 0);
+                every --fid-every minutes and at half the budget for an FID of the snapshot;
   - stylegan2:  the same with --gen=stylegan2 (the preset's D, loss, ADA and batch);
   - fpa-unet:   two-stage: the FPA's snapshot at half the budget, then --cfg=fpa-unet-cpu
                 --freeze-fpa=1 for the other half (the U-Net is trained, the FPA stays fixed),
                 scored at the --fid-every marks after half the budget;
-  - the noise floor: FID between the two halves of the real images (calc_metrics.py --fakes, fid_full).
+  - the noise floor: the FID of real images that are not in the reference.
+The FID: --fid-images generated images (generate.py, seeds 0..N-1) against as many real images
+(the even-numbered ones of the dataset), calc_metrics.py --fakes --metrics=fid_full. Few images
+make the FID high and noisy (the noise floor row shows how high); fid2k_full would cost 2,000
+generated images and all reals per score, more than a 2-core machine shared with other work
+gave (docs/results.md).
 Every result is appended to <outdir>/<dataset>/results.jsonl as it comes; a second start skips
-what is recorded and continues a stopped training run from its resume checkpoint. --report-only
-writes docs/results.md (table, plots, sample grids, painting figures) from what is recorded.
+what is recorded and continues a stopped training run from its resume checkpoint. At the end (or
+with --report-only, from what is recorded) it writes the pictures that docs/results.md shows into
+docs/results/: the table (table.md: FID, kimg, sec/kimg, parameters, stripe index), FID against
+minutes and against kimg per dataset, 8x8 sample grids and painting figures.
 Times are training wall-clock (Timing/total_sec of stats.jsonl): FID evaluations and process
 start-up are not counted.
 """
@@ -24,7 +31,7 @@ import concurrent.futures
 import glob
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -33,7 +40,6 @@ import click
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'
-FID_METRIC = 'fid2k_full'
 MODELS = ('fpa', 'fpa-unet', 'stylegan2')
 MODEL_LABELS = {'fpa': 'FPA', 'fpa-unet': 'FPA/U-Net (two-stage)', 'stylegan2': 'StyleGAN2 G'}
 MODEL_COLOURS = {'fpa': (31, 119, 180), 'fpa-unet': (44, 160, 44), 'stylegan2': (214, 39, 40)}
@@ -97,8 +103,8 @@ class Recorder:
 #----------------------------------------------------------------------------
 
 def train_and_score(dataset: str, data: str, model: str, cfg: str, marks: list[float], train_args: list[str], start: dict | None,
-                    workdir: str, rec: Recorder) -> None:
-    """Train `model` until each mark (minutes of training, `start`'s included), fid2k_full at each."""
+                    workdir: str, reference: str, fid_images: int, rec: Recorder) -> None:
+    """Train `model` until each mark (minutes of training, `start`'s included) and score it there."""
     outdir = os.path.join(workdir, model)
     log = os.path.join(workdir, f'{model}.log')
     for mark in marks:
@@ -112,59 +118,80 @@ def train_and_score(dataset: str, data: str, model: str, cfg: str, marks: list[f
         else:
             done_sec = start['sec'] if start else 0
             resume_args = [f'--resume={start["network"]}', '--freeze-fpa=1'] if start else []
-        minutes = max(mark * 60 - done_sec, 1) / 60
-        print(f'[study] {dataset} {model}: training to {mark:g} min ({minutes:.2f} min now)', flush=True)
-        python(['train.py', f'--outdir={outdir}', f'--data={data}', f'--cfg={cfg}', '--precision=bf16', '--metrics=none',
-                '--tick=1', '--snap=100000', '--workers=1', '--kimg=100000', f'--minutes={minutes:.4f}']
-               + train_args + resume_args, log)
+        if resume is None or done_sec < mark * 60:     # (A run stopped just after this mark is scored as it is.)
+            minutes = max(mark * 60 - done_sec, 1) / 60
+            print(f'[study] {dataset} {model}: training to {mark:g} min ({minutes:.2f} min now)', flush=True)
+            python(['train.py', f'--outdir={outdir}', f'--data={data}', f'--cfg={cfg}', '--precision=bf16', '--metrics=none',
+                    '--tick=1', '--snap=100000', '--workers=1', '--kimg=100000', f'--minutes={minutes:.4f}']
+                   + train_args + resume_args, log)
         run_dir = newest(os.path.join(outdir, '[0-9]*'))
         network = newest(os.path.join(run_dir, 'network-snapshot-*.pkl'))
         sec, kimg = last_stats(run_dir)
         if start:
             sec, kimg = sec + start['sec'], kimg + start['kimg']
-        fid = metric_value(python(['calc_metrics.py', f'--network={network}', f'--metrics={FID_METRIC}', '--device=cpu',
-                                   '--seed=0', '--verbose=0'], log), FID_METRIC)
-        print(f'[study] {dataset} {model}: {mark:g} min, {kimg:.1f} kimg, {FID_METRIC} {fid:.2f}', flush=True)
-        rec.add(dict(model=model, minutes=mark, sec=sec, kimg=kimg, fid=fid, network=network, run_dir=run_dir,
-                     **(dict(stage1_minutes=start['minutes']) if start else {})))
+        fid = network_fid(network, reference, fid_images, workdir, log)
+        print(f'[study] {dataset} {model}: {mark:g} min, {kimg:.1f} kimg, FID {fid:.2f}', flush=True)
+        rec.add(dict(model=model, minutes=mark, sec=sec, kimg=kimg, fid=fid, fid_images=fid_images, network=network,
+                     run_dir=run_dir, **(dict(stage1_minutes=start['minutes']) if start else {})))
 
-def noise_floor(dataset: str, data: str, workdir: str, rec: Recorder) -> None:
-    """FID between the even- and the odd-numbered real images (fid_full, every image)."""
-    if rec.find(model='real') is not None:
-        return
-    halves = [os.path.join(workdir, f'real-half{i}') for i in (0, 1)]
+def network_fid(network: str, reference: str, fid_images: int, workdir: str, log: str) -> float:
+    """FID of the network's images of seeds 0..fid_images-1 (generate.py) against the reference images."""
+    fakes = os.path.join(workdir, 'fakes-scratch')
+    shutil.rmtree(fakes, ignore_errors=True)
+    python(['generate.py', f'--network={network}', f'--seeds=0-{fid_images - 1}', f'--outdir={fakes}', '--device=cpu'], log)
+    fid = metric_value(python(['calc_metrics.py', f'--fakes={fakes}', f'--data={reference}', '--metrics=fid_full',
+                               '--device=cpu', '--verbose=0'], log), 'fid_full')
+    shutil.rmtree(fakes)
+    return fid
+
+def real_sets(data: str, workdir: str, fid_images: int) -> tuple[str, str]:
+    """Two disjoint folders of fid_images real images each: the FID reference (even-numbered images
+    of the dataset) and, for the noise floor, the odd-numbered ones."""
+    folders = [os.path.join(workdir, f'real-{name}-{fid_images}') for name in ('reference', 'other')]
+    if all(os.path.isdir(f) and len(os.listdir(f)) == fid_images for f in folders):
+        return folders[0], folders[1]
     with zipfile.ZipFile(data) as z:
         names = sorted(n for n in z.namelist() if n.lower().endswith('.png'))
-        for i, half in enumerate(halves):
-            os.makedirs(half, exist_ok=True)
-            for j, name in enumerate(names[i::2]):
-                with open(os.path.join(half, f'{j:06d}.png'), 'wb') as f:
+        if len(names) < 2 * fid_images:
+            raise click.ClickException(f'--fid-images={fid_images}: {data} has {len(names)} images, fewer than twice that')
+        for i, folder in enumerate(folders):
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
+            for j, name in enumerate(names[i::2][:fid_images]):
+                with open(os.path.join(folder, f'{j:06d}.png'), 'wb') as f:
                     f.write(z.read(name))
-    print(f'[study] {dataset}: noise floor ({len(names)} real images in two halves)', flush=True)
-    log = os.path.join(workdir, 'real.log')
-    fid = metric_value(python(['calc_metrics.py', f'--fakes={halves[0]}', f'--data={halves[1]}', '--metrics=fid_full',
-                               '--device=cpu', '--verbose=0'], log), 'fid_full')
-    rec.add(dict(model='real', fid=fid, num_images=len(names)))
+    return folders[0], folders[1]
 
-def run_dataset(dataset: str, outdir: str, minutes: float, fid_every: float, models: list[str], floor: bool,
+def noise_floor(dataset: str, reference: str, other: str, fid_images: int, workdir: str, rec: Recorder) -> None:
+    """The FID of real images against the reference: what a perfect generator would score with this many images."""
+    if rec.find(model='real') is not None:
+        return
+    print(f'[study] {dataset}: noise floor ({fid_images} real vs {fid_images} other real images)', flush=True)
+    fid = metric_value(python(['calc_metrics.py', f'--fakes={other}', f'--data={reference}', '--metrics=fid_full',
+                               '--device=cpu', '--verbose=0'], os.path.join(workdir, 'real.log')), 'fid_full')
+    rec.add(dict(model='real', fid=fid, fid_images=fid_images))
+
+def run_dataset(dataset: str, outdir: str, minutes: float, fid_every: float, fid_images: int, models: list[str], floor: bool,
                 train_args: list[str]) -> None:
     """Everything for one dataset, in turn (one worker)."""
     workdir = os.path.join(outdir, dataset)
     os.makedirs(workdir, exist_ok=True)
     data = dataset_path(dataset)
     rec = Recorder(os.path.join(workdir, 'results.jsonl'))
+    reference, other = real_sets(data, workdir, fid_images)
+    scoring = dict(workdir=workdir, reference=reference, fid_images=fid_images, rec=rec)
     marks = sorted({round(fid_every * i, 6) for i in range(1, int(minutes / fid_every + 1e-9) + 1)} | {minutes})
     half = minutes / 2      # The two-stage FPA/U-Net: the FPA for the first half of the budget, the U-Net for the second.
     if 'fpa' in models or 'fpa-unet' in models:
         fpa_marks = sorted(set(marks) | ({half} if 'fpa-unet' in models else set()))
-        train_and_score(dataset, data, 'fpa', 'fpa-cpu', fpa_marks, train_args, None, workdir, rec)
+        train_and_score(dataset, data, 'fpa', 'fpa-cpu', fpa_marks, train_args, None, **scoring)
     if 'stylegan2' in models:
-        train_and_score(dataset, data, 'stylegan2', 'fpa-cpu', marks, ['--gen=stylegan2'] + train_args, None, workdir, rec)
+        train_and_score(dataset, data, 'stylegan2', 'fpa-cpu', marks, ['--gen=stylegan2'] + train_args, None, **scoring)
     if 'fpa-unet' in models:
         start = rec.find(model='fpa', minutes=half)
-        train_and_score(dataset, data, 'fpa-unet', 'fpa-unet-cpu', [m for m in marks if m > half], train_args, start, workdir, rec)
+        train_and_score(dataset, data, 'fpa-unet', 'fpa-unet-cpu', [m for m in marks if m > half], train_args, start, **scoring)
     if floor:
-        noise_floor(dataset, data, workdir, rec)
+        noise_floor(dataset, reference, other, fid_images, workdir, rec)
 
 def dataset_path(dataset: str) -> str:
     """The dataset's zip, built first if it can be (Fashion-MNIST); a clear error if not."""
@@ -194,6 +221,7 @@ def parameter_counts(network: str) -> tuple[int, int]:
     return total, total - frozen
 
 STRIPE_SAMPLES = 256
+TABLE_BEGIN, TABLE_END = '<!-- study table: begin -->', '<!-- study table: end -->'
 
 def stripe_index(images, low_cut: int = 2) -> float:
     """The share on the two axes of frequency space of an image's power (2D FFT of the
@@ -233,17 +261,16 @@ def painter_images(network: str, num: int):
         images = torch.cat([G.paint(zb, torch.zeros([len(zb), G.c_dim]))['image'] for zb in z.split(64)])
     return (images.float() * 127.5 + 128).clamp(0, 255)
 
-def real_images(data: str, num: int):
-    """The first `num` images of a dataset zip as float [num, C, H, W]."""
+def real_images(folder: str, num: int):
+    """The first `num` PNGs of a folder (sorted by name) as float [num, C, H, W] RGB."""
     import numpy as np
     import torch
     from PIL import Image
-    with zipfile.ZipFile(data) as z:
-        names = sorted(n for n in z.namelist() if n.lower().endswith('.png'))[:num]
-        arrays = []
-        for name in names:
-            with z.open(name) as f:
-                arrays.append(np.asarray(Image.open(f).convert('RGB')))
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith('.png'))[:num]
+    arrays = []
+    for name in names:
+        with Image.open(os.path.join(folder, name)) as image:
+            arrays.append(np.asarray(image.convert('RGB')))
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
 
 def plot_curves(series: list[tuple[str, tuple, list]], floor: float | None, x_label: str, title: str, path: str) -> None:
@@ -293,11 +320,10 @@ def crop_grid(path: str, out: str, cells: int, cell_px: int) -> None:
     with Image.open(path) as grid:
         grid.crop((0, 0, cells * cell_px, cells * cell_px)).resize((2 * cells * cell_px,) * 2, Image.NEAREST).save(out)
 
-def write_report(outdir: str, docs: str, minutes: float, fid_every: float, datasets: list[str]) -> None:
+def write_report(outdir: str, docs: str, datasets: list[str]) -> None:
     figures = os.path.join(os.path.dirname(docs), 'results')
     os.makedirs(figures, exist_ok=True)
-    rel = os.path.relpath(figures, os.path.dirname(docs))
-    lines = ['| dataset | generator | FID (fid2k_full) | kimg | sec/kimg | G parameters (trained) | stripe index |',
+    lines = ['| dataset | generator | FID | kimg | sec/kimg | G parameters (trained) | stripe index |',
              '|---|---|---:|---:|---:|---:|---:|']
     for dataset in datasets:
         rec = Recorder(os.path.join(outdir, dataset, 'results.jsonl'))
@@ -325,18 +351,26 @@ def write_report(outdir: str, docs: str, minutes: float, fid_every: float, datas
             if paint is not None:
                 with open(paint, 'rb') as src, open(os.path.join(figures, f'{dataset}-{model}-paint.png'), 'wb') as dst:
                     dst.write(src.read())
-        stripes = stripe_index(real_images(dataset_path(dataset), STRIPE_SAMPLES))
+        reference = newest(os.path.join(outdir, dataset, 'real-reference-*'))
+        stripes = f'{stripe_index(real_images(reference, STRIPE_SAMPLES)):.3f}' if reference else 'not measured'
         floor_text = f'{floor["fid"]:.1f}' if floor is not None else 'not measured'
-        lines.append(f'| {dataset} | real images (FID: two halves, fid_full) | {floor_text} | | | | {stripes:.3f} |')
+        lines.append(f'| {dataset} | real images (FID: other real images, the noise floor) | {floor_text} | | | | {stripes} |')
         floor_fid = floor['fid'] if floor else None
         if series_min:
-            plot_curves(series_min, floor_fid, 'training wall-clock (minutes)', f'{dataset}: {FID_METRIC} vs time',
+            plot_curves(series_min, floor_fid, 'training wall-clock (minutes)', f'{dataset}: FID vs time',
                         os.path.join(figures, f'{dataset}-fid-minutes.png'))
-            plot_curves(series_kimg, floor_fid, 'kimg (thousands of images shown to D)', f'{dataset}: {FID_METRIC} vs kimg',
+            plot_curves(series_kimg, floor_fid, 'kimg (thousands of images shown to D)', f'{dataset}: FID vs kimg',
                         os.path.join(figures, f'{dataset}-fid-kimg.png'))
     table = '\n'.join(lines)
     with open(os.path.join(figures, 'table.md'), 'w') as f:
         f.write(table + '\n')
+    if os.path.isfile(docs):    # The table also between the page's markers, if it has them.
+        with open(docs) as f:
+            page = f.read()
+        begin, end = page.find(TABLE_BEGIN), page.find(TABLE_END)
+        if 0 <= begin < end:
+            with open(docs, 'w') as f:
+                f.write(page[:begin + len(TABLE_BEGIN)] + '\n' + table + '\n' + page[end:])
     print(table)
     print(f'[study] figures in {figures}; the table also in {os.path.join(figures, "table.md")}', flush=True)
 
@@ -346,14 +380,15 @@ def write_report(outdir: str, docs: str, minutes: float, fid_every: float, datas
 @click.option('--outdir', default='runs/study', show_default=True, metavar='DIR', help='Training runs and recorded results')
 @click.option('--minutes', default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help='Training wall-clock budget per generator')
 @click.option('--fid-every', default=2.5, show_default=True, type=click.FloatRange(min=0, min_open=True), help='Minutes of training between FIDs')
+@click.option('--fid-images', default=500, show_default=True, type=click.IntRange(min=2), help='Generated and reference real images per FID')
 @click.option('--datasets', default='fmnist,emoji', show_default=True, help=f'Comma list of {", ".join(DATASETS)}')
 @click.option('--models', default=','.join(MODELS), show_default=True, help=f'Comma list of {", ".join(MODELS)}')
 @click.option('--floor/--no-floor', default=True, show_default=True, help='Compute the noise floor (real vs real halves)')
 @click.option('--docs', default=os.path.join(REPO, 'docs', 'results.md'), show_default=True, metavar='FILE',
-              help='Its folder receives results/ (plots, grids, painting figures, table.md)')
+              help='The results page; its folder receives results/ (plots, grids, painting figures, table.md)')
 @click.option('--train-args', default='', metavar='ARGS', help='More train.py options for every run, e.g. "--glr=0.002 --gamma=0.05"')
 @click.option('--report-only', is_flag=True, help='Make the figures and the table from what is recorded; train nothing')
-def main(outdir, minutes, fid_every, datasets, models, floor, docs, train_args, report_only):
+def main(outdir, minutes, fid_every, fid_images, datasets, models, floor, docs, train_args, report_only):
     datasets = [d for d in datasets.split(',') if d]
     models = [m for m in models.split(',') if m]
     for name, allowed, option in [(datasets, DATASETS, '--datasets'), (models, MODELS, '--models')]:
@@ -366,11 +401,11 @@ def main(outdir, minutes, fid_every, datasets, models, floor, docs, train_args, 
         paths = {d: dataset_path(d) for d in datasets}    # Build or refuse before any training starts.
         print(f'[study] {", ".join(f"{d}: {p}" for d, p in paths.items())}', flush=True)
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(datasets)) as pool:
-            jobs = {pool.submit(run_dataset, d, outdir, minutes, fid_every, models, floor, train_args.split()): d for d in datasets}
+            jobs = {pool.submit(run_dataset, d, outdir, minutes, fid_every, fid_images, models, floor, train_args.split()): d for d in datasets}
             errors = [f'{jobs[job]}: {job.exception()}' for job in concurrent.futures.as_completed(jobs) if job.exception()]
         if errors:
             raise click.ClickException('; '.join(errors))
-    write_report(outdir, docs, minutes, fid_every, datasets)
+    write_report(outdir, docs, datasets)
 
 if __name__ == '__main__':
     main()

@@ -29,6 +29,37 @@ def images(tmp_path_factory):
         PIL.Image.fromarray(rnd.randint(0, 256, size=(16, 16, 3), dtype=np.uint8)).save(folder / f'{i}.png')
     return str(folder)
 
+@pytest.fixture(scope='module')
+def tiny_run(images, tmp_path_factory):
+    """A tiny FPA run stopped by --minutes: its run directory."""
+    outdir = str(tmp_path_factory.mktemp('runs'))
+    args = ['--outdir', outdir, '--data', images, '--kimg=1000', '--tick=0.008', '--snap=1000', '--minutes=0.0001'] + TINY_FPA
+    result = CliRunner().invoke(train.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run_dir] = glob.glob(os.path.join(outdir, '0*'))
+    return run_dir
+
+def test_report_from_recorded_results(images, tiny_run, tmp_path):
+    """--report-only: the table (into the page between its markers and table.md), the plots,
+    the sample grid and the painting figure, from results.jsonl rows."""
+    network = glob.glob(os.path.join(tiny_run, 'network-snapshot-*.pkl'))[0]
+    workdir = tmp_path / 'study' / 'emoji'
+    workdir.mkdir(parents=True)
+    rows = [dict(model='fpa', minutes=m, sec=60.0 * m, kimg=2.0 * m, fid=100.0 / m, fid_images=4, network=network, run_dir=tiny_run)
+            for m in (1, 2)] + [dict(model='real', fid=5.0, fid_images=4)]
+    (workdir / 'results.jsonl').write_text(''.join(json.dumps(row) + '\n' for row in rows))
+    os.symlink(images, workdir / 'real-reference-4')
+    docs = tmp_path / 'docs' / 'results.md'
+    docs.parent.mkdir()
+    docs.write_text(f'before\n{study.TABLE_BEGIN}\nold table\n{study.TABLE_END}\nafter\n')
+    result = CliRunner().invoke(study.main, ['--outdir', str(tmp_path / 'study'), '--datasets=emoji', '--docs', str(docs), '--report-only'])
+    assert result.exit_code == 0, result.output
+    page = docs.read_text()
+    assert 'old table' not in page and '| emoji | FPA | 50.0 | 4.0 | 30.0 |' in page and page.endswith('after\n')
+    assert '| emoji | real images (FID: other real images, the noise floor) | 5.0 |' in page
+    figures = sorted(os.listdir(docs.parent / 'results'))
+    assert figures == ['emoji-fid-kimg.png', 'emoji-fid-minutes.png', 'emoji-fpa-fakes.png', 'emoji-fpa-paint.png', 'table.md']
+
 def test_train_minutes_stops_with_a_checkpoint_that_continues(images, tmp_path):
     """--minutes stops a run long before --kimg, with a snapshot and a resume checkpoint; the
     checkpoint continues the run to a later kimg."""
