@@ -261,6 +261,22 @@ def painter_images(network: str, num: int):
         images = torch.cat([G.paint(zb, torch.zeros([len(zb), G.c_dim]))['image'] for zb in z.split(64)])
     return (images.float() * 127.5 + 128).clamp(0, 255)
 
+def stroke_extent(network: str, num: int) -> tuple[float, float]:
+    """How much of the image one FPA stroke covers: the participation ratio (sum |x|)^2 / (N sum x^2)
+    of the written vectors and of the keys (1 = spread evenly over all N rows or columns, 1/N =
+    one row or column), averaged over steps, channels and `num` samples (seeds as generated_images)."""
+    import torch
+    sys.path.insert(0, REPO)
+    from networks import loader
+    G = loader.load_network(network).G_ema.eval()
+    z = torch.randn([num, G.z_dim], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        painted = G.paint(z, torch.zeros([num, G.c_dim]))
+    def ratio(x):
+        x = x.float().abs()
+        return float((x.sum(dim=-1).square() / (x.shape[-1] * x.square().sum(dim=-1)).clamp(min=1e-12)).mean())
+    return ratio(painted['written']), ratio(painted['key_vectors'])
+
 def real_images(folder: str, num: int):
     """The first `num` PNGs of a folder (sorted by name) as float [num, C, H, W] RGB."""
     import numpy as np
@@ -325,6 +341,7 @@ def write_report(outdir: str, docs: str, datasets: list[str]) -> None:
     os.makedirs(figures, exist_ok=True)
     lines = ['| dataset | generator | FID | kimg | sec/kimg | G parameters (trained) | stripe index |',
              '|---|---|---:|---:|---:|---:|---:|']
+    strokes = []
     for dataset in datasets:
         rec = Recorder(os.path.join(outdir, dataset, 'results.jsonl'))
         floor = rec.find(model='real')
@@ -343,6 +360,9 @@ def write_report(outdir: str, docs: str, datasets: list[str]) -> None:
             lines.append(f'| {dataset} | {MODEL_LABELS[model]} | {last["fid"]:.1f} | {last["kimg"]:.1f} | '
                          f'{last["sec"] / max(last["kimg"], 1e-9):.1f} | {total:,}' + (f' ({trained:,})' if trained != total else '')
                          + f' | {stripes:.3f} |')
+            if model == 'fpa':
+                written, keys = stroke_extent(last['network'], 64)
+                strokes.append(f'| {dataset} | {MODEL_LABELS[model]} | {written:.2f} | {keys:.2f} |')
             if model == 'fpa-unet':
                 before = stripe_index(painter_images(last['network'], STRIPE_SAMPLES))
                 lines.append(f'| {dataset} | (its FPA\'s image before the U-Net) | | | | | {before:.3f} |')
@@ -361,6 +381,9 @@ def write_report(outdir: str, docs: str, datasets: list[str]) -> None:
                         os.path.join(figures, f'{dataset}-fid-minutes.png'))
             plot_curves(series_kimg, floor_fid, 'kimg (thousands of images shown to D)', f'{dataset}: FID vs kimg',
                         os.path.join(figures, f'{dataset}-fid-kimg.png'))
+    if strokes:
+        lines += ['', 'Stroke extent of the FPAs (participation ratio, 1 = a stroke spans all 32 rows or columns, 1/32 = one):', '',
+                  '| dataset | generator | written vectors | keys |', '|---|---|---:|---:|'] + strokes
     table = '\n'.join(lines)
     with open(os.path.join(figures, 'table.md'), 'w') as f:
         f.write(table + '\n')
