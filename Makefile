@@ -3,7 +3,7 @@
 #   make demo    a Fast Weight Painter learns Fashion-MNIST on the CPU (about 7 minutes on 2 idle cores)
 #   make bench   every benchmark, tables into bench/results.md
 #   make emoji   the Google emoji (npm package, offline from the npm cache) -> datasets/emoji-google{32,64}.zip
-#   make study   FPA, FPA/U-Net and StyleGAN2 side by side on the CPU -> docs/results.md (about 50 minutes)
+#   make study   FPA, FPA/U-Net and StyleGAN2 side by side on the CPU -> docs/results.md (about 35 minutes)
 PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
