@@ -40,6 +40,7 @@ import click
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'
+STUDY_RESOLUTION = 32     # Both datasets are 32x32.
 MODELS = ('fpa', 'fpa-unet', 'stylegan2')
 MODEL_LABELS = {'fpa': 'FPA', 'fpa-unet': 'FPA/U-Net (two-stage)', 'stylegan2': 'StyleGAN2 G'}
 MODEL_COLOURS = {'fpa': (31, 119, 180), 'fpa-unet': (44, 160, 44), 'stylegan2': (214, 39, 40)}
@@ -366,11 +367,10 @@ def write_report(outdir: str, docs: str, datasets: list[str]) -> None:
             if model == 'fpa-unet':
                 before = stripe_index(painter_images(last['network'], STRIPE_SAMPLES))
                 lines.append(f'| {dataset} | (its FPA\'s image before the U-Net) | | | | | {before:.3f} |')
-            crop_grid(newest(os.path.join(last['run_dir'], 'fakes[0-9]*.png')), os.path.join(figures, f'{dataset}-{model}-fakes.png'), 8, 32)
+            crop_grid(newest(os.path.join(last['run_dir'], 'fakes[0-9]*.png')), os.path.join(figures, f'{dataset}-{model}-fakes.png'), 8, STUDY_RESOLUTION)
             paint = newest(os.path.join(last['run_dir'], 'paint[0-9]*.png'))
             if paint is not None:
-                with open(paint, 'rb') as src, open(os.path.join(figures, f'{dataset}-{model}-paint.png'), 'wb') as dst:
-                    dst.write(src.read())
+                shutil.copyfile(paint, os.path.join(figures, f'{dataset}-{model}-paint.png'))
         reference = newest(os.path.join(outdir, dataset, 'real-reference-*'))
         stripes = f'{stripe_index(real_images(reference, STRIPE_SAMPLES)):.3f}' if reference else 'not measured'
         floor_text = f'{floor["fid"]:.1f}' if floor is not None else 'not measured'
@@ -406,7 +406,7 @@ def write_report(outdir: str, docs: str, datasets: list[str]) -> None:
 @click.option('--fid-images', default=500, show_default=True, type=click.IntRange(min=2), help='Generated and reference real images per FID')
 @click.option('--datasets', default='fmnist,emoji', show_default=True, help=f'Comma list of {", ".join(DATASETS)}')
 @click.option('--models', default=','.join(MODELS), show_default=True, help=f'Comma list of {", ".join(MODELS)}')
-@click.option('--floor/--no-floor', default=True, show_default=True, help='Compute the noise floor (real vs real halves)')
+@click.option('--floor/--no-floor', default=True, show_default=True, help='Compute the noise floor (FID of real images outside the reference)')
 @click.option('--docs', default=os.path.join(REPO, 'docs', 'results.md'), show_default=True, metavar='FILE',
               help='The results page; its folder receives results/ (plots, grids, painting figures, table.md)')
 @click.option('--train-args', default='', metavar='ARGS', help='More train.py options for every run, e.g. "--glr=0.002 --gamma=0.05"')
