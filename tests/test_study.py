@@ -1,0 +1,117 @@
+"""The study's pieces on tiny data: train.py --minutes, bench/gpu_train.sh on the CPU with a
+tiny budget (the GPU run's steps and its folder of results), the PIL plot, bad options."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+from click.testing import CliRunner
+
+import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'bench'))
+import study   # noqa: E402
+
+TINY_FPA = ['--cfg=fpa-cpu', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu']
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    """A folder of 8 random 16x16 RGB PNGs (seeded)."""
+    folder = tmp_path_factory.mktemp('images')
+    rnd = np.random.RandomState(0)
+    for i in range(8):
+        PIL.Image.fromarray(rnd.randint(0, 256, size=(16, 16, 3), dtype=np.uint8)).save(folder / f'{i}.png')
+    return str(folder)
+
+@pytest.fixture(scope='module')
+def tiny_run(images, tmp_path_factory):
+    """A tiny FPA run stopped by --minutes: its run directory."""
+    outdir = str(tmp_path_factory.mktemp('runs'))
+    args = ['--outdir', outdir, '--data', images, '--kimg=1000', '--tick=0.008', '--snap=1000', '--minutes=0.0001'] + TINY_FPA
+    result = CliRunner().invoke(train.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run_dir] = glob.glob(os.path.join(outdir, '0*'))
+    return run_dir
+
+def test_report_from_recorded_results(images, tiny_run, tmp_path):
+    """--report-only: the table (into the page between its markers and table.md), the plots,
+    the sample grid and the painting figure, from results.jsonl rows."""
+    network = glob.glob(os.path.join(tiny_run, 'network-snapshot-*.pkl'))[0]
+    workdir = tmp_path / 'study' / 'emoji'
+    workdir.mkdir(parents=True)
+    rows = [dict(model='fpa', minutes=m, sec=60.0 * m, kimg=2.0 * m, fid=100.0 / m, fid_images=4, network=network, run_dir=tiny_run)
+            for m in (1, 2)] + [dict(model='real', fid=5.0, fid_images=4)]
+    (workdir / 'results.jsonl').write_text(''.join(json.dumps(row) + '\n' for row in rows))
+    os.symlink(images, workdir / 'real-reference-4')
+    docs = tmp_path / 'docs' / 'results.md'
+    docs.parent.mkdir()
+    docs.write_text(f'before\n{study.TABLE_BEGIN}\nold table\n{study.TABLE_END}\nafter\n')
+    result = CliRunner().invoke(study.main, ['--outdir', str(tmp_path / 'study'), '--datasets=emoji', '--docs', str(docs), '--report-only'])
+    assert result.exit_code == 0, result.output
+    page = docs.read_text()
+    assert 'old table' not in page and '| emoji | FPA | 50.0 | 4.0 | 30.0 |' in page and page.endswith('after\n')
+    assert '| emoji | real images (FID: other real images, the noise floor) | 5.0 |' in page
+    figures = sorted(os.listdir(docs.parent / 'results'))
+    assert figures == ['emoji-fid-kimg.png', 'emoji-fid-minutes.png', 'emoji-fpa-fakes.png', 'emoji-fpa-paint.png', 'table.md']
+
+def test_train_minutes_stops_with_a_checkpoint_that_continues(images, tmp_path):
+    """--minutes stops a run long before --kimg, with a snapshot and a resume checkpoint; the
+    checkpoint continues the run to a later kimg."""
+    outdir = str(tmp_path / 'runs')
+    args = ['--outdir', outdir, '--data', images, '--kimg=1000', '--tick=0.008', '--snap=1000', '--minutes=0.0001'] + TINY_FPA
+    result = CliRunner().invoke(train.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [run_dir] = glob.glob(os.path.join(outdir, '0*'))
+    [resume] = glob.glob(os.path.join(run_dir, 'resume-*.pt'))
+    assert glob.glob(os.path.join(run_dir, 'network-snapshot-*.pkl'))
+    result = CliRunner().invoke(train.main, args + [f'--resume={resume}'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(run_dir, 'stats.jsonl')) as f:
+        kimgs = [json.loads(line)['Progress/kimg']['mean'] for line in f]
+    assert kimgs[-1] > kimgs[0]
+
+def run_gpu_train(out, **env):
+    env = dict(os.environ, DEVICE='cpu', CFG='fpa-cpu', METRIC='none', MINUTES='0.0001', TICK='0.008', SNAP='1',
+               EXTRA='--batch=4 --aug=noaug --workers=0', PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
+    return subprocess.run(['bash', os.path.join(REPO, 'bench', 'gpu_train.sh'), str(out)], env=env, capture_output=True, text=True)
+
+def test_gpu_train_script_on_the_cpu(images, tmp_path):
+    """The GPU script's steps with a tiny budget on the CPU: one folder, at most 8 files."""
+    proc = run_gpu_train(tmp_path / 'out', EMOJI_DATA=images)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = sorted(os.listdir(tmp_path / 'out'))
+    assert {'env.txt', 'log.txt', 'stats.jsonl', 'fakes.png', 'paint.png', 'summary.md'} <= set(files) and len(files) <= 8
+    assert 'not computed' in (tmp_path / 'out' / 'summary.md').read_text()
+    assert PIL.Image.open(tmp_path / 'out' / 'fakes.png').size == (8 * 16 * 2, 8 * 16 * 2)
+
+def test_gpu_train_script_refuses_missing_data(tmp_path):
+    proc = run_gpu_train(tmp_path / 'out', EMOJI_DATA=str(tmp_path / 'absent.zip'))
+    assert proc.returncode == 1
+    assert proc.stdout.strip().splitlines()[-1].startswith('gpu_train.sh: EMOJI_DATA=')
+
+def test_plot_curves_draws_every_series(tmp_path):
+    path = str(tmp_path / 'plot.png')
+    study.plot_curves([('a', (255, 0, 0), [(1, 80.0), (2, 60.0)]), ('b', (0, 0, 255), [(1, 90.0)])], 10.0, 'minutes', 'title', path)
+    pixels = np.asarray(PIL.Image.open(path).convert('RGB')).reshape(-1, 3)
+    assert ((pixels == (255, 0, 0)).all(axis=1)).any() and ((pixels == (0, 0, 255)).all(axis=1)).any()
+
+@pytest.mark.parametrize('args, hint', [(['--datasets=cifar'], '--datasets'), (['--models=fpa,big'], '--models'),
+                                        (['--minutes=1', '--fid-every=2'], '--fid-every')])
+def test_study_refuses_bad_options(args, hint, tmp_path):
+    result = CliRunner().invoke(study.main, args + ['--outdir', str(tmp_path), '--report-only'])
+    assert result.exit_code == 2 and hint in result.output
+
+def test_stripe_index_separates_full_width_bands_from_noise():
+    import torch
+    bands = torch.zeros(2, 3, 32, 32)
+    bands[:, :, 10:14, :] = 255             # A horizontal band across the full width.
+    bands[:, :, :, 20:22] += 100            # and a vertical one.
+    noise = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
+    assert study.stripe_index(bands) == pytest.approx(1.0)
+    assert study.stripe_index(noise) < 0.1
