@@ -187,7 +187,10 @@ def resolve_resume(opts: dnnlib.EasyDict, outdir: str, info: dnnlib.EasyDict, is
     found = None
     if is_main or distributed.get_world_size() == 1:     # (A torchrun dry run has no process group: each resolves.)
         try:
-            probe = training_config.build_training_config(dict(opts, resume=None), info)
+            # The config of the run to look for, as a continuation of it (a resume checkpoint's name
+            # stands in for the path not yet known, so that options such as --freeze-fpa, which
+            # need a --resume, describe the run they continue).
+            probe = training_config.build_training_config(dict(opts, resume='resume-000000.pt'), info)
         except training_config.ConfigError as err:
             found = dnnlib.EasyDict(resume=None, message=None, error=str(err))
         else:

@@ -84,6 +84,22 @@ def test_resume_latest_and_auto_pick_the_run_of_this_command(image_folder, tmp_p
     assert '--resume=auto: no run in' in result.output and '(2 other runs with a checkpoint' in result.output
     assert f'Output directory:    {outdir}/00002-other-fpa-cpu' in result.output
 
+def test_resume_latest_of_a_two_stage_run(image_folder, tmp_path):
+    """A requeued stage 2 of FPA/U-Net (--freeze-fpa, which needs a --resume) finds its run with
+    --resume=latest / auto like any other run."""
+    outdir = tmp_path / 'runs'
+    tiny = ['--batch=4', '--mbstd-group=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu', '--kimg=0.004', '--tick=0.004', '--snap=1']
+    assert _invoke(f'--outdir={outdir}', f'--data={image_folder}', '--cfg=fpa-cpu', *tiny).exit_code == 0
+    (stage1,) = outdir.iterdir()
+    stage2 = ['--cfg=fpa-unet-cpu', '--freeze-fpa=1', *tiny]
+    result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *stage2, f'--resume={stage1 / "network-snapshot-000000.pkl"}')
+    assert result.exit_code == 0, result.output
+    stage2_dir = sorted(outdir.iterdir())[-1]
+    for mode in ('latest', 'auto'):
+        result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', *stage2, f'--resume={mode}', '--dry-run')
+        assert result.exit_code == 0, result.output
+        assert f'--resume={mode}: continuing run {stage2_dir.name} from resume-000000.pt' in result.output
+
 def test_help_lists_the_presets():
     result = CliRunner().invoke(train.main, ['--help'], prog_name='train.py', terminal_width=100)
     lines = result.output.splitlines()
