@@ -2,7 +2,7 @@
 #   make test    the whole test suite (what CI runs)
 #   make demo    a Fast Weight Painter learns Fashion-MNIST on the CPU (about 7 minutes on 2 idle cores)
 #   make bench   every benchmark, tables into bench/results.md
-#   make emoji   the Google emoji (npm package, offline from the npm cache) -> datasets/emoji-google{32,64}.zip
+#   make emoji   the Google emoji (npm package emoji-datasource-google, from the npm registry) -> datasets/emoji-google{32,64}.zip
 #   make study   FPA, FPA/U-Net and StyleGAN2 side by side on the CPU -> docs/results.md (about 35 minutes)
 PYTHON   ?= python3
 VENV     := .venv
@@ -47,7 +47,7 @@ demo: $(STAMP) data
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
-# npm pack fetches the package tarball (from the npm cache when offline); only its 64 px folder is kept.
+# npm pack fetches the package tarball from the npm registry (or its local cache); only its 64 px folder is kept.
 $(EMOJI_PNG):
 	@command -v npm >/dev/null || { echo "make emoji: npm not found (it fetches the package $(EMOJI_NPM))"; exit 1; }
 	rm -rf $@.tmp && mkdir -p $@.tmp
