@@ -339,7 +339,7 @@ def main(**kwargs):
     else:
         run_desc = training_config.describe_run(opts, info) + (f'-{desc}' if desc else '')
         c.run_dir = next_run_dir(outdir, run_desc)
-        if not dry_run and (launch is None or launch[0] == 0):
+        if not dry_run and is_main:
             try:
                 c.run_dir = reserve_run_dir(outdir, run_desc)
             except OSError as err:

@@ -246,8 +246,12 @@ def painting_generators() -> list[str]:
     return sorted(name for name, kwargs in networks.GENERATORS.items()
                   if callable(getattr(dnnlib.util.get_obj_by_name(kwargs.class_name), 'paint', None)))
 
+def paints(G: torch.nn.Module) -> bool:
+    """The painting capability of the generator contract: G.paint and G.display_frames."""
+    return callable(getattr(G, 'paint', None)) and callable(getattr(G, 'display_frames', None))
+
 def check_paints(G: torch.nn.Module) -> None:
-    if not (callable(getattr(G, 'paint', None)) and callable(getattr(G, 'display_frames', None))):
+    if not paints(G):
         raise ValueError(f'{generator_name(G)} does not paint (it has no G.paint); painting needs one of the '
                          f'generators {", ".join(painting_generators())}')
 
@@ -289,10 +293,12 @@ def paint_latents(
     return _painted(G, chunks)
 
 def check_paints_ws(G: torch.nn.Module) -> None:
-    """Painting given codes needs G.synthesis_paint(ws), the second half of G.paint."""
+    """Painting given codes needs G.synthesis_paint(ws), the second half of G.paint (and the rest
+    of the painting capability, check_paints)."""
     if not callable(getattr(G, 'synthesis_paint', None)):
         raise ValueError(f'{generator_name(G)} cannot paint given codes (it has no G.synthesis_paint); painting needs one of the '
                          f'generators {", ".join(painting_generators())}')
+    check_paints(G)
 
 @torch.no_grad()
 def paint_ws(

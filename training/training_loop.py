@@ -353,7 +353,7 @@ def training_loop(
             images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
             with reporting_full_disk(os.path.join(run_dir, 'fakes_init.png'), None):
                 painting_api.save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
-    if rank == 0 and hasattr(G_ema, 'paint'):
+    if rank == 0 and painting_api.paints(G_ema):
         paint_z = painting_api.seeds_to_z(paint_seeds, G.z_dim, device=device)     # The latents of generate.py --seeds.
         label_gen = torch.Generator().manual_seed(derive_seed(random_seed, STREAM_GRID, 1))
         paint_c = torch.stack([torch.from_numpy(training_set.get_label(int(i)))
