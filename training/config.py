@@ -104,7 +104,7 @@ DEFAULT_OPTS = dnnlib.EasyDict(
     data=None, cfg='auto', gen=None, gpus=1, batch=None, batch_gpu=None, kimg=None, snap=50, tick=4, metrics=['fid50k_full'],
     seed=0, mirror=False, cond=False, subset=None, gamma=None, aug='ada', p=None, target=None, augpipe='bgc',
     resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='fp32', cbase=None, cmax=None, workers=None, device='cpu',
-    glr=None, dlr=None, map_depth=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
+    glr=None, dlr=None, map_depth=None, fpa_steps=None, fpa_vector_lr=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
 )
 
 #----------------------------------------------------------------------------
@@ -218,6 +218,12 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
            f'--map-depth={opts.map_depth}: generator "{gen}" ({G_kwargs.class_name}) has no mapping layers to set')
     _check(map_depth is None or map_depth >= 1, f'--map-depth={map_depth}: expected at least 1')
     G_kwargs = dnnlib.EasyDict(_merge(G_kwargs, overrides))
+    fpa_options = {name: value for name, value in [('num_steps', opts.fpa_steps), ('vector_lr', opts.fpa_vector_lr)] if value is not None}
+    if fpa_options:
+        _check(G_kwargs.class_name == 'networks.fpa.Generator',
+               f'--fpa-steps/--fpa-vector-lr: generator "{gen}" ({G_kwargs.class_name}) is not an FPA')
+        _check(opts.fpa_steps is None or opts.fpa_steps >= 1, f'--fpa-steps={opts.fpa_steps}: expected at least 1')
+        G_kwargs.update(fpa_options)
     if opts.freeze_fpa:
         _check(opts.resume is not None, '--freeze-fpa needs --resume=FPA_NETWORK.pkl (the FPA to keep fixed)')
         G_class = dnnlib.util.get_obj_by_name(G_kwargs.class_name)
@@ -343,6 +349,8 @@ def describe_run(opts: dict, dataset_info: dict) -> str:
     parts += [f'glr{opts.glr:g}'] if opts.glr is not None else []
     parts += [f'dlr{opts.dlr:g}'] if opts.dlr is not None else []
     parts += [f'map{opts.map_depth}'] if opts.map_depth is not None else []
+    parts += [f'T{opts.fpa_steps}'] if opts.fpa_steps is not None else []
+    parts += [f'veclr{int(opts.fpa_vector_lr)}'] if opts.fpa_vector_lr is not None else []
     parts += [f'mbstd{opts.mbstd_group}'] if opts.mbstd_group is not None else []
     return '-'.join(str(p) for p in parts)
 

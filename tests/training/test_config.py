@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+import dnnlib
 from training import config
 from training.config import ConfigError, build_training_config, describe_run
 
@@ -171,6 +172,9 @@ def test_describe_run():
     (dict(cfg='fpa', batch=8, gpus=4), None, '--batch-gpu=2 is smaller than the minibatch-std group 4 (--mbstd-group); give --batch-gpu >= 4 or --mbstd-group <= 2'),
     (dict(cfg='cifar', gpus=4), None, '--batch-gpu=16 is smaller than the minibatch-std group 32'),
     (dict(cfg='fpa', map_depth=4), None, '--map-depth=4: generator "fpa" (networks.fpa.Generator) has no mapping layers'),
+    (dict(cfg='fpa', gen='stylegan2', fpa_steps=16), None, '--fpa-steps/--fpa-vector-lr: generator "stylegan2" (networks.stylegan2.Generator) is not an FPA'),
+    (dict(cfg='stylegan2', fpa_vector_lr=True), None, 'is not an FPA'),
+    (dict(cfg='fpa', fpa_steps=0), None, '--fpa-steps=0: expected at least 1'),
     (dict(glr=0), None, '--glr=0: expected a positive learning rate'),
     (dict(p=0.5), None, '--p can only be given with --aug=fixed'),
     (dict(aug='noaug', target=0.5), None, '--target can only be given with --aug=ada'),
@@ -192,6 +196,15 @@ def test_upstream_overrides_glr_dlr_map_depth_mbstd_group():
         'cats-stylegan2-glr0.001-dlr0.003-map2-mbstd2'
     c = _build(cfg='fpa', gen='stylegan2', map_depth=3)
     assert c.G_kwargs['mapping_kwargs']['num_layers'] == 3
+
+def test_fpa_steps_and_vector_lr_reach_the_painter():
+    c = _build(cfg='fpa-cpu', fpa_steps=64, fpa_vector_lr=True)
+    assert c.G_kwargs.num_steps == 64 and c.G_kwargs.vector_lr is True and c.G_kwargs.hidden_dim == 256, 'the rest of the preset stays'
+    assert _build(cfg='fpa-cpu').G_kwargs.num_steps == 32 and 'vector_lr' not in _build(cfg='fpa-cpu').G_kwargs
+    assert _build(cfg='fpa-unet-cpu', fpa_steps=8).G_kwargs.num_steps == 8
+    assert describe_run(dict(cfg='fpa-cpu', fpa_steps=64, fpa_vector_lr=True), _info()) == 'cats-fpa-cpu-T64-veclr1'
+    G = dnnlib.util.construct_class_by_name(**_build(cfg='fpa-cpu', fpa_steps=4, fpa_vector_lr=True).G_kwargs, img_resolution=32, img_channels=3, c_dim=0)
+    assert G.num_ws == 4 and G.synthesis.num_lrs == 32
 
 def test_backend_switches_as_stylegan2_ada():
     c = _build()
