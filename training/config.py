@@ -16,6 +16,8 @@ generator options of a preset are keyed by class name, so they reach only that f
 import os
 import re
 
+import torch
+
 import dnnlib
 import networks
 
@@ -96,14 +98,14 @@ PRESET_HELP = {
 AUG_MODES = ('noaug', 'ada', 'fixed')
 FIXED_AUG_P = 0.2      # --aug=fixed without --p (StyleGAN3's default).
 AUGPIPES = ('blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc')
-PRECISIONS = ('fp32', 'bf16', 'fp16')
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')     # 'auto': see default_precision.
 
 # Options of build_training_config and their defaults (None = from the preset). train.py's
 # click options map one to one onto these names.
 DEFAULT_OPTS = dnnlib.EasyDict(
     data=None, cfg='auto', gen=None, gpus=1, batch=None, batch_gpu=None, kimg=None, snap=50, tick=4, metrics=['fid50k_full'],
     seed=0, mirror=False, cond=False, subset=None, gamma=None, aug='ada', p=None, target=None, augpipe='bgc',
-    resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='fp32', cbase=None, cmax=None, workers=None, device='cpu',
+    resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='auto', cbase=None, cmax=None, workers=None, device='cpu',
     glr=None, dlr=None, map_depth=None, fpa_steps=None, fpa_vector_lr=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
 )
 
@@ -155,6 +157,20 @@ def default_workers(device: str, gpus: int, cpu_count: int | None) -> int:
         return 0
     return max(min(3, (cpu_count or 1) // gpus - 1), 0)
 
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU compute bfloat16 in hardware (AVX512-BF16 or AMX)? oneDNN's own test."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):     # (A private torch function: absent = no.)
+        return False
+
+def default_precision(device: str, fp32: bool) -> str:
+    """--precision=auto. On CUDA 'fp32', i.e. upstream's default (fp16 layers in the top four
+    resolutions unless --fp32). On a CPU with native bfloat16 'bf16' autocast of the G and D
+    passes, the CPU's counterpart of upstream's mixed precision: 1.5x the images per second of
+    float32 for --cfg=fpa-cpu (bench/bench_training.py); elsewhere, or with --fp32, 'fp32'."""
+    return 'bf16' if device == 'cpu' and not fp32 and cpu_has_native_bf16() else 'fp32'
+
 def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     """Options (names as DEFAULT_OPTS; missing ones take the defaults) and dataset facts
     (name, resolution, num_channels, num_images, has_labels) -> training_loop kwargs
@@ -169,6 +185,8 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     _check(opts.gpus >= 1, f'--gpus={opts.gpus}: expected at least 1')
     _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected cpu or cuda')
     _check(opts.precision in PRECISIONS, f'--precision={opts.precision}: expected one of {", ".join(PRECISIONS)}')
+    if opts.precision == 'auto':
+        opts.precision = default_precision(opts.device, opts.fp32)
     _check(not (opts.precision == 'fp16' and opts.device != 'cuda'), '--precision=fp16 needs CUDA; on CPU use --precision=bf16 or fp32')
     _check(not (opts.fp32 and opts.precision != 'fp32'), f'--fp32 contradicts --precision={opts.precision}; give one of them')
 
@@ -344,7 +362,7 @@ def describe_run(opts: dict, dataset_info: dict) -> str:
     parts += ['resume'] if opts.resume is not None else []
     parts += ['freezefpa'] if opts.freeze_fpa else []
     parts += [f'freezed{opts.freezed}'] if opts.freezed else []
-    parts += [opts.precision] if opts.precision != 'fp32' else []
+    parts += [opts.precision] if opts.precision not in ('auto', 'fp32') else []
     parts += ['fp32'] if opts.fp32 else []
     parts += [f'glr{opts.glr:g}'] if opts.glr is not None else []
     parts += [f'dlr{opts.dlr:g}'] if opts.dlr is not None else []

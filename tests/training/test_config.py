@@ -243,3 +243,13 @@ def test_every_preset_builds():
     for cfg in config.PRESETS:
         c = _build(cfg=cfg)
         assert c.batch_size % c.batch_gpu == 0
+
+def test_precision_auto_is_bf16_on_a_cpu_with_native_bf16_else_fp32(monkeypatch):
+    monkeypatch.setattr(config, 'cpu_has_native_bf16', lambda: True)
+    assert _build().precision == 'bf16' and _build(precision='fp32').precision == 'fp32'
+    assert _build(fp32=True).precision == 'fp32', '--fp32 keeps float32 everywhere'
+    assert _build(device='cuda').precision == 'fp32', "on CUDA upstream's default (fp16 layers, no autocast)"
+    assert _build(device='cuda').D_kwargs.num_fp16_res == 4
+    assert describe_run(dict(cfg='fpa'), _info()) == 'cats-fpa', 'the default adds nothing to the run name'
+    monkeypatch.setattr(config, 'cpu_has_native_bf16', lambda: False)
+    assert _build().precision == 'fp32' and _build(precision='bf16').precision == 'bf16'
