@@ -1,9 +1,12 @@
 """Training statistics: report scalars anywhere, collect them per tick, across processes.
 
-`report(name, value)` adds the elements of `value` to a running sum per name (count, sum,
-sum of squares, kept on the value's device so that reporting never waits for the GPU).
-A `Collector` turns the growth of those sums since its last `update()` into mean and std,
-summing over all processes of a torch.distributed group. The loss reports under
+`report(name, value)` adds the count, sum and sum of squares of `value`'s elements to every
+live `Collector` whose regex matches `name` (kept on the value's device so that reporting never
+waits for the GPU). A Collector's `update()` turns what was added since its last update into
+mean and std, summing over all processes of a torch.distributed group. Each collector sums
+from zero after every update, so a tick's figures depend on that tick's values alone and a
+resumed run logs bitwise what an uninterrupted one logs (a running sum since the start,
+differenced per tick, rounds differently once a resume restarts it). The loss reports under
 StyleGAN2-ADA's names (`Loss/G/loss`, `Loss/signs/real`, ...); the loop collects them into
 `stats.jsonl` once per tick, and the ADA heuristic reads `Loss/signs/real` every few steps
 (Karras et al., "Training Generative Adversarial Networks with Limited Data", section 3).
@@ -13,6 +16,7 @@ and call `Collector.update()` at the same points, since `update()` is a collecti
 """
 
 import re
+import weakref
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,8 @@ _num_moments = 3                    # [count, sum, sum of squares].
 _reduce_dtype = torch.float64       # Exact counts and stable sums.
 _rank = 0                           # This process's rank, set by init_multiprocessing().
 _sync_device = None                 # Device for all-reduce (CUDA for NCCL), None = single process.
-_counters: dict[str, dict[torch.device, torch.Tensor]] = {}  # name -> device -> cumulative moments.
+_names: set[str] = set()            # Every name reported, with or without values.
+_collectors: weakref.WeakSet = weakref.WeakSet()    # Live collectors, which receive the moments.
 
 def init_multiprocessing(rank: int, sync_device: torch.device | None) -> None:
     """Declare this process's rank; `sync_device` is where moments are all-reduced
@@ -34,25 +39,24 @@ def init_multiprocessing(rank: int, sync_device: torch.device | None) -> None:
     _sync_device = sync_device
 
 def reset() -> None:
-    """Forget every counter (a new training run in the same process, e.g. in tests)."""
-    _counters.clear()
+    """Forget every name and collector (a new training run in the same process, e.g. in tests)."""
+    _names.clear()
+    _collectors.clear()
 
 #----------------------------------------------------------------------------
 
 def report(name: str, value: Any) -> Any:
     """Add the elements of `value` (tensor, number or list; may be empty) to statistic `name`.
     Returns `value` unchanged so that calls can be chained."""
-    counters = _counters.setdefault(name, {})
+    _names.add(name)
     elems = torch.as_tensor(value).detach()
     if elems.numel() == 0:
         return value
     elems = elems.flatten().to(_reduce_dtype)
     moments = torch.stack([torch.ones_like(elems).sum(), elems.sum(), elems.square().sum()])
     assert moments.ndim == 1 and moments.shape[0] == _num_moments
-    device = moments.device
-    if device not in counters:
-        counters[device] = torch.zeros_like(moments)
-    counters[device].add_(moments)
+    for collector in list(_collectors):
+        collector._add(name, moments) # pylint: disable=protected-access
     return value
 
 def report0(name: str, value: Any) -> Any:
@@ -62,16 +66,17 @@ def report0(name: str, value: Any) -> Any:
 
 #----------------------------------------------------------------------------
 
-def _sync(names: list[str]) -> list[tuple[str, torch.Tensor]]:
-    """Cumulative moments of `names`, summed over devices and (collectively) over processes."""
+def _sync(sums: dict[str, dict[torch.device, torch.Tensor]], names: list[str]) -> list[tuple[str, torch.Tensor]]:
+    """The moments `sums` holds for `names` (name -> device -> moments), summed over devices and
+    (collectively) over processes."""
     if len(names) == 0:
         return []
     device = _sync_device if _sync_device is not None else torch.device('cpu')
     stack = []
     for name in names:
         total = torch.zeros([_num_moments], dtype=_reduce_dtype, device=device)
-        for counter in _counters.get(name, {}).values():
-            total.add_(counter.to(device))
+        for moments in sums.get(name, {}).values():
+            total.add_(moments.to(device))
         stack.append(total)
     stack = torch.stack(stack)
     if _sync_device is not None and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
@@ -91,42 +96,45 @@ class Collector:
     ):
         self._regex = re.compile(regex)
         self._keep_previous = keep_previous
-        self._cumulative: dict[str, torch.Tensor] = {}  # Baseline: the sums seen at the last update().
-        self._moments: dict[str, torch.Tensor] = {}     # The growth between the last two updates.
-        self.update()
-        self._moments.clear()
+        self._sums: dict[str, dict[torch.device, torch.Tensor]] = {}  # Reported since the last update(), per device.
+        self._moments: dict[str, torch.Tensor] = {}                    # What the last update() took.
+        _collectors.add(self)
+
+    def _add(self, name: str, moments: torch.Tensor) -> None:
+        if self._regex.fullmatch(name):
+            sums = self._sums.setdefault(name, {})
+            if moments.device in sums:
+                sums[moments.device].add_(moments)
+            else:
+                sums[moments.device] = moments.clone()
 
     def names(self) -> list[str]:
         """Matching names, sorted (the same order on every process)."""
-        return sorted(name for name in set(_counters) | set(self._cumulative) if self._regex.fullmatch(name))
+        return sorted(name for name in _names | set(self._moments) if self._regex.fullmatch(name))
 
     def update(self) -> None:
-        """Collective: take the growth of every matching statistic since the last update."""
+        """Collective: take the moments reported since the last update."""
         if not self._keep_previous:
             self._moments.clear()
-        for name, cumulative in _sync(self.names()):
-            baseline = self._cumulative.get(name, torch.zeros_like(cumulative))
-            delta = cumulative - baseline
-            self._cumulative[name] = cumulative
-            if float(delta[0]) != 0:
-                self._moments[name] = delta
+        for name, moments in _sync(self._sums, self.names()):
+            if float(moments[0]) != 0:
+                self._moments[name] = moments
+        self._sums.clear()
 
     def pending(self) -> dict[str, torch.Tensor]:
         """Collective: the moments reported since the last update() and not yet taken, summed
         over processes. Stored in resume checkpoints so that a resumed run sees them too."""
-        result = {}
-        for name, cumulative in _sync(self.names()):
-            delta = cumulative - self._cumulative.get(name, torch.zeros_like(cumulative))
-            if float(delta[0]) != 0:
-                result[name] = delta
-        return result
+        return {name: moments for name, moments in _sync(self._sums, self.names()) if float(moments[0]) != 0}
 
-    def add_pending(self, pending: dict[str, torch.Tensor]) -> None:
-        """Make the next update() include `pending` (from `pending()` of an earlier run).
-        Call on every process: the baseline is kept in all-process terms."""
+    def add_pending(self, pending: dict[str, torch.Tensor], device: torch.device = torch.device('cpu')) -> None:
+        """Make the next update() include `pending` (from `pending()` of an earlier run). Call on
+        every process; only rank 0 keeps it, since update() sums over processes. `device` is where
+        the values are reported: they are then added to `pending` as to the earlier run's sums."""
+        if _rank != 0:
+            return
         for name, moments in pending.items():
-            moments = torch.as_tensor(moments, dtype=_reduce_dtype).cpu()
-            self._cumulative[name] = self._cumulative.get(name, torch.zeros_like(moments)) - moments
+            moments = torch.as_tensor(moments, dtype=_reduce_dtype).to(device, copy=True)
+            self._sums.setdefault(name, {})[moments.device] = moments
 
     def num(self, name: str) -> int:
         moments = self._moments.get(name)

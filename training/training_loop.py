@@ -326,7 +326,7 @@ def training_loop(
         cur_nimg, cur_tick, batch_idx = state['cur_nimg'], state['cur_tick'], state['batch_idx']
         elapsed_before = state['elapsed_sec']
         if ada_stats is not None:
-            ada_stats.add_pending(state['ada_pending'])
+            ada_stats.add_pending(state['ada_pending'], device)
     for module in modules.values():
         if module is not None:
             distributed.broadcast_module(module)

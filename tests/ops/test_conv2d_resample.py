@@ -113,14 +113,76 @@ class _RecordConvBackwardMasks(TorchDispatchMode):
 
 def test_gradfix_wrappers_match_torch():
     x, w, b = torch.randn([2, 4, 7, 7]), torch.randn([6, 2, 3, 3]), torch.randn([6])
-    assert torch.equal(conv2d_gradfix.conv2d(x, w, b, stride=2, padding=1, groups=2),
+    assert torch.equal(conv2d_gradfix.conv2d(x, w, stride=2, padding=1, groups=2),
+                       torch.nn.functional.conv2d(x, w, stride=2, padding=1, groups=2))
+    assert torch.equal(conv2d_gradfix.conv2d(x, w, b, stride=2, padding=1, groups=2),      # With a bias: torch's own.
                        torch.nn.functional.conv2d(x, w, b, stride=2, padding=1, groups=2))
     wt = torch.randn([4, 3, 3, 3])
     assert torch.equal(conv2d_gradfix.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1, groups=2),
                        torch.nn.functional.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1, groups=2))
 
+# (transpose, x shape, w shape, stride, padding, output_padding, groups): the networks' cases
+# (3x3 stride 1 and 2, 1x1, transposed stride 2) and odd sizes whose last rows a stride skips.
+GRADFIX_CASES = [
+    (False, [2, 4, 8, 8], [6, 4, 3, 3], 1, 1, 0, 1),
+    (False, [2, 4, 9, 9], [6, 2, 3, 3], 2, 0, 0, 2),
+    (False, [2, 4, 8, 7], [6, 4, 3, 3], 2, [1, 0], 0, 1),
+    (False, [2, 4, 6, 6], [6, 4, 1, 1], 1, 0, 0, 1),
+    (True,  [2, 4, 5, 5], [4, 3, 3, 3], 2, 0, 0, 1),
+    (True,  [2, 4, 5, 6], [4, 3, 3, 3], 2, 1, 1, 2),
+]
+
+def _gradfix_pair(case):
+    transpose, _, _, stride, padding, output_padding, groups = case
+    if transpose:
+        ours = lambda x, w: conv2d_gradfix.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding, groups=groups)
+        ref = lambda x, w: torch.nn.functional.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding, groups=groups)
+    else:
+        ours = lambda x, w: conv2d_gradfix.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+        ref = lambda x, w: torch.nn.functional.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+    return ours, ref
+
+@pytest.mark.parametrize('case', GRADFIX_CASES, ids=str)
+def test_gradfix_function_equals_torch_to_second_order(case):
+    """The Function with a backward of differentiable convolutions against torch's own
+    derivatives (the reference twin), float64: values, gradients, and an R1-style second
+    pass (the gradient of a function of the input gradient) to the input and the weight."""
+    ours, ref = _gradfix_pair(case)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(case[1], generator=gen, dtype=torch.float64)
+    w0 = torch.randn(case[2], generator=gen, dtype=torch.float64)
+    results = []
+    for fn in (ours, ref):
+        x, w = x0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+        y = fn(x, w * 0.5)      # A non-leaf weight, as the networks' equalised-lr weights.
+        gx, gw = torch.autograd.grad(y.sin().sum(), [x, w], create_graph=True)
+        ggx, ggw = torch.autograd.grad(gx.square().sum() + gw.cos().sum(), [x, w])
+        results.append((y, gx, gw, ggx, ggw))
+    for name, a, b in zip(['y', 'dx', 'dw', 'ddx', 'ddw'], *results):
+        assert_close(a, b, rtol=1e-12, atol=1e-12, name=name)
+    x, w = x0[:1, :, :5, :5].clone().requires_grad_(True), w0.clone().requires_grad_(True)
+    assert torch.autograd.gradgradcheck(ours, (x, w))
+
+@pytest.mark.parametrize('case', [GRADFIX_CASES[1], GRADFIX_CASES[5]], ids=str)
+def test_gradfix_function_under_bf16_autocast(case):
+    """Under CPU bf16 autocast the Function convolves what torch's convolution would (both
+    operands in bfloat16): the same output and the same gradients, dtype included."""
+    ours, ref = _gradfix_pair(case)
+    gen = torch.Generator().manual_seed(1)
+    x0, w0 = torch.randn(case[1], generator=gen), torch.randn(case[2], generator=gen)
+    results = []
+    for fn in (ours, ref):
+        x, w = x0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            y = fn(x, w)
+        gx, gw = torch.autograd.grad(y.float().square().sum(), [x, w])
+        results.append((y, gx, gw))
+    for name, a, b in zip(['y', 'dx', 'dw'], *results):
+        assert a.dtype == b.dtype, name
+        assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2, name=name)
+
 def test_image_gradient_skips_weight_gradient():
-    """R1-style gradient: autograd asks convolution_backward for the input gradient only,
+    """R1-style gradient: no weight gradient is computed (no convolution_backward asks for one),
     with or without no_weight_gradients(); the double backward then reaches the weights."""
     f = upfirdn2d.setup_filter([1, 3, 3, 1])
     x = torch.randn([2, 4, 8, 8], requires_grad=True)
@@ -129,7 +191,7 @@ def test_image_gradient_skips_weight_gradient():
         y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
         with _RecordConvBackwardMasks() as rec, context():
             (gx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
-        assert rec.masks and all(mask[1] is False for mask in rec.masks), rec.masks
+        assert all(mask[1] is False for mask in rec.masks), rec.masks    # (Input gradients are conv_transpose2d calls.)
         (gw,) = torch.autograd.grad(gx.square().sum(), [w])
         assert gw.abs().sum() > 0
 

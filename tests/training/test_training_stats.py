@@ -70,6 +70,45 @@ def test_pending_moments_survive_a_restart():
     assert resumed.num('Loss/signs/real') == 3
     assert resumed.mean('Loss/signs/real') == pytest.approx(1 / 3)
 
+# Values whose float64 sums round (a sum since the start, differenced, would not give them back).
+ROUNDING = [[1e3 / 3], [0.1, 0.7, -0.3], [2 ** 0.5, 1e-3], [-5 / 7]]
+
+def test_what_an_update_takes_does_not_depend_on_earlier_updates():
+    """A resumed run collects from its resume point on: every update must give bitwise the
+    figures of a collector that saw only the values since the previous update."""
+    collector = training_stats.Collector(regex='a')
+    training_stats.report('a', ROUNDING[0])
+    collector.update()
+    for v in ROUNDING[1:]:
+        training_stats.report('a', v)
+    collector.update()
+    training_stats.reset()
+    fresh = training_stats.Collector(regex='a')
+    for v in ROUNDING[1:]:
+        training_stats.report('a', v)
+    fresh.update()
+    assert collector.as_dict() == fresh.as_dict()
+
+def test_pending_moments_resume_bitwise():
+    """Pending moments from a checkpoint, then the values reported after it: bitwise the moments
+    of the uninterrupted collector (the resume test of stats.jsonl depends on it)."""
+    straight = training_stats.Collector(regex='a')
+    training_stats.report('a', [12345.6789])
+    straight.update()
+    training_stats.report('a', ROUNDING[0])
+    training_stats.report('a', ROUNDING[1])
+    pending = straight.pending()
+    for v in ROUNDING[2:]:
+        training_stats.report('a', v)
+    straight.update()
+    training_stats.reset()
+    resumed = training_stats.Collector(regex='a')
+    resumed.add_pending(pending)
+    for v in ROUNDING[2:]:
+        training_stats.report('a', v)
+    resumed.update()
+    assert resumed.as_dict() == straight.as_dict()
+
 #----------------------------------------------------------------------------
 
 def test_sync_gradients_neutralises_and_counts_nonfinite_entries():

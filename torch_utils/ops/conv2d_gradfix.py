@@ -4,18 +4,25 @@
 Upstream needed a custom autograd chain here because the PyTorch of its time could neither
 differentiate the convolution backward twice (needed by R1 and path-length regularisation)
 nor skip the weight gradient while computing a gradient with respect to the images. Modern
-PyTorch does both natively:
+PyTorch does both, but its derivative of the convolution backward is slow on the CPU: it
+computes the weight gradient of the second pass as a convolution of the input with the output
+gradient, batch and channels swapped (a "kernel" the size of the feature map over two or
+twenty channels), which oneDNN runs at a fraction of its speed. That one convolution took
+about a fifth of the discriminator's R1 step (bench/bench_networks.py).
 
-- `convolution_backward` has a derivative formula, so double backward works through
-  `torch.nn.functional.conv2d` / `conv_transpose2d` on every device;
-- the autograd engine asks each convolution node only for the gradients that lead to the
-  requested inputs (`output_mask` of `convolution_backward`), so
-  `torch.autograd.grad(logits.sum(), [images])` never computes a weight gradient.
-
-Hence `conv2d` and `conv_transpose2d` are the torch functions themselves, and
-`no_weight_gradients()` is a documented no-op marker kept so that the loss can state its
-intent; tests/ops/test_conv2d_resample.py checks that such a gradient skips the weight
-gradient without it.
+Hence `conv2d` and `conv_transpose2d` (without bias and dilation, as every caller here) are an
+autograd Function whose backward is written in differentiable convolutions:
+- input gradient: the adjoint convolution, conv_transpose2d for conv2d (its output padding
+  restores the input size) and conv2d for conv_transpose2d;
+- weight gradient: `convolution_backward` asked for the weight only.
+Differentiating that backward (R1's second pass) is then ordinary convolutions and the
+weight gradients of convolutions, the kernels a training step runs anyway. The weight gradient
+is computed only when the autograd engine will use it (`torch._C._will_engine_execute_node`),
+so `torch.autograd.grad(logits.sum(), [images])` computes none, as before. `no_weight_gradients()`
+is therefore a documented no-op marker kept so that the loss can state its intent;
+tests/ops/test_conv2d_resample.py checks that such a gradient skips the weight gradient without
+it. Other calls (a bias, dilation) go to the torch functions, whose derivatives are the
+reference twin: tests hold the two equal in values, first and second derivatives.
 """
 
 import contextlib
@@ -25,20 +32,80 @@ import torch
 #----------------------------------------------------------------------------
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    if bias is None and _is_one(dilation) and not isinstance(padding, str):
+        return _Conv2d.apply(input, weight, (_pair(stride), _pair(padding), (0, 0), groups, False))
     return torch.nn.functional.conv2d(input=input, weight=weight, bias=bias, stride=stride,
                                       padding=padding, dilation=dilation, groups=groups)
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    if bias is None and _is_one(dilation):
+        return _Conv2d.apply(input, weight, (_pair(stride), _pair(padding), _pair(output_padding), groups, True))
     return torch.nn.functional.conv_transpose2d(input=input, weight=weight, bias=bias, stride=stride, padding=padding,
                                                 output_padding=output_padding, groups=groups, dilation=dilation)
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else tuple(int(v) for v in value)
+
+def _is_one(dilation) -> bool:
+    return _pair(dilation) == (1, 1)
+
+def _engine_wants(node) -> bool:
+    """Whether the running backward pass will use the gradient sent to `node`. For a leaf under
+    torch.autograd.grad() the engine cannot tell (it raises): then yes."""
+    try:
+        return torch._C._will_engine_execute_node(node) # pylint: disable=protected-access
+    except RuntimeError:
+        return True
+
+def _autocast_operands(*tensors):
+    """The operands as torch's convolution sees them under autocast: float32 ones in the autocast
+    dtype (float64 stays). The backward, which runs outside autocast, then gets these."""
+    device_type = tensors[0].device.type
+    if not torch.is_autocast_enabled(device_type):
+        return tensors
+    dtype = torch.get_autocast_dtype(device_type)
+    return tuple(t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t for t in tensors)
+
+#----------------------------------------------------------------------------
+
+class _Conv2d(torch.autograd.Function):
+    """conv2d (transpose=False) or conv_transpose2d of x [N, C, H, W] with w, no bias, no
+    dilation; cfg = (stride, padding, output_padding, groups, transpose) with pairs (y, x)."""
+
+    @staticmethod
+    def forward(ctx, x, w, cfg): # pylint: disable=arguments-differ
+        stride, padding, output_padding, groups, transpose = cfg
+        x, w = _autocast_operands(x, w)
+        ctx.save_for_backward(x, w)
+        ctx.cfg = cfg
+        if transpose:
+            return torch.nn.functional.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding, groups=groups)
+        return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+    @staticmethod
+    def backward(ctx, dy): # pylint: disable=arguments-differ
+        x, w = ctx.saved_tensors
+        stride, padding, output_padding, groups, transpose = ctx.cfg
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            if transpose:
+                dx = torch.nn.functional.conv2d(dy, w, stride=stride, padding=padding, groups=groups)
+            else:
+                # The rows and columns a strided convolution never read come back as output padding.
+                adjoint_padding = [x.shape[i + 2] - ((dy.shape[i + 2] - 1) * stride[i] - 2 * padding[i] + w.shape[i + 2]) for i in range(2)]
+                dx = torch.nn.functional.conv_transpose2d(dy, w, stride=stride, padding=padding, output_padding=adjoint_padding, groups=groups)
+        if ctx.needs_input_grad[1] and _engine_wants(ctx.next_functions[1][0]):
+            dw = torch.ops.aten.convolution_backward(dy, x, w, None, stride, padding, (1, 1), transpose, output_padding, groups,
+                                                     [False, True, False])[1]
+        return dx, dw, None
 
 #----------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def no_weight_gradients(disable: bool = True):
     """Marks a region whose gradients are taken with respect to activations only (R1, path
-    length). A no-op: the autograd engine already skips weight gradients that are not asked
-    for (see the module docstring). `disable` is accepted for upstream compatibility."""
+    length). A no-op: weight gradients that the autograd engine will not use are skipped
+    anyway (see the module docstring). `disable` is accepted for upstream compatibility."""
     _ = disable # unused
     yield
 
