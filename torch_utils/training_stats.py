@@ -156,6 +156,17 @@ class Collector:
         raw_var = float(moments[2] / moments[0])
         return float(np.sqrt(max(raw_var - mean ** 2, 0)))
 
+    def kept(self) -> dict[str, torch.Tensor]:
+        """What the last update() took, per name (all-process moments, float64 on the CPU): with
+        keep_previous, what the next update() repeats for a name that is not reported again.
+        Stored in resume checkpoints, so that a resumed run's first ticks repeat the same."""
+        return {name: moments.detach().to('cpu', torch.float64, copy=True) for name, moments in self._moments.items()}
+
+    def restore_kept(self, kept: dict[str, torch.Tensor]) -> None:
+        """The inverse of kept(), on every process (update() leaves the same moments everywhere)."""
+        self._moments = {name: torch.as_tensor(moments, dtype=_reduce_dtype).reshape([_num_moments]).clone()
+                         for name, moments in kept.items()}
+
     def as_dict(self) -> dict[str, dict[str, float]]:
         """{name: {'num', 'mean', 'std'}} for the statistics that have values."""
         return {name: dict(num=self.num(name), mean=self.mean(name), std=self.std(name))

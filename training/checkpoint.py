@@ -81,12 +81,14 @@ def encode_resume_state(
     loss,                                   # The loss (state_dict(): its running statistics).
     progress:   dict,                       # cur_nimg, cur_tick (the tick to continue with), batch_idx, batch_size, num_gpus, random_seed, elapsed_sec.
     ada_pending: dict,                      # ADA statistics accumulated since its last adjustment.
+    rng:        dict,                       # get_rng_states() at the end of the tick's training.
+    stats_kept: dict,                       # The stats collector's kept() after the tick's log line.
 ) -> bytes:
-    """The checkpoint as bytes, taken now (written later, after the tick's log line)."""
+    """The checkpoint as bytes (written after the tick's log line)."""
     state = dict(format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION, run_id=run_id,
                  **{name: None if module is None else module.state_dict() for name, module in modules.items()},
                  **{name: opt.state_dict() for name, opt in optimizers.items()},
-                 loss=loss.state_dict(), **progress, ada_pending=ada_pending, rng=get_rng_states())
+                 loss=loss.state_dict(), **progress, ada_pending=ada_pending, rng=rng, stats_kept=stats_kept)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()

@@ -362,6 +362,8 @@ def training_loop(
     # Logs.
     say('Initializing logs...')
     stats_collector = training_stats.Collector(regex='.*')
+    if state is not None:
+        stats_collector.restore_kept(state.get('stats_kept', {}))   # (Checkpoints before it: nothing kept.)
     nonfinite_collector = training_stats.Collector(regex=r'Loss/nonfinite/.*|Progress/nonfinite_grads', keep_previous=False)
     stats_metrics = dict()
     stats_jsonl = stats_tfevents = None
@@ -449,7 +451,7 @@ def training_loop(
                 painting_api.save_image_grid(images, fakes_png, drange=(-1, 1), grid_size=grid_size)
 
         # Save network snapshot, painting grid, and take the resume checkpoint (written below).
-        snapshot_pkl = resume_bytes = None
+        snapshot_pkl = resume_parts = resume_bytes = None
         is_snapshot = network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0)
         if is_snapshot:
             if num_gpus > 1:
@@ -463,7 +465,7 @@ def training_loop(
                     persistence.save_network(snapshot_pkl, **modules, training_set_kwargs=training_set_kwargs)
                 progress = dict(cur_nimg=cur_nimg, cur_tick=cur_tick + 1, batch_idx=batch_idx, batch_size=batch_size,
                                 num_gpus=num_gpus, random_seed=random_seed, elapsed_sec=total_sec)
-                resume_bytes = checkpoint.encode_resume_state(run_id, modules, optimizers, loss, progress, ada_pending)
+                resume_parts = dict(progress=progress, ada_pending=ada_pending, rng=checkpoint.get_rng_states())   # (Before the metrics draw numbers.)
                 if paint_z is not None:
                     paint_png = os.path.join(run_dir, snapshot_name('paint', cur_nimg))
                     with reporting_full_disk(paint_png, last_state):
@@ -485,6 +487,8 @@ def training_loop(
         training_stats.report0('Timing/total_hours', total_sec / (60 * 60))    # (Upstream's, for plots.)
         training_stats.report0('Timing/total_days', total_sec / (24 * 60 * 60))
         stats_collector.update()
+        if resume_parts is not None:      # Nothing trains between the snapshot and here: the modules are as they were.
+            resume_bytes = checkpoint.encode_resume_state(run_id, modules, optimizers, loss, **resume_parts, stats_kept=stats_collector.kept())
         write_logs(stats_jsonl, stats_tfevents, stats_collector.as_dict(), stats_metrics, cur_nimg, start_time, last_state)
         if progress_fn is not None:
             progress_fn(cur_nimg // 1000, total_kimg)

@@ -111,6 +111,31 @@ def test_pending_moments_resume_bitwise():
 
 #----------------------------------------------------------------------------
 
+def test_kept_figures_survive_a_restart():
+    """A statistic the tick after a resume does not report repeats its last figures, as it would
+    in the same process (keep_previous)."""
+    training_stats.reset()
+    straight = training_stats.Collector(regex='.*')
+    training_stats.report('Loss/D/reg', torch.tensor([0.5, 1.5, 2.0]))
+    training_stats.report('Loss/G/loss', torch.tensor([3.0]))
+    straight.update()
+    kept = straight.kept()
+    training_stats.report('Loss/G/loss', torch.tensor([4.0]))     # The next tick: no R1.
+    straight.update()
+    expected = straight.as_dict()
+    assert expected['Loss/D/reg'] == dict(num=3, mean=pytest.approx(4 / 3), std=pytest.approx(np.std([0.5, 1.5, 2.0])))
+    training_stats.reset()                                        # A new process, from the checkpoint.
+    resumed = training_stats.Collector(regex='.*')
+    resumed.restore_kept(kept)
+    training_stats.report('Loss/G/loss', torch.tensor([4.0]))
+    resumed.update()
+    assert resumed.as_dict() == expected
+    training_stats.reset()
+    fresh = training_stats.Collector(regex='.*')
+    training_stats.report('Loss/G/loss', torch.tensor([4.0]))
+    fresh.update()
+    assert 'Loss/D/reg' not in fresh.as_dict(), 'without the kept figures the statistic would be missing'
+
 def test_sync_gradients_neutralises_and_counts_nonfinite_entries():
     a = torch.nn.Parameter(torch.zeros(3))
     b = torch.nn.Parameter(torch.zeros(2, 2))
