@@ -145,8 +145,9 @@ def _gradfix_pair(case):
 @pytest.mark.parametrize('case', GRADFIX_CASES, ids=str)
 def test_gradfix_function_equals_torch_to_second_order(case):
     """The Function with a backward of differentiable convolutions against torch's own
-    derivatives (the reference twin), float64: values, gradients, and an R1-style second
-    pass (the gradient of a function of the input gradient) to the input and the weight."""
+    derivatives (the reference twin), float64: values, gradients (with create_graph and
+    without: the Function's two backward paths), and an R1-style second pass (the gradient of
+    a function of the input gradient) to the input and the weight."""
     ours, ref = _gradfix_pair(case)
     gen = torch.Generator().manual_seed(0)
     x0 = torch.randn(case[1], generator=gen, dtype=torch.float64)
@@ -159,6 +160,12 @@ def test_gradfix_function_equals_torch_to_second_order(case):
         ggx, ggw = torch.autograd.grad(gx.square().sum() + gw.cos().sum(), [x, w])
         results.append((y, gx, gw, ggx, ggw))
     for name, a, b in zip(['y', 'dx', 'dw', 'ddx', 'ddw'], *results):
+        assert_close(a, b, rtol=1e-12, atol=1e-12, name=name)
+    first_order = []        # Without create_graph the Function takes its other path (torch's kernel).
+    for fn in (ours, ref):
+        x, w = x0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+        first_order.append(torch.autograd.grad(fn(x, w * 0.5).sin().sum(), [x, w]))
+    for name, a, b in zip(['dx (first order)', 'dw (first order)'], *first_order):
         assert_close(a, b, rtol=1e-12, atol=1e-12, name=name)
     x, w = x0[:1, :, :5, :5].clone().requires_grad_(True), w0.clone().requires_grad_(True)
     assert torch.autograd.gradgradcheck(ours, (x, w))
@@ -194,6 +201,22 @@ def test_image_gradient_skips_weight_gradient():
         assert all(mask[1] is False for mask in rec.masks), rec.masks    # (Input gradients are conv_transpose2d calls.)
         (gw,) = torch.autograd.grad(gx.square().sum(), [w])
         assert gw.abs().sum() > 0
+
+def test_first_order_image_gradient_asks_for_no_weight_gradient():
+    """Without create_graph the backward is torch's convolution_backward: it runs (one call per
+    convolution), and none asks for a weight gradient that nobody requested."""
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    x = torch.randn([2, 4, 8, 8], requires_grad=True)
+    w = torch.randn([4, 4, 3, 3], requires_grad=True)
+    y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+    with _RecordConvBackwardMasks() as rec:
+        (gx,) = torch.autograd.grad(y.square().sum(), [x])
+    assert rec.masks and all(list(mask) == [True, False, False] for mask in rec.masks), rec.masks
+    with _RecordConvBackwardMasks() as rec:
+        y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+        y.square().sum().backward()
+    assert rec.masks and all(list(mask) == [True, True, False] for mask in rec.masks), rec.masks
+    assert torch.allclose(x.grad, gx, rtol=0, atol=0) and w.grad.abs().sum() > 0
 
 class _nothing:
     def __enter__(self):

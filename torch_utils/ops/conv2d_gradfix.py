@@ -16,7 +16,10 @@ autograd Function whose backward is written in differentiable convolutions:
   restores the input size) and conv2d for conv_transpose2d;
 - weight gradient: `convolution_backward` asked for the weight only.
 Differentiating that backward (R1's second pass) is then ordinary convolutions and the
-weight gradients of convolutions, the kernels a training step runs anyway. The weight gradient
+weight gradients of convolutions, the kernels a training step runs anyway. A backward that
+nothing will differentiate (no create_graph: the G and D steps) calls torch's
+`convolution_backward` for both gradients at once instead, which is what torch's own
+derivative runs there and about 4% faster on the CPU than the adjoint convolution. The weight gradient
 is computed only when the autograd engine will use it (`torch._C._will_engine_execute_node`),
 so `torch.autograd.grad(logits.sum(), [images])` computes none, as before. `no_weight_gradients()`
 is therefore a documented no-op marker kept so that the loss can state its intent;
@@ -86,6 +89,13 @@ class _Conv2d(torch.autograd.Function):
     def backward(ctx, dy): # pylint: disable=arguments-differ
         x, w = ctx.saved_tensors
         stride, padding, output_padding, groups, transpose = ctx.cfg
+        wants_dw = ctx.needs_input_grad[1] and _engine_wants(ctx.next_functions[1][0])
+        if not torch.is_grad_enabled():
+            # A first-order backward (no create_graph: nothing differentiates it): torch's own
+            # kernel, both gradients in one call, 4% faster than the adjoint convolution below.
+            dx, dw, _ = torch.ops.aten.convolution_backward(dy, x, w, None, stride, padding, (1, 1), transpose, output_padding, groups,
+                                                            [ctx.needs_input_grad[0], wants_dw, False])
+            return dx, dw, None
         dx = dw = None
         if ctx.needs_input_grad[0]:
             if transpose:
@@ -94,7 +104,7 @@ class _Conv2d(torch.autograd.Function):
                 # The rows and columns a strided convolution never read come back as output padding.
                 adjoint_padding = [x.shape[i + 2] - ((dy.shape[i + 2] - 1) * stride[i] - 2 * padding[i] + w.shape[i + 2]) for i in range(2)]
                 dx = torch.nn.functional.conv_transpose2d(dy, w, stride=stride, padding=padding, output_padding=adjoint_padding, groups=groups)
-        if ctx.needs_input_grad[1] and _engine_wants(ctx.next_functions[1][0]):
+        if wants_dw:
             dw = torch.ops.aten.convolution_backward(dy, x, w, None, stride, padding, (1, 1), transpose, output_padding, groups,
                                                      [False, True, False])[1]
         return dx, dw, None
