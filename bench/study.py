@@ -5,7 +5,7 @@ and wall-clock budget, on Fashion-MNIST and the Google emoji at 32x32; results i
     python bench/study.py                              # the defaults: what docs/results.md shows
     python bench/study.py --minutes=2 --fid-every=1 --outdir=runs/quick --docs=/tmp/results.md
 
-Per dataset (one worker process per dataset, one thread each, in parallel) and per model, in turn:
+Per dataset (one worker process per dataset, --threads threads each, in parallel) and per model, in turn:
   - fpa:        train.py --cfg=fpa-cpu for --minutes of training, stopped (train.py --minutes)
                 every --fid-every minutes and at half the budget for an FID of the snapshot;
   - stylegan2:  the same with --gen=stylegan2 (the preset's D, loss, ADA and batch);
@@ -55,9 +55,12 @@ DATASETS = {
 
 #----------------------------------------------------------------------------
 
+THREADS = {'n': 1}      # torch threads per script (--threads).
+
 def python(args: list[str], log_path: str) -> str:
-    """Run one of the repository's scripts, one thread, output appended to log_path; its stdout."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    """Run one of the repository's scripts (--threads threads), output appended to log_path; its stdout."""
+    threads = str(THREADS['n'])
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED='1')
     proc = subprocess.run([sys.executable] + args, cwd=REPO, env=env, capture_output=True, text=True)
     with open(log_path, 'a') as log:
         log.write(f'$ python {" ".join(args)}\n{proc.stdout}{proc.stderr}\n')
@@ -410,14 +413,16 @@ def write_report(outdir: str, docs: str, datasets: list[str]) -> None:
 @click.option('--docs', default=os.path.join(REPO, 'docs', 'results.md'), show_default=True, metavar='FILE',
               help='The results page; its folder receives results/ (plots, grids, painting figures, table.md)')
 @click.option('--train-args', default='', metavar='ARGS', help='More train.py options for every run, e.g. "--glr=0.002 --gamma=0.05"')
+@click.option('--threads', default=1, show_default=True, type=click.IntRange(min=1), help='Threads of each training and scoring process')
 @click.option('--report-only', is_flag=True, help='Make the figures and the table from what is recorded; train nothing')
-def main(outdir, minutes, fid_every, fid_images, datasets, models, floor, docs, train_args, report_only):
+def main(outdir, minutes, fid_every, fid_images, datasets, models, floor, docs, train_args, threads, report_only):
     datasets = [d for d in datasets.split(',') if d]
     models = [m for m in models.split(',') if m]
     for name, allowed, option in [(datasets, DATASETS, '--datasets'), (models, MODELS, '--models')]:
         unknown = sorted(set(name) - set(allowed))
         if unknown or not name:
             raise click.BadParameter(f'expected a comma list of {", ".join(allowed)}, got "{",".join(name)}"', param_hint=option)
+    THREADS['n'] = threads
     if fid_every > minutes:
         raise click.BadParameter(f'{fid_every:g} is longer than --minutes={minutes:g}', param_hint='--fid-every')
     if not report_only:
