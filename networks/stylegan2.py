@@ -481,7 +481,7 @@ class SynthesisBlock(torch.nn.Module):
             x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
             misc.assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], name=f'b{self.resolution} input')
-            x = x.to(dtype=dtype, memory_format=memory_format)
+            x = x.to(dtype=x.dtype if _autocast_enabled(x) else dtype, memory_format=memory_format) # Autocast picks the dtype per op.
 
         # Main layers.
         if self.in_channels == 0:
@@ -657,7 +657,7 @@ class DiscriminatorBlock(torch.nn.Module):
         # Input: features of the previous block and/or the image.
         if x is not None:
             misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], name=f'b{self.resolution} input')
-            x = x.to(dtype=dtype, memory_format=memory_format)
+            x = x.to(dtype=x.dtype if _autocast_enabled(x) else dtype, memory_format=memory_format) # Autocast picks the dtype per op.
         if self.in_channels == 0 or self.architecture == 'skip':
             misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], name=f'b{self.resolution} img')
             img = img.to(dtype=dtype, memory_format=memory_format)

@@ -230,6 +230,20 @@ def test_bfloat16_autocast_outputs_float32():
     # bf16 has 8 mantissa bits: the images agree to a few percent of their range.
     assert (img - ref).abs().max() < 0.1 * ref.abs().max()
 
+def test_autocast_blocks_pass_features_in_the_autocast_dtype():
+    # Under autocast a block's layers get the previous block's bf16 features as they are: a
+    # float32 copy in between (which the next convolution casts straight back) cost time only.
+    G = _tiny_G(seed=6)
+    D = _tiny_D(seed=6)
+    seen = []
+    hooks = [layer.register_forward_pre_hook(lambda _module, args: seen.append(args[0].dtype))
+             for layer in [G.synthesis.b8.conv0, D.b8.conv0]]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        D(G(_randn(4, 16, seed=6), None), None)
+    for hook in hooks:
+        hook.remove()
+    assert seen == [torch.bfloat16, torch.bfloat16]
+
 @pytest.mark.parametrize('architecture', ['orig', 'skip', 'resnet'])
 def test_architectures(architecture):
     G = _tiny_G(seed=7, architecture=architecture)

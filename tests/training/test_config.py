@@ -33,6 +33,7 @@ def test_stylegan2_ada_tables(cfg, mb, mbstd, cbase, lrate, gamma, ema, ramp, ma
     assert c.D_kwargs.channel_base == cbase and c.G_kwargs.channel_base == cbase
     assert c.G_opt_kwargs.lr == c.D_opt_kwargs.lr == lrate
     assert c.G_opt_kwargs.betas == [0.0, 0.99] and c.G_opt_kwargs.eps == 1e-8
+    assert c.G_opt_kwargs.fused and c.D_opt_kwargs.fused     # torch's one-kernel Adam (same update to rounding).
     assert c.loss_kwargs.r1_gamma == gamma
     assert c.ema_kimg == ema and c.ema_rampup == ramp
     assert c.G_kwargs['mapping_kwargs']['num_layers'] == map_layers

@@ -147,3 +147,15 @@ def test_sync_gradients_neutralises_and_counts_nonfinite_entries():
     assert torch.equal(a.grad, torch.tensor([1.0, 0.0, 1e5]))
     assert torch.equal(b.grad, torch.tensor([[-1e5, 2.0], [3.0, 4.0]]))
     assert c.grad is None
+
+def test_sync_gradients_leaves_finite_gradients_alone():
+    # The one-process CPU path checks a float64 sum per gradient; finite entries whose sum
+    # overflows (float64 gradients near its maximum) must still be counted as finite.
+    a = torch.nn.Parameter(torch.zeros(4))
+    b = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    a.grad = torch.randn(4)
+    b.grad = torch.tensor([1e308, 1e308], dtype=torch.float64)
+    grads = [a.grad.clone(), b.grad.clone()]
+    count = distributed.sync_gradients([a, b])
+    assert int(count) == 0
+    assert torch.equal(a.grad, grads[0]) and torch.equal(b.grad, grads[1])

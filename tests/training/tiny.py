@@ -5,7 +5,7 @@ import dnnlib
 TINY_FPA = dict(class_name='networks.fpa.Generator', z_dim=16, num_steps=4, step_latent_dim=4, step_input_dim=16, hidden_dim=32)
 TINY_D = dict(class_name='networks.stylegan2.Discriminator', channel_base=256, channel_max=32, num_fp16_res=0, conv_clamp=None,
               mbstd_group_size=2)
-ADAM = dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8)
+ADAM = dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8, fused=True)   # As train.py's.
 
 def loop_kwargs(data_path, **overrides):
     """training_loop kwargs for a tiny FPA + tiny StyleGAN2 D run on `data_path` (16x16)."""
