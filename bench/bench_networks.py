@@ -20,8 +20,11 @@ FLOPs are counted analytically, 2 per multiply-add, for the convolutions and lin
 - toRGB 1x1, fromRGB:   2 N O I H W;  D strided conv: 2 N O I k^2 at the output resolution;
 - linear layers (mapping, affine style layers, D epilogue): 2 N in out.
 Not counted: FIR filters, bias/activation, (de)modulation arithmetic. Forward+backward is 3x
-forward (input and weight gradients); R1 is 4x D forward (forward, input gradient, and its
-backward = 2 convolutions per layer). The header line cross-checks the forward counts with
+forward (input and weight gradients); R1 is 6x D forward: the forward, the input gradient
+(1x), the backward of that gradient (2x: the weight and output gradients of each adjoint
+convolution) and a full backward of the forward pass (2x), which the minibatch-std layer's
+second derivative makes necessary (it reaches every earlier activation; the profiler shows two
+convolution_backward calls per convolution). Counted as 4x until issue 18's third round. The header line cross-checks the forward counts with
 torch.utils.flop_counter (executed matmuls and convolutions, FIR filters included). The FPA
 rows report images/s only (its LSTM is invisible to flop_counter, and its FLOPs are not ours
 to derive here); the ratio SG2 / FPA is printed under the table.
@@ -165,7 +168,7 @@ def workloads(G, D, fpa, batch: int, resolution: int, device: torch.device):
             (lambda force_fp32: g_forward(force_fp32, fused_modconv=other_modconv), flops_G, 'analytic', device.type == 'cpu'),
         'SG2 G forward+backward':        (g_forward_backward, 3 * flops_G, '3x analytic fwd', False),
         'SG2 D forward+backward':        (d_forward_backward, 3 * flops_D, '3x analytic fwd', False),
-        'SG2 R1 (D double backward)':    (r1,                 4 * flops_D, '4x analytic fwd', False),
+        'SG2 R1 (D double backward)':    (r1,                 6 * flops_D, '6x analytic fwd', False),
     }
     if fpa is not None:
         rows['FPA G forward'] = (lambda force_fp32: g_forward(force_fp32, G=fpa), None, 'not counted', False)
