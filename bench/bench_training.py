@@ -7,7 +7,7 @@ metrics, no augmentation) and reports the steady-state sec/kimg of the ticks aft
 first iteration (which carries the warm-up). The machine may be shared: compare the
 ratios in one table rather than absolute numbers across runs.
 
-    python bench/bench_training.py            # 32x32 and 64x64, batch 8, 2 timed iterations each
+    python bench/bench_training.py            # 32x32 and 64x64, batch 8, 4 timed iterations each
     python bench/bench_training.py --quick    # 32x32 only, batch 4, 1 timed iteration
     python bench/bench_training.py --device=cuda   # 64x64, the preset's batch 32 and D, fp32/bf16/fp16
 
@@ -106,7 +106,7 @@ def main():
     else:
         resolutions = [32] if args.quick else [32, 64]
         batch = 4 if args.quick else 8
-        timed_iters, iters_per_tick = (1 if args.quick else 2), 1
+        timed_iters, iters_per_tick = (1 if args.quick else 4), 1
         precisions = ['fp32', 'bf16']
         cbase, cmax = (args.cbase if args.cbase is not None else 4096), (args.cmax if args.cmax is not None else 256)
     cbase, cmax = cbase or None, cmax or None   # None = the preset's value

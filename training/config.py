@@ -171,9 +171,9 @@ def cpu_has_native_bf16() -> bool:
 def default_precision(device: str, fp32: bool) -> str:
     """--precision=auto. On CUDA 'fp32', i.e. upstream's default (fp16 layers in the top four
     resolutions unless --fp32). On a CPU with native bfloat16 'bf16' autocast of the G and D
-    passes, the CPU's counterpart of upstream's mixed precision: the whole training step 1.4x
-    (--cfg=fpa-cpu, 32x32) and 1.9-2.1x (--cfg=fpa, 64x64) faster than float32 on 2 cores
-    (bench/bench_training.py); elsewhere, or with --fp32, 'fp32'."""
+    passes, the CPU's counterpart of upstream's mixed precision: the whole training step
+    1.24-1.28x (--cfg=fpa-cpu, 32x32) and 2.1-2.3x (--cfg=fpa, 64x64) faster than float32 on 2
+    cores (bench/bench_training.py); elsewhere, or with --fp32, 'fp32'."""
     return 'bf16' if device == 'cpu' and not fp32 and cpu_has_native_bf16() else 'fp32'
 
 def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
