@@ -33,6 +33,7 @@ import timing                                             # pylint: disable=wron
 import dataset_tool                                       # pylint: disable=wrong-import-position
 from training.augment import AUGPIPE_SPECS, AugmentPipe  # pylint: disable=wrong-import-position
 from training.dataset import ImageFolderDataset          # pylint: disable=wrong-import-position
+from torch_utils.ops import conv2d_gradfix               # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
@@ -63,7 +64,8 @@ def bench_augment(resolutions: list[int], batch_sizes: dict, repeats: int, devic
             def r1():
                 torch.manual_seed(0)
                 x = images.detach().requires_grad_(True)
-                logits = torch.nn.functional.softplus(D(pipe(x))).mean(dim=(1, 2, 3))
+                with conv2d_gradfix.differentiable_backward():     # As the loss's R1 pass.
+                    logits = torch.nn.functional.softplus(D(pipe(x))).mean(dim=(1, 2, 3))
                 grad, = torch.autograd.grad(logits.sum(), x, create_graph=True)
                 grad.square().sum().backward()
             for name, fn in (('forward', forward), ('forward + R1 double backward', r1)):

@@ -57,6 +57,7 @@ import dnnlib                       # pylint: disable=wrong-import-position
 import networks                     # pylint: disable=wrong-import-position
 import timing                       # pylint: disable=wrong-import-position
 from networks import stylegan2      # pylint: disable=wrong-import-position
+from torch_utils.ops import conv2d_gradfix     # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 # Analytic FLOPs of one forward pass, from forward hooks that see the actual shapes.
@@ -155,7 +156,9 @@ def workloads(G, D, fpa, batch: int, resolution: int, device: torch.device):
         torch.nn.functional.softplus(D(img, None, force_fp32=force_fp32)).mean().backward()
     def r1(force_fp32=True):
         x = img.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(D(x, None, force_fp32=force_fp32).sum(), [x], create_graph=True)
+        with conv2d_gradfix.differentiable_backward():     # As the loss's R1 pass.
+            logits = D(x, None, force_fp32=force_fp32)
+        (grad,) = torch.autograd.grad(logits.sum(), [x], create_graph=True)
         grad.float().square().sum(dim=[1, 2, 3]).mean().backward()
 
     # Inference picks fused modconv on CUDA and not on CPU ('auto'); the other choice gets a row.
@@ -222,7 +225,9 @@ def compare_with_upstream(D, path: str, batch: int, resolution: int, device: tor
     def r1(net):
         def run():
             x = img.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(net(x, None).sum(), [x], create_graph=True)
+            with conv2d_gradfix.differentiable_backward():     # Ours as the loss's R1 pass; no effect on upstream's code.
+                logits = net(x, None)
+            (grad,) = torch.autograd.grad(logits.sum(), [x], create_graph=True)
             grad.square().sum(dim=[1, 2, 3]).mean().backward()
         return run
     with torch.no_grad():

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from torch_utils import training_stats
+from torch_utils.ops import conv2d_gradfix
 
 #----------------------------------------------------------------------------
 
@@ -161,7 +162,8 @@ class StyleGAN2Loss:
         # Greg: path-length regularisation through ws.
         if phase in ('Greg', 'Gboth'):
             batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-            gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], need_ws_grad=True)
+            with conv2d_gradfix.differentiable_backward():  # The gradient below is differentiated.
+                gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], need_ws_grad=True)
             pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
             pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True,
                                            allow_unused=True)[0]
@@ -190,7 +192,8 @@ class StyleGAN2Loss:
         if phase in ('Dmain', 'Dreg', 'Dboth'):
             name = {'Dmain': 'Dreal', 'Dreg': 'Dr1', 'Dboth': 'Dreal_Dr1'}[phase]
             real_img_tmp = real_img.detach().requires_grad_(phase in ('Dreg', 'Dboth'))
-            real_logits = self.run_D(real_img_tmp, real_c, blur_sigma=blur_sigma)
+            with conv2d_gradfix.differentiable_backward() if phase in ('Dreg', 'Dboth') else contextlib.nullcontext():
+                real_logits = self.run_D(real_img_tmp, real_c, blur_sigma=blur_sigma)   # (R1 differentiates its gradient.)
             training_stats.report('Loss/scores/real', real_logits)
             training_stats.report('Loss/signs/real', real_logits.sign())
 

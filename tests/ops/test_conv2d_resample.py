@@ -133,14 +133,39 @@ GRADFIX_CASES = [
 ]
 
 def _gradfix_pair(case):
+    """(the Function, as the wrappers give it inside differentiable_backward(); torch's function)."""
     transpose, _, _, stride, padding, output_padding, groups = case
     if transpose:
-        ours = lambda x, w: conv2d_gradfix.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding, groups=groups)
+        wrapper = lambda x, w: conv2d_gradfix.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding, groups=groups)
         ref = lambda x, w: torch.nn.functional.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding, groups=groups)
     else:
-        ours = lambda x, w: conv2d_gradfix.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+        wrapper = lambda x, w: conv2d_gradfix.conv2d(x, w, stride=stride, padding=padding, groups=groups)
         ref = lambda x, w: torch.nn.functional.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+    def ours(x, w):
+        with conv2d_gradfix.differentiable_backward():
+            y = wrapper(x, w)
+        assert type(y.grad_fn).__name__ == '_Conv2dBackward', type(y.grad_fn).__name__
+        return y
     return ours, ref
+
+@pytest.mark.parametrize('case', [GRADFIX_CASES[0], GRADFIX_CASES[4]], ids=str)
+def test_gradfix_function_only_inside_differentiable_backward(case):
+    """The wrappers are torch's functions (its autograd node) outside the context, the Function
+    inside it, also nested, and torch's again after it, also after an exception."""
+    ours, ref = _gradfix_pair(case)
+    x, w = torch.randn(case[1], requires_grad=True), torch.randn(case[2])
+    wrapper = conv2d_gradfix.conv_transpose2d if case[0] else conv2d_gradfix.conv2d
+    kwargs = dict(stride=case[3], padding=case[4], groups=case[6], **(dict(output_padding=case[5]) if case[0] else {}))
+    assert type(wrapper(x, w, **kwargs).grad_fn).__name__ == 'ConvolutionBackward0'
+    with conv2d_gradfix.differentiable_backward():
+        with conv2d_gradfix.differentiable_backward():
+            assert type(wrapper(x, w, **kwargs).grad_fn).__name__ == '_Conv2dBackward'
+        assert type(wrapper(x, w, **kwargs).grad_fn).__name__ == '_Conv2dBackward'
+    with pytest.raises(KeyError):
+        with conv2d_gradfix.differentiable_backward():
+            raise KeyError('x')
+    assert type(wrapper(x, w, **kwargs).grad_fn).__name__ == 'ConvolutionBackward0'
+    assert torch.equal(ours(x, w), ref(x, w))
 
 @pytest.mark.parametrize('case', GRADFIX_CASES, ids=str)
 def test_gradfix_function_equals_torch_to_second_order(case):
@@ -195,25 +220,33 @@ def test_image_gradient_skips_weight_gradient():
     x = torch.randn([2, 4, 8, 8], requires_grad=True)
     w = torch.randn([4, 4, 3, 3], requires_grad=True)
     for context in (conv2d_gradfix.no_weight_gradients, _nothing):
-        y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+        with conv2d_gradfix.differentiable_backward():      # As the loss's R1 pass.
+            y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+        assert type(y.grad_fn).__name__ == '_Conv2dBackward'
         with _RecordConvBackwardMasks() as rec, context():
             (gx,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
         assert all(mask[1] is False for mask in rec.masks), rec.masks    # (Input gradients are conv_transpose2d calls.)
         (gw,) = torch.autograd.grad(gx.square().sum(), [w])
         assert gw.abs().sum() > 0
 
-def test_first_order_image_gradient_asks_for_no_weight_gradient():
-    """Without create_graph the backward is torch's convolution_backward: it runs (one call per
-    convolution), and none asks for a weight gradient that nobody requested."""
+@pytest.mark.parametrize('differentiable', [True, False], ids=['Function', 'torch'])
+def test_first_order_image_gradient_asks_for_no_weight_gradient(differentiable):
+    """Without create_graph the backward is torch's convolution_backward, in the Function (inside
+    differentiable_backward()) as in torch's own node: it runs (one call per convolution), and
+    none asks for a weight gradient that nobody requested."""
     f = upfirdn2d.setup_filter([1, 3, 3, 1])
     x = torch.randn([2, 4, 8, 8], requires_grad=True)
     w = torch.randn([4, 4, 3, 3], requires_grad=True)
-    y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+    context = conv2d_gradfix.differentiable_backward if differentiable else _nothing
+    with context():
+        y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+    assert type(y.grad_fn).__name__ == ('_Conv2dBackward' if differentiable else 'ConvolutionBackward0')
     with _RecordConvBackwardMasks() as rec:
         (gx,) = torch.autograd.grad(y.square().sum(), [x])
     assert rec.masks and all(list(mask) == [True, False, False] for mask in rec.masks), rec.masks
     with _RecordConvBackwardMasks() as rec:
-        y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
+        with context():
+            y = conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1)
         y.square().sum().backward()
     assert rec.masks and all(list(mask) == [True, True, False] for mask in rec.masks), rec.masks
     assert torch.allclose(x.grad, gx, rtol=0, atol=0) and w.grad.abs().sum() > 0

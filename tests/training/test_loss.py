@@ -76,6 +76,27 @@ def test_r1_penalty_and_gradient_match_direct_computation():
     for got, (name, p) in zip(got_grads, D.named_parameters()):
         assert_close(got, torch.zeros_like(p) if p.grad is None else p.grad, rtol=1e-4, atol=1e-7, name=f'R1 gradient of {name}')
 
+def test_only_passes_differentiated_twice_use_the_conv2d_gradfix_function(monkeypatch):
+    # R1's D forward and path length's G forward run their convolutions through conv2d_gradfix's
+    # Function (a faster second derivative); every other pass through torch's own convolution.
+    from networks import stylegan2                                  # pylint: disable=import-outside-toplevel
+    from torch_utils.ops import conv2d_gradfix                      # pylint: disable=import-outside-toplevel
+    torch.manual_seed(0)
+    G = stylegan2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=256, channel_max=32,
+                            mapping_kwargs=dict(num_layers=2)).train().requires_grad_(False)
+    D = _nets()[1]
+    loss = StyleGAN2Loss(device='cpu', G=G, D=D, r1_gamma=1.0, pl_weight=2.0)
+    calls = []
+    real_apply = conv2d_gradfix._Conv2d.apply
+    monkeypatch.setattr(conv2d_gradfix._Conv2d, 'apply', lambda *args: calls.append(1) or real_apply(*args))
+    for phase, uses_function in [('Gmain', False), ('Greg', True), ('Dmain', False), ('Dreg', True)]:
+        calls.clear()
+        (G if phase.startswith('G') else D).requires_grad_(True)
+        loss.accumulate_gradients(phase, *_batch(G), gain=1, cur_nimg=0)
+        G.requires_grad_(False)
+        D.requires_grad_(False)
+        assert bool(calls) == uses_function, phase
+
 def test_path_length_mean_matches_direct_computation():
     training_stats.reset()
     G, D = _nets()

@@ -10,8 +10,9 @@ gradient, batch and channels swapped (a "kernel" the size of the feature map ove
 twenty channels), which oneDNN runs at a fraction of its speed. That one convolution took
 about a fifth of the discriminator's R1 step (bench/bench_networks.py).
 
-Hence `conv2d` and `conv_transpose2d` (without bias and dilation, as every caller here) are an
-autograd Function whose backward is written in differentiable convolutions:
+Hence `conv2d` and `conv_transpose2d` (without bias and dilation, as every caller here), when
+called inside `differentiable_backward()`, are an autograd Function whose backward is written
+in differentiable convolutions:
 - input gradient: the adjoint convolution, conv_transpose2d for conv2d (its output padding
   restores the input size) and conv2d for conv_transpose2d;
 - weight gradient: `convolution_backward` asked for the weight only.
@@ -24,24 +25,40 @@ is computed only when the autograd engine will use it (`torch._C._will_engine_ex
 so `torch.autograd.grad(logits.sum(), [images])` computes none, as before. `no_weight_gradients()`
 is therefore a documented no-op marker kept so that the loss can state its intent;
 tests/ops/test_conv2d_resample.py checks that such a gradient skips the weight gradient without
-it. Other calls (a bias, dilation) go to the torch functions, whose derivatives are the
-reference twin: tests hold the two equal in values, first and second derivatives.
+it. Outside `differentiable_backward()`, and for other calls (a bias, dilation), the wrappers
+are the torch functions, whose derivatives are the reference twin: tests hold the two equal in
+values, first and second derivatives. The loss opens the context for the passes it
+differentiates twice (R1's D forward, path length's G forward): elsewhere the Function's Python
+overhead per call only cost time (the G and D steps of fpa-cpu, bf16: 3-5%).
 """
 
 import contextlib
+import contextvars
 
 import torch
 
 #----------------------------------------------------------------------------
 
+_differentiable_backward = contextvars.ContextVar('conv2d_gradfix_differentiable_backward', default=False)
+
+@contextlib.contextmanager
+def differentiable_backward():
+    """The convolutions made inside will have their backward differentiated (R1, path length):
+    they run through the Function of the module docstring. Nests; per thread and task."""
+    token = _differentiable_backward.set(True)
+    try:
+        yield
+    finally:
+        _differentiable_backward.reset(token)
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    if bias is None and _is_one(dilation) and not isinstance(padding, str):
+    if _differentiable_backward.get() and bias is None and _is_one(dilation) and not isinstance(padding, str):
         return _Conv2d.apply(input, weight, (_pair(stride), _pair(padding), (0, 0), groups, False))
     return torch.nn.functional.conv2d(input=input, weight=weight, bias=bias, stride=stride,
                                       padding=padding, dilation=dilation, groups=groups)
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    if bias is None and _is_one(dilation):
+    if _differentiable_backward.get() and bias is None and _is_one(dilation):
         return _Conv2d.apply(input, weight, (_pair(stride), _pair(padding), _pair(output_padding), groups, True))
     return torch.nn.functional.conv_transpose2d(input=input, weight=weight, bias=bias, stride=stride, padding=padding,
                                                 output_padding=output_padding, groups=groups, dilation=dilation)
