@@ -33,32 +33,33 @@ overhead per call only cost time (the G and D steps of fpa-cpu, bf16: 3-5%).
 """
 
 import contextlib
-import contextvars
 
 import torch
 
 #----------------------------------------------------------------------------
 
-_differentiable_backward = contextvars.ContextVar('conv2d_gradfix_differentiable_backward', default=False)
+_differentiable_backward = False     # Inside differentiable_backward()? (A plain global, which torch.compile can read.)
 
 @contextlib.contextmanager
 def differentiable_backward():
     """The convolutions made inside will have their backward differentiated (R1, path length):
-    they run through the Function of the module docstring. Nests; per thread and task."""
-    token = _differentiable_backward.set(True)
+    they run through the Function of the module docstring. Nests; a process-wide switch, like
+    upstream's `conv2d_gradfix.enabled` (the training loop runs its passes in one thread)."""
+    global _differentiable_backward # pylint: disable=global-statement
+    previous, _differentiable_backward = _differentiable_backward, True
     try:
         yield
     finally:
-        _differentiable_backward.reset(token)
+        _differentiable_backward = previous
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    if _differentiable_backward.get() and bias is None and _is_one(dilation) and not isinstance(padding, str):
+    if _differentiable_backward and bias is None and _is_one(dilation) and not isinstance(padding, str):
         return _Conv2d.apply(input, weight, (_pair(stride), _pair(padding), (0, 0), groups, False))
     return torch.nn.functional.conv2d(input=input, weight=weight, bias=bias, stride=stride,
                                       padding=padding, dilation=dilation, groups=groups)
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    if _differentiable_backward.get() and bias is None and _is_one(dilation):
+    if _differentiable_backward and bias is None and _is_one(dilation):
         return _Conv2d.apply(input, weight, (_pair(stride), _pair(padding), _pair(output_padding), groups, True))
     return torch.nn.functional.conv_transpose2d(input=input, weight=weight, bias=bias, stride=stride, padding=padding,
                                                 output_padding=output_padding, groups=groups, dilation=dilation)
