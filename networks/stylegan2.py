@@ -41,6 +41,10 @@ _ACTIVATION_GAIN = dict(linear=1.0, relu=math.sqrt(2), lrelu=math.sqrt(2), swish
 # act(g * x) == g * act(x) for g > 0.
 _POSITIVELY_HOMOGENEOUS = ('linear', 'relu', 'lrelu')
 
+# Gain of each branch of a residual block, so that their sum keeps the variance (a Python
+# float: a numpy scalar passed in forward() would be traced as a tensor by torch.compile).
+_RESNET_BRANCH_GAIN = math.sqrt(0.5)
+
 def _activation_gain(activation: str) -> float:
     if activation not in _ACTIVATION_GAIN:
         raise ValueError(f'activation="{activation}": expected one of {", ".join(_ACTIVATION_GAIN)}')
@@ -487,9 +491,9 @@ class SynthesisBlock(torch.nn.Module):
         if self.in_channels == 0:
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
         elif self.architecture == 'resnet':
-            y = self.skip(x, gain=np.sqrt(0.5))
+            y = self.skip(x, gain=_RESNET_BRANCH_GAIN)
             x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=_RESNET_BRANCH_GAIN, **layer_kwargs)
             x = y.add_(x)
         else:
             x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
@@ -667,9 +671,9 @@ class DiscriminatorBlock(torch.nn.Module):
 
         # Main layers.
         if self.architecture == 'resnet':
-            y = self.skip(x, gain=np.sqrt(0.5))
+            y = self.skip(x, gain=_RESNET_BRANCH_GAIN)
             x = self.conv0(x)
-            x = self.conv1(x, gain=np.sqrt(0.5))
+            x = self.conv1(x, gain=_RESNET_BRANCH_GAIN)
             x = y.add_(x)
         else:
             x = self.conv0(x)

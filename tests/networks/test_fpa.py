@@ -467,3 +467,16 @@ def test_v1_latent_to_init_is_kaiming_normal_as_the_reference():
     G = fpa.Generator(z_dim=512, c_dim=0, img_resolution=8, img_channels=3, num_steps=2, input_generator='v1', hidden_dim=64)
     std = float(G.synthesis.latent_to_init.weight.detach().std())
     assert abs(std - 0.0625) < 0.002, std
+
+def test_generator_traces_as_one_graph_for_torch_compile():
+    # What compiling the G step needs of the FPA: no graph break. Dynamo wraps nn.LSTM only
+    # with its (experimental) allow_rnn switch, which a compiled training step would set.
+    import torch._dynamo                                            # pylint: disable=import-outside-toplevel
+    from tests.training.tiny import TINY_FPA                        # pylint: disable=import-outside-toplevel
+    torch.manual_seed(0)
+    G = dnnlib.util.construct_class_by_name(**TINY_FPA, c_dim=0, img_resolution=16, img_channels=3).train()
+    z = torch.randn([4, G.z_dim])
+    with torch._dynamo.config.patch(allow_rnn=True), torch.autocast('cpu', dtype=torch.bfloat16):
+        explanation = torch._dynamo.explain(G)(z, None)
+    assert explanation.graph_break_count == 0, [str(reason.reason)[:200] for reason in explanation.break_reasons]
+    assert explanation.graph_count == 1

@@ -414,3 +414,15 @@ def test_fp16_on_cuda_close_to_fp32():
     _r1_penalty(D, img).backward()
 
 #----------------------------------------------------------------------------
+
+def test_discriminator_traces_as_one_graph_for_torch_compile():
+    # What compiling the G/D steps needs of D: no graph break (conv2d_gradfix's switch is a
+    # plain global; upfirdn2d's filter lookups become constants of the graph). R1 passes are not
+    # compiled (no double backward through compiled graphs), so the Function is not traced here.
+    import torch._dynamo                                            # pylint: disable=import-outside-toplevel
+    D = _tiny_D(seed=8, architecture='resnet')
+    img = _randn(4, 3, 16, 16, seed=8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        explanation = torch._dynamo.explain(D)(img, None)
+    assert explanation.graph_break_count == 0, [str(reason.reason)[:200] for reason in explanation.break_reasons]
+    assert explanation.graph_count == 1

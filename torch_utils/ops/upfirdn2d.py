@@ -180,8 +180,12 @@ def _upfirdn2d_fast(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filte
         x = torch.matmul(mat_y, x)
     return x
 
+# Both lookups read numbers out of tensors or build the matrix with numpy. Under torch.compile
+# they run once while tracing and their results become constants of the graph (the filters are
+# fixed buffers), so the networks' upfirdn2d calls do not break a graph.
 _taps_cache: dict = {}
 
+@torch.compiler.assume_constant_result
 def _separable_taps(f: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """(taps along x, taps along y) when f is 1-D or a rank-1 2-D filter, else None."""
     key = (f.detach().cpu().numpy().tobytes(), tuple(f.shape))
@@ -206,6 +210,7 @@ def _separable_taps(f: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ..
 
 _matrix_cache: dict = {}
 
+@torch.compiler.assume_constant_result
 def _resample_matrix(taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device) -> torch.Tensor | None:
     """The [out_len, in_len] matrix of a 1-D upfirdn along one axis; None for the identity."""
     k = len(taps)
