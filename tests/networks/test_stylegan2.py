@@ -415,14 +415,16 @@ def test_fp16_on_cuda_close_to_fp32():
 
 #----------------------------------------------------------------------------
 
-def test_discriminator_traces_as_one_graph_for_torch_compile():
-    # What compiling the G/D steps needs of D: no graph break (conv2d_gradfix's switch is a
-    # plain global; upfirdn2d's filter lookups become constants of the graph). R1 passes are not
-    # compiled (no double backward through compiled graphs), so the Function is not traced here.
+@pytest.mark.parametrize('net', ['G', 'D'])
+def test_generator_and_discriminator_trace_as_one_graph_for_torch_compile(net):
+    # What compiling the G/D steps needs: no graph break (conv2d_gradfix's switch is a plain
+    # global; upfirdn2d's filter lookups become constants of the graph; the residual gain is a
+    # Python float). R1 and path length are not compiled (no double backward through compiled
+    # graphs), so the Function is not traced here.
     import torch._dynamo                                            # pylint: disable=import-outside-toplevel
-    D = _tiny_D(seed=8, architecture='resnet')
-    img = _randn(4, 3, 16, 16, seed=8)
+    module = _tiny_G(seed=8).train() if net == 'G' else _tiny_D(seed=8, architecture='resnet')
+    args = (_randn(4, 16, seed=8), None) if net == 'G' else (_randn(4, 3, 16, 16, seed=8), None)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        explanation = torch._dynamo.explain(D)(img, None)
+        explanation = torch._dynamo.explain(module)(*args)
     assert explanation.graph_break_count == 0, [str(reason.reason)[:200] for reason in explanation.break_reasons]
     assert explanation.graph_count == 1
