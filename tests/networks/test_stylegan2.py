@@ -428,3 +428,18 @@ def test_generator_and_discriminator_trace_as_one_graph_for_torch_compile(net):
         explanation = torch._dynamo.explain(module)(*args)
     assert explanation.graph_break_count == 0, [str(reason.reason)[:200] for reason in explanation.break_reasons]
     assert explanation.graph_count == 1
+
+@pytest.mark.filterwarnings('ignore:`torch.jit.script_method` is deprecated:DeprecationWarning')   # (inductor's own use.)
+def test_compiled_discriminator_equals_eager():
+    # Tracing is not compiling: D compiled by inductor (the filter matrices built inside the
+    # graph) gives eager's logits and gradients. About 20 s of compilation on one CPU thread.
+    D = _tiny_D(seed=9, architecture='resnet')
+    img = _randn(4, 3, 16, 16, seed=9)
+    results = []
+    for module in (D, torch.compile(D)):
+        D.zero_grad(set_to_none=True)
+        logits = module(img, None)
+        torch.nn.functional.softplus(logits).sum().backward()
+        results.append([logits.detach()] + [p.grad.clone() for p in D.parameters()])
+    for i, (eager, compiled) in enumerate(zip(*results)):
+        assert_close(compiled, eager, rtol=1e-4, atol=1e-5, name=f'tensor {i}')

@@ -31,7 +31,6 @@ Implementations (`impl`):
 
 import os
 
-import numpy as np
 import torch
 
 from torch_utils import custom_ops
@@ -180,9 +179,9 @@ def _upfirdn2d_fast(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filte
         x = torch.matmul(mat_y, x)
     return x
 
-# Both lookups read numbers out of tensors or build the matrix with numpy. Under torch.compile
-# they run once while tracing and their results become constants of the graph (the filters are
-# fixed buffers), so the networks' upfirdn2d calls do not break a graph.
+# Under torch.compile the taps are read from the filter once while tracing (they become
+# constants of the graph: the networks' filters are fixed buffers), and the matrix is built from
+# them with traceable ops instead of the cache, so upfirdn2d does not break a graph.
 _taps_cache: dict = {}
 
 @torch.compiler.assume_constant_result
@@ -210,24 +209,34 @@ def _separable_taps(f: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ..
 
 _matrix_cache: dict = {}
 
-@torch.compiler.assume_constant_result
 def _resample_matrix(taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device) -> torch.Tensor | None:
     """The [out_len, in_len] matrix of a 1-D upfirdn along one axis; None for the identity."""
     k = len(taps)
     if k == 1 and taps[0] * gain == 1 and up == 1 and down == 1 and pad0 == 0 and pad1 == 0:
         return None
+    if torch.compiler.is_compiling():
+        return _build_resample_matrix(taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device)
     key = (taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device)
     if key not in _matrix_cache:
-        h = np.asarray(taps[::-1] if flip_filter else taps, dtype=np.float64) * gain
-        out_len = (in_len * up + pad0 + pad1 - k) // down + 1
-        out_idx, tap_idx = np.meshgrid(np.arange(out_len), np.arange(k), indexing='ij')
-        pos = out_idx * down + k - 1 - tap_idx - pad0 # Position in the zero-inserted signal.
-        hit = (pos % up == 0) & (pos >= 0) & (pos < in_len * up)
-        mat = np.zeros([out_len, in_len])
-        np.add.at(mat, (out_idx[hit], pos[hit] // up), h[tap_idx[hit]])
-        mat = torch.from_numpy(mat)
-        _matrix_cache[key] = mat.to(dtype=dtype, device=device)
+        _matrix_cache[key] = _build_resample_matrix(taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device)
     return _matrix_cache[key]
+
+def _build_resample_matrix(taps, up, down, pad0, pad1, in_len, flip_filter, gain, dtype, device) -> torch.Tensor:
+    k = len(taps)
+    h = [float(tap) * gain for tap in (taps[::-1] if flip_filter else taps)]
+    out_len = (in_len * up + pad0 + pad1 - k) // down + 1
+    rows, cols, values = [], [], []
+    for o in range(out_len):
+        for j in range(k):
+            pos = o * down + k - 1 - j - pad0 # Position in the zero-inserted signal.
+            if pos % up == 0 and 0 <= pos < in_len * up:
+                rows.append(o)
+                cols.append(pos // up)
+                values.append(h[j])
+    mat = torch.zeros([out_len, in_len], dtype=torch.float64)
+    if rows:
+        mat.index_put_((torch.tensor(rows), torch.tensor(cols)), torch.tensor(values, dtype=torch.float64), accumulate=True)
+    return mat.to(dtype=dtype, device=device)
 
 #----------------------------------------------------------------------------
 # CUDA implementation: the plugin in an autograd Function whose backward is the same
