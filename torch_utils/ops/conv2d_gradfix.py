@@ -29,7 +29,7 @@ it. Outside `differentiable_backward()`, and for other calls (a bias, dilation),
 are the torch functions, whose derivatives are the reference twin: tests hold the two equal in
 values, first and second derivatives. The loss opens the context for the passes it
 differentiates twice (R1's D forward, path length's G forward): elsewhere the Function's Python
-overhead per call only cost time (the G and D steps of fpa-cpu, bf16: 3-5%).
+overhead per call only cost time (the G and D steps of fpa-cpu: 1-5%).
 """
 
 import contextlib
