@@ -1,6 +1,6 @@
 # One-command set-up: every target creates .venv/ on first use, then does its job.
 #   make test    the whole test suite (what CI runs)
-#   make demo    a Fast Weight Painter learns Fashion-MNIST on the CPU (about 3.5 minutes on 2 idle cores)
+#   make demo    a Fast Weight Painter learns Fashion-MNIST on the CPU (a few minutes on 2 idle cores)
 #   make bench   every benchmark, tables into bench/results.md
 #   make emoji   the Google emoji (npm package emoji-datasource-google, from the npm registry) -> datasets/emoji-google{32,64}.zip
 #   make study   FPA, FPA/U-Net and StyleGAN2 side by side on the CPU -> docs/results.md (about 35 minutes)

@@ -9,7 +9,7 @@ Steps, each one of the user-facing scripts:
      Without the package, --source takes any folder or zip of images instead.
   2. train.py --cfg=fpa-cpu --precision=bf16: the paper's FPA scaled down for a CPU
      (docs/training.md) with the StyleGAN2-ADA machinery, for --kimg thousand images
-     (40 kimg: about 3.5 minutes in all on 2 idle cores, about 5 sec/kimg).
+     (40 kimg: a few minutes on 2 idle cores; bench/results.md has the speed).
   3. generate.py: painting figures (rank-1 updates over partial images) and painting
      animations (GIF/WebP) of four seeds from the last snapshot; the grid of samples is
      the training run's own fakesKKKKKK.png.

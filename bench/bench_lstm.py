@@ -1,5 +1,5 @@
-"""The FPA's slow net in bf16 on the CPU: torch's fused LSTM against the alternatives issue 18
-asked for, forward+backward, alternating in one process.
+"""The FPA's slow net in bf16 on the CPU: torch's fused LSTM against the alternatives proposed
+for it, forward+backward, alternating in one process.
 
     python bench/bench_lstm.py                  # the fpa-cpu and the paper's sizes, one thread
     python bench/bench_lstm.py --threads=2

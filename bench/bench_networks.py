@@ -24,7 +24,7 @@ forward (input and weight gradients); R1 is 6x D forward: the forward, the input
 (1x), the backward of that gradient (2x: the weight and output gradients of each adjoint
 convolution) and a full backward of the forward pass (2x), which the minibatch-std layer's
 second derivative makes necessary (it reaches every earlier activation; the profiler shows two
-convolution_backward calls per convolution). Counted as 4x until issue 18's third round. The header line cross-checks the forward counts with
+convolution_backward calls per convolution). Counted as 4x before the training step's third round (bench/results.md). The header line cross-checks the forward counts with
 torch.utils.flop_counter (executed matmuls and convolutions, FIR filters included). The FPA
 rows report images/s only (its LSTM is invisible to flop_counter, and its FLOPs are not ours
 to derive here); the ratio SG2 / FPA is printed under the table.

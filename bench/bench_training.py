@@ -16,7 +16,7 @@ training run of docs/training.md) so that a run takes minutes; --cbase=0 uses th
 On CUDA the preset's D is the default and one timed tick spans 16 iterations (one lazy R1
 step included, as in training). Every row uses train.py's default DataLoader workers for the
 device. On the CPU a second table runs the demo's preset (fpa-cpu, 32x32, its own D) and the paper's
-(fpa, 64x64, the D above) with the defaults of before issue 18 (--workers=3 --precision=fp32)
+(fpa, 64x64, the D above) with the former defaults (--workers=3 --precision=fp32)
 and with today's (--workers from the device: 0 on the CPU; --precision=auto: bf16 on a CPU with
 native bf16).
 
@@ -133,7 +133,7 @@ def main():
 
 def defaults_table(resolutions: list[int], device: str, cbase: int | None, cmax: int | None, rounds: int = 2) -> None:
     """The demo's preset (fpa-cpu, 32x32, its own narrow D) and the paper's (fpa, 64x64, the D of
-    the table above) with the defaults of before issue 18 (--workers=3, --precision=fp32), with
+    the table above) with the former defaults (--workers=3, --precision=fp32), with
     the DataLoader default chosen from the device, and with both of today's defaults
     (--precision=auto as well: bf16 on a CPU with native bf16). Each at the preset's batch over
     one tick of 16 iterations (one lazy R1 step, as in training), the three variants in turn,

@@ -4,7 +4,7 @@
 #   env.txt          GPU, driver, torch, CUDA and nvcc versions
 #   plugins.txt      the plugin builds (compiler output in full)
 #   gpu-tests.txt    pytest -m gpu
-#   results-gpu.md   bench/run_all.py --device=cuda (the tables quoted in the README)
+#   results-gpu.md   bench/run_all.py --device=cuda (its tables go into the GPU section of bench/results.md)
 #
 #   bash bench/gpu_check.sh [OUT_DIR]       (default: $OUT, else ./gpu-check)
 #

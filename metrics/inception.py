@@ -45,7 +45,7 @@ from torch_utils import persistence
 
 RESOLUTION      = 299       # Input size of the network.
 FEATURE_DIM     = 2048      # pool3 features.
-NUM_CLASSES     = 1008      # Softmax classes of the 2015-12-05 graph (1000 ImageNet + 8 unused).
+NUM_CLASSES     = 1008      # Softmax classes of the inception-2015-12-05 graph (1000 ImageNet + 8 unused).
 BN_EPSILON      = 0.001     # Batch-norm epsilon of the TF graph.
 
 #----------------------------------------------------------------------------

@@ -15,18 +15,8 @@ Painters (free functions, keys/values [B, C, T, N], learning rates [B, C, T, r],
 Each returns a `Painting(W, U, K)`: W [B, C, N, N] and rank-1 factors U, K [B, C, T, N] with
 update_t = U[:, :, t] K[:, :, t]^T, so W = sum_t update_t and the partial images are prefix sums.
 
-Parameter names (a compatibility promise: legacy.py maps the reference checkpoints onto them).
-Reference name on the left (`G.` / `GE.` prefix in its checkpoints), ours on the right:
-    (none)                          mapping.embed.weight            [z_dim, c_dim], only if c_dim > 0
-    (none)                          mapping.w_avg (buffer)          [z_dim]
-    latent_to_init.{weight,bias}    synthesis.latent_to_init.*      [2*L*H, z_dim], [2*L*H]
-    input_generator.{weight,bias}   synthesis.input_generator.*     [T*m, z_dim], [T*m]      (v2)
-    per_time_linear_input.*         synthesis.per_time_linear_input.*  [d_in, m], [d_in]     (v2)
-    (none)                          synthesis.position_table        [T, d_in]   (v2, position_table=True)
-    decoder_rnn.*                   synthesis.decoder_rnn.*         torch.nn.LSTM names (weight_ih_l0, ...)
-    kvb_net.{weight,bias}           synthesis.kvb_net.*             [C*(2N+r), H], [C*(2N+r)]
-    kv_net.{weight,bias} (lstm_sum) synthesis.kvb_net.*             [C*2N, H], [C*2N]     (hebbian)
-    u_net.*                         synthesis.unet.*                networks.unet.UNet (FPA/U-Net)
+Parameter names are a compatibility promise (network files, legacy.py maps the reference
+checkpoints onto them): the table of reference and our names is in docs/fpa.md.
 """
 
 from typing import NamedTuple

@@ -24,24 +24,43 @@ def test_no_reference_to_files_outside_the_repository():
         found += [f'{name}: {word}' for word in outside if word in text]
     assert not found, f'files cite documents outside the repository: {found}'
 
-def _decimal_numbers(text: str) -> list[str]:
-    return re.findall(r'(?<![\w.])\d[\d,]*\.\d+(?![\w.])', text)
+RESULTS_FILES = ('bench/results.md', 'docs/results.md')     # The only homes of dated figures.
 
-@pytest.mark.parametrize('section,end,results', [('### Benchmarks', '### On a GPU', 'bench/results.md'),
-                                                 ('### On a GPU', '## Known differences', 'bench/results-gpu.md')])
-def test_readme_benchmark_numbers_come_from_the_results_files(section, end, results):
-    """Every figure in the README's benchmark tables is a figure of the results file that the
-    benchmarks wrote (possibly rounded to the README's decimals), so the two cannot drift apart."""
-    with open(os.path.join(REPO, 'README.md'), encoding='utf-8') as f:
-        readme = f.read()
-    with open(os.path.join(REPO, results), encoding='utf-8') as f:
-        measured = [n.replace(',', '') for n in _decimal_numbers(f.read())]
-    assert section in readme and end in readme, f'README sections "{section}" / "{end}" not found'
-    table_rows = [line for line in readme[readme.index(section):readme.index(end)].splitlines() if line.startswith('|')]
-    assert table_rows, f'no table under "{section}"'
-    def found(number: str) -> bool:
-        decimals = len(number.split('.')[1])
-        value = float(number.replace(',', ''))
-        return any(abs(round(float(m), decimals) - value) < 10 ** -(decimals + 3) for m in measured)
-    missing = [(n, row[:60]) for row in table_rows for n in _decimal_numbers(row) if not found(n)]
-    assert not missing, f'README figures not in {results}: {missing[:5]}'
+def _read(name: str) -> str:
+    with open(os.path.join(REPO, name), encoding='utf-8', errors='replace') as f:
+        return f.read()
+
+def test_no_reference_to_an_issue_tracker():
+    """The tracker is not in the repository: text says what was meant, not a ticket number."""
+    pattern = re.compile(r'\bissues?\s*#?\d+', re.IGNORECASE)
+    found = [f'{name}: {m.group(0)}' for name in _tracked_text_files() for m in pattern.finditer(_read(name))]
+    assert not found, f'references to issue numbers: {found[:10]}'
+
+def test_dated_figures_live_in_the_two_results_files():
+    """A date marks a measurement; measurements are kept in bench/results.md and docs/results.md,
+    and every other file states the decision and links there."""
+    date = re.compile(r'(?<![\w-])20\d\d-[01]\d-[0-3]\d(?![\w-])')
+    found = [f'{name}: {m.group(0)}' for name in _tracked_text_files() if name not in RESULTS_FILES
+             for m in date.finditer(_read(name))]
+    assert not found, f'dated figures outside {RESULTS_FILES}: {found[:10]}'
+
+def test_readme_states_decisions_not_figures():
+    """The README links to the results files; the only decimal numbers in it are versions."""
+    readme = _read('README.md')
+    for name in RESULTS_FILES:
+        assert f']({name})' in readme, f'README does not link {name}'
+    versions = re.compile(r'(?:torch|Python|tested:|,)\s*(?:>=\s*)?\d+\.\d+(?:\.\d+)?')
+    numbers = re.findall(r'(?<![\w.])\d[\d,]*\.\d+(?![\w.])', versions.sub('', readme))
+    assert not numbers, f'figures in the README (they belong in {RESULTS_FILES}): {numbers[:10]}'
+
+@pytest.mark.parametrize('device', ['cpu', 'cuda'])
+def test_run_all_finds_its_section_of_bench_results(device):
+    """bench/run_all.py rewrites only its device's section of bench/results.md."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('run_all', os.path.join(REPO, 'bench', 'run_all.py'))
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    path = os.path.join(REPO, 'bench', 'results.md')
+    before, section, after = run_all.read_section(path, device)
+    assert before + section + after == _read('bench/results.md')
+    assert section.strip(), f'the {device} section of bench/results.md is empty'

@@ -98,7 +98,7 @@ def sync_gradients(params: Iterable[torch.Tensor], nan_to: float = 0.0, inf_to: 
     if world_size == 1 and params[0].grad.device.type == 'cpu':
         # One process on a CPU, where waiting costs nothing: the float64 sum of a gradient is
         # finite when every entry is (a sum that overflows only takes the exact path below).
-        # 5x faster than the flat path for fpa-cpu's G, whose gradients are nearly always finite.
+        # Much faster than the flat path for fpa-cpu's G, whose gradients are nearly always finite.
         sums = torch.stack([p.grad.sum(dtype=torch.float64) for p in params])
         if bool(sums.isfinite().all()):
             return torch.zeros([], dtype=torch.int64)

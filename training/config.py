@@ -58,10 +58,10 @@ PRESETS = {
     # - Adam lr 0.0025 and betas (0, 0.99) for G and D: the values StyleGAN2-ADA tuned for this
     #   discriminator and loss at <= 256 px (the paper's 2e-4 / (0.5, 0.9) went with a hinge loss
     #   and a LightweightGAN discriminator, which this codebase does not use);
-    # - gamma = 0.0002 res^2 / batch (0.0256 at 64x64 on one GPU), EMA half-life batch * 10/32
+    # - gamma = 0.0002 res^2 / batch, EMA half-life batch * 10/32
     #   kimg with ramp-up 0.05, D capacity 0.5: the 'auto' rules, which are tuned for small datasets;
     # - pl_weight 0: path lengths need a double backward through the LSTM, which cuDNN does not
-    #   provide on CUDA and which costs about 1.5x per G step on CPU; the paper trained without;
+    #   provide on CUDA and which slows every G step on a CPU; the paper trained without;
     # - style_mixing 0: the paper trained without; mixing painting steps stays available
     #   (the loss supports it for num_ws >= 2) but is not the default until measured;
     # - resolutions 8..256: at N > 2T the image's rank (at most T = 64 strokes) limits detail.
@@ -72,15 +72,14 @@ PRESETS = {
     'fpa-unet': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), gen='fpa-unet'),
     # The FPA scaled down for a CPU (the demo): T = 32 steps (full rank at 32x32), LSTM 256,
     # d_in 64, and a narrow D (channel_base 1024, channel_max 128); the paper's configuration
-    # costs about 10x more per image. Batch 16 per GPU, with gamma and the EMA kept at the
-    # values of 32 per GPU: at equal wall-clock on a CPU it beat 32 on the colour emoji (FID
-    # 227 against 248) and on Fashion-MNIST (148 against 153), more optimiser steps per minute
-    # (docs/results.md, "Presets"). T = 64 was worse on the emoji, a vector learning rate no
-    # better.
+    # costs an order of magnitude more per image. Batch 16 per GPU, with gamma and the EMA kept
+    # at the values of 32 per GPU: at equal wall-clock on a CPU it beat 32 on the colour emoji
+    # and on Fashion-MNIST, more optimiser steps per minute (docs/results.md, "Presets").
+    # T = 64 was worse on the emoji, a vector learning rate no better.
     'fpa-cpu': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), mb=FPA_CPU_BATCH_GPU * gpus, fmaps=1024 / 32768, cmax=128, max_res=64,
         fpa_kwargs=dict(num_steps=32, hidden_dim=256, step_input_dim=64)),
     # fpa-cpu plus a U-Net narrowed for a CPU (base width 16, 2 heads of 16 features: 0.5M
-    # parameters against 8M; measured 6x faster per step at 32x32), for the two-stage recipe.
+    # parameters against 8M, several times faster per step), for the two-stage recipe.
     'fpa-unet-cpu': lambda res, gpus: _merge(PRESETS['fpa-cpu'](res, gpus),
         dict(gen='fpa-unet', fpa_kwargs=dict(unet_kwargs=dict(dim=16, attn_heads=2, attn_head_dim=16)))),
 }
@@ -154,8 +153,8 @@ def _merge(base: dict, overrides: dict) -> dict:
 def default_workers(device: str, gpus: int, cpu_count: int | None) -> int:
     """DataLoader worker processes per training process when --workers is not given.
     On the CPU none: the training process computes on every core, and a worker decoding beside
-    it only takes cores from it (bench/bench_data.py, 2 cores: 0 workers loaded 64x64 PNGs at
-    2.3x the images/s of 2). On CUDA upstream's 3, fewer where the cores do not leave one per
+    it only takes cores from it (bench/bench_data.py on 2 cores: 0 workers load faster than 2;
+    bench/results.md). On CUDA upstream's 3, fewer where the cores do not leave one per
     GPU process beside its workers: min(3, cores // gpus - 1), at least 0."""
     if device != 'cuda':
         return 0
@@ -171,9 +170,9 @@ def cpu_has_native_bf16() -> bool:
 def default_precision(device: str, fp32: bool) -> str:
     """--precision=auto. On CUDA 'fp32', i.e. upstream's default (fp16 layers in the top four
     resolutions unless --fp32). On a CPU with native bfloat16 'bf16' autocast of the G and D
-    passes, the CPU's counterpart of upstream's mixed precision: the whole training step
-    1.24-1.28x (--cfg=fpa-cpu, 32x32) and 2.1-2.3x (--cfg=fpa, 64x64) faster than float32 on 2
-    cores (bench/bench_training.py); elsewhere, or with --fp32, 'fp32'."""
+    passes, the CPU's counterpart of upstream's mixed precision: the whole training step is
+    faster than in float32 for fpa-cpu and fpa (bench/bench_training.py, bench/results.md);
+    elsewhere, or with --fp32, 'fp32'."""
     return 'bf16' if device == 'cpu' and not fp32 and cpu_has_native_bf16() else 'fp32'
 
 def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
@@ -278,7 +277,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     for name, lr in [('glr', opts.glr), ('dlr', opts.dlr)]:
         _check(lr is None or lr > 0, f'--{name}={lr}: expected a positive learning rate')
     # fused=True: torch's one-kernel Adam, the same update as upstream's for-loop Adam (to
-    # rounding); 3.1x faster per step for fpa-cpu's G and D on this project's 2-core CPU.
+    # rounding), and several times faster per step on a CPU (bench/results.md).
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.glr or spec.lrate, betas=[0.0, 0.99], eps=1e-8, fused=True)
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.dlr or spec.lrate, betas=[0.0, 0.99], eps=1e-8, fused=True)
     c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma,

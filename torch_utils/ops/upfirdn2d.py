@@ -114,8 +114,8 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=Non
     if out_h < 1 or out_w < 1:
         raise ValueError(f'upfirdn2d: input {in_h}x{in_w} with up={up}, down={down}, padding={padding} and a '
                          f'{fh}x{fw} filter gives an empty output ({out_h}x{out_w})')
-    if impl is None: # The torch fast path on every device: on an H200 it ran 2-12x faster than the
-        impl = 'fast'    # plugin's one-thread-per-pixel kernel (docs/ops.md), which stays as impl='cuda'.
+    if impl is None: # The torch fast path on every device: on an H200 it ran several times faster than
+        impl = 'fast'    # the plugin's one-thread-per-pixel kernel (bench/results.md), which stays as impl='cuda'.
     if impl not in _IMPLS:
         raise ValueError(f'upfirdn2d: unknown impl {impl!r}; expected one of {sorted(_IMPLS)} or None')
     y = _IMPLS[impl](x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
@@ -158,9 +158,9 @@ def _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter
 # then gives y = R_y @ x @ R_x^T per channel: two GEMMs, which run at matmul speed in
 # float32 and bfloat16 and whose derivatives (more GEMMs) are available to any order.
 # The matrices are dense, so the cost per output is in_len multiply-adds instead of k:
-# measured on this 2-core CPU (4x4 filter, float32), the matrix form is about 2x faster
-# than the depthwise convolution up to 128 pixels, even at 256 and slower above, while
-# downsampling by 2 stays about 2x faster up to 320. Hence the limit below, per axis, in
+# measured on a 2-core CPU (4x4 filter, float32), the matrix form beats the depthwise
+# convolution for small images, breaks even at a few hundred pixels and loses above, and
+# downsampling by 2 holds its lead a little longer. Hence the limit below, per axis, in
 # input pixels per unit of `down`; larger images use the depthwise-convolution reference.
 
 _MAX_MATRIX_LEN = 192
