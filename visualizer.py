@@ -468,7 +468,6 @@ class Server(http.server.ThreadingHTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     server: Server
     server_version = 'fpa-visualizer'
-    sys_version = ''
     protocol_version = 'HTTP/1.1'
     timeout = 60                    # Seconds a connection may stay idle (or a client take to send a request).
 
@@ -476,6 +475,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     GET_ROUTES = {'/api/networks': 'api_networks', '/api/info': 'api_info', '/api/render': 'api_render',
                   '/api/animation': 'api_animation', '/api/job': 'api_job'}
     POST_ROUTES = {'/api/project': 'api_project', '/api/cancel': 'api_cancel'}
+
+    def version_string(self):
+        return self.server_version     # No Python version in the Server header.
 
     def log_message(self, format, *args): # pylint: disable=redefined-builtin
         """http.server's own messages (malformed requests, timeouts): one line each."""
@@ -509,6 +511,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own refusals (malformed request line, headers too long) as our one-line JSON."""
         self.close_connection = True
+        self.command = self.command or 'GET'            # Unset when the request line could not be parsed.
+        self.path = getattr(self, 'path', '')
+        if self.request_version == 'HTTP/0.9':          # Which would mean no status line: answer as HTTP/1.0.
+            self.request_version = 'HTTP/1.0'
         try:
             self.respond_error(code, message or http.HTTPStatus(code).phrase)
         except OSError:

@@ -157,6 +157,7 @@ function showRender(decoded) {
       putImage($('after-unet'), toImageData(arrays.refined.data, 0, N, C));
     }
   }
+  d.ready = true;
   $('unet').hidden = !arrays.refined;
   $('target-fig').hidden = !arrays.target;
   if (arrays.target) putImage($('target'), toImageData(arrays.target.data, 0, N, C));
@@ -172,14 +173,14 @@ let pending = null;     // {query, t0} of the latest input not yet sent.
 
 function sampleQuery() {
   const info = viz.info;
-  const q = new URLSearchParams({ network: info.network, seed: $('seed').value, psi: $('psi').value });
+  const q = new URLSearchParams({ network: info.network, seed: $('seed').value, seed_b: $('seed_b').value, psi: $('psi').value });
   if (info.c_dim > 0) q.set('class', $('class').value);
   if (!info.paints) q.set('noise_mode', $('noise_mode').value);
   const walk = Number($('walk').value);
   let lo = 0, hi = 0;
   if (info.paints) { lo = Number($('mix_k').value); hi = lo < info.num_ws ? info.num_ws : lo; }
   else { lo = Number($('mix_lo').value); hi = Math.max(lo, Number($('mix_hi').value)); }
-  if (walk > 0 || hi > lo) { q.set('seed_b', $('seed_b').value); q.set('walk', walk); q.set('space', $('space').value); q.set('mix_lo', lo); q.set('mix_hi', hi); }
+  if (walk > 0 || hi > lo) { q.set('walk', walk); q.set('space', $('space').value); q.set('mix_lo', lo); q.set('mix_hi', hi); }
   if (info.input_transform) { q.set('tx', $('tx').value); q.set('ty', $('ty').value); q.set('angle', $('angle').value); }
   return q.toString();
 }
