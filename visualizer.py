@@ -1,6 +1,6 @@
 """Watch a network paint, live, in a browser: a local web server and a page of plain JavaScript.
 
-    python visualizer.py --networks=DIR_OR_FILE [--port=8000] [--host=127.0.0.1] [--device=auto]
+    python visualizer.py --networks=DIR_OR_FILE [--port=8000] [--host=127.0.0.1] [--device=auto] [--threads=1]
 
 The server renders on the device it runs on (CPU or GPU) and listens on 127.0.0.1 unless
 --host names another interface, so on a headless GPU node it is reached through an SSH port
@@ -646,7 +646,8 @@ def make_server(networks_root: str, host: str = '127.0.0.1', port: int = 8000, d
 @click.option('--port',                      help='TCP port (0: any free port)', type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option('--host',                      help='Interface to listen on; another than 127.0.0.1 lets other machines in', default='127.0.0.1', show_default=True)
 @click.option('--device',                    help='auto, cpu, cuda or cuda:N: where the networks run', default='auto', show_default=True)
-def main(networks_root, port, host, device):
+@click.option('--threads',                   help='torch CPU threads (0: torch\'s default, one per core)', type=click.IntRange(0, 256), default=1, show_default=True)
+def main(networks_root, port, host, device, threads):
     """Serve the visualizer: a page that shows any network's samples and, for a Fast Weight
     Painter, its painting step by step (docs/visualizer.md). Open the printed URL in a browser;
     on a remote machine, forward the port first (ssh -L 8000:localhost:8000 HOST).
@@ -661,6 +662,12 @@ def main(networks_root, port, host, device):
         device = api.resolve_device(device)
     except ValueError as err:
         raise click.ClickException(f'--device: {err}') from None
+    if threads > 0:
+        # One thread by default: a render of one sample is a chain of small matrix-vector products
+        # (the FPA's LSTM at batch 1), which more threads barely speed up and a loaded CPU slows
+        # down a lot; each request runs in a thread of its own, so two tabs use two cores
+        # (measured in bench/results.md).
+        torch.set_num_threads(threads)
     try:
         server = make_server(networks_root, host, port, device)
     except (OSError, socket.gaierror) as err:

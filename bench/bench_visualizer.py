@@ -9,8 +9,8 @@ real controls: arrow up in the seed field (a new seed: one request, all T frames
 response), arrow left/right on the step slider (no request: the frames are cached in the page),
 then uploads an image for a projection. The page records each latency with performance.now()
 against the event's timeStamp (window.viz.stats); this script prints them side by side with the
-targets, once per --threads value (the server's torch threads; 0 = torch's default), in
-one run. Needs Chromium, chromedriver and selenium (make browser, the viz-test extra).
+targets, once per --threads value (visualizer.py --threads: 0 = torch's default, one per
+core; 1 = its default), in one run. Needs Chromium, chromedriver and selenium (make browser, the viz-test extra).
 """
 
 import argparse
@@ -34,11 +34,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS_MS = dict(seedFirstFrame=150, seedAllFrames=300, step=16)
 
 def start_server(networks_dir: str, device: str, threads: int) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ)
-    env.pop('OMP_NUM_THREADS', None)
-    env.update({'OMP_NUM_THREADS': str(threads)} if threads > 0 else {})
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, 'visualizer.py'), f'--networks={networks_dir}', '--port=0', f'--device={device}'],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+    env = {key: value for key, value in os.environ.items() if key != 'OMP_NUM_THREADS'}   # --threads decides.
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, 'visualizer.py'), f'--networks={networks_dir}', '--port=0',
+                             f'--device={device}', f'--threads={threads}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
     for line in proc.stdout:
         match = re.search(r'(http://\S+)', line)
         if match:
@@ -55,7 +53,7 @@ def main():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seeds', type=int, default=20, help='Seed changes timed.')
     parser.add_argument('--steps', type=int, default=64, help='Step changes timed.')
-    parser.add_argument('--threads', default='0,1', help="The server's torch threads, one measurement each (0 = torch's default).")
+    parser.add_argument('--threads', default='0,1', help="visualizer.py --threads values, one measurement each (0 = torch's default).")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps = 5, 16
