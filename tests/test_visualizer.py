@@ -177,6 +177,35 @@ def test_animation(site):
         with PIL.Image.open(io.BytesIO(body)) as im:
             assert im.format == fmt.upper() and im.n_frames == 4 + 1, 'T steps, then the U-Net output'
 
+class _TransformedSynthesis(torch.nn.Module):
+    """A stand-in for StyleGAN3's synthesis: an input layer with a user transform buffer
+    (G.synthesis.input.transform); the image shows the transform's translation column."""
+    def __init__(self):
+        super().__init__()
+        self.input = torch.nn.Module()
+        self.input.register_buffer('transform', torch.eye(3))
+
+    def forward(self, ws, noise_mode='const'):
+        return self.input.transform[:2, 2].reshape(1, 2, 1, 1).repeat(len(ws), 1, 1, 1).clone()
+
+def test_input_transform_is_applied_and_restored():
+    G = torch.nn.Module()
+    G.synthesis = _TransformedSynthesis()
+    G.z_dim = G.w_dim = 4; G.c_dim = 0; G.num_ws = 2; G.img_resolution = 1; G.img_channels = 2
+    network = visualizer.Network('sg3', G)
+    assert network.info['input_transform'] and not network.paints
+    ws = torch.zeros([1, 2, 4])
+    assert visualizer.transform_matrix(visualizer.Params('seed=1')) is None
+    m = visualizer.transform_matrix(visualizer.Params('tx=0.5&ty=-0.25'))
+    img = visualizer.synthesize(network, ws, 'const', 0, m)
+    assert torch.allclose(img.flatten(), torch.tensor([-0.5, 0.25])), 'the transform maps output to input: the inverse translation'
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3)), 'the shared generator must be left as it was'
+    m = visualizer.transform_matrix(visualizer.Params('tx=1&ty=2&angle=90'))
+    forward = np.array([[0, -1, 1], [1, 0, 2], [0, 0, 1]])
+    assert np.allclose(m @ forward, np.eye(3), atol=1e-12)
+    with pytest.raises(visualizer.RequestError, match='angle=1000'):
+        visualizer.transform_matrix(visualizer.Params('angle=1000'))
+
 #----------------------------------------------------------------------------
 # Safety: nothing outside is served, bad requests get one line, the server goes on.
 
