@@ -29,6 +29,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 import socket
 import struct
@@ -106,7 +107,7 @@ class Params:
 
     def integer(self, name: str, lo: int, hi: int, default: int | None = None) -> int:
         text = self.text(name, None if default is None else str(default))
-        if not (text.isascii() and text.lstrip('-').isdigit() and len(text) <= 20) or not lo <= int(text) <= hi:
+        if not re.fullmatch(r'-?[0-9]{1,20}', text) or not lo <= int(text) <= hi:
             raise bad(f'{name}={text[:40]}: expected an integer in {lo}..{hi}')
         return int(text)
 

@@ -237,6 +237,8 @@ BAD_REQUESTS = [
     ('/api/render?network=fpa.pkl&seed=4294967296', 400, ['seed=4294967296']),
     ('/api/render?network=fpa.pkl&seed=abc', 400, ['seed=abc']),
     ('/api/render?network=fpa.pkl&seed=1e3', 400, ['seed=1e3']),
+    ('/api/render?network=fpa.pkl&seed=--5', 400, ['seed=--5']),
+    ('/api/render?network=fpa.pkl&seed=%D9%A3', 400, ['expected an integer']),
     ('/api/render?network=fpa.pkl&seed=' + '9' * 5000, 414, ['query string']),
     ('/api/render?network=fpa.pkl&seed=1&seed=2', 400, ['seed is given twice']),
     ('/api/render?network=fpa.pkl&seed=1&psi=nan', 400, ['psi=nan']),
@@ -277,6 +279,15 @@ def test_bad_requests_get_one_line_and_the_server_goes_on(site):
     assert_one_line(*request(site, '/api/project?network=fpa.pkl'), 405, ['method not allowed'], 'GET /api/project')
     assert_one_line(*request(site, '/api/render?network=fpa.pkl&seed=1', method='POST', body=b''), 405, ['method not allowed'], 'POST /api/render')
     assert 'Traceback' not in site['log'].getvalue()
+
+def test_an_unexpected_failure_is_one_line_too(site, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError('something broke\nsecond line')
+    monkeypatch.setattr(visualizer, 'render', fail)
+    assert_one_line(*request(site, '/api/render?network=fpa.pkl&seed=1'), 500, ['internal error: RuntimeError: something broke'], 'failing render')
+    monkeypatch.undo()
+    assert request(site, '/api/render?network=fpa.pkl&seed=1')[0] == 200
+    assert 'Traceback' not in site['log'].getvalue() and 'second line' not in site['log'].getvalue()
 
 def png_bytes(size: tuple[int, int], mode: str = 'RGB', colour=(200, 30, 30)) -> bytes:
     buffer = io.BytesIO()
