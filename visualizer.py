@@ -31,7 +31,6 @@ import math
 import os
 import re
 import secrets
-import socket
 import struct
 import sys
 import tempfile
@@ -671,7 +670,7 @@ def main(networks_root, port, host, device, threads):
         torch.set_num_threads(threads)
     try:
         server = make_server(networks_root, host, port, device)
-    except (OSError, socket.gaierror) as err:
+    except OSError as err: # Address in use, no such interface, an unknown host name.
         raise click.ClickException(f'--host/--port: cannot listen on {host}:{port} ({err.strerror or err})') from None
     found = len(server.library.listing())
     print(f'{found} network file{"" if found == 1 else "s"} under "{networks_root}"; rendering on {device}')
