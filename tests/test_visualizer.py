@@ -497,3 +497,30 @@ def test_browser_stylegan2_and_refused_file(site, page):
     assert page.find_element('id', 'error').text == message
 
 #----------------------------------------------------------------------------
+
+def test_browser_unet_and_projection(site, page, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+    choose_network(page, 'sub/fpa-unet.pkl')
+    type_seed(page, 'seed', 4)
+    G = site['models']['sub/fpa-unet.pkl']
+    expected = api.paint_seeds(G, [4])
+    np.testing.assert_array_equal(drawn(page, 'before-unet'), expected.image[0])
+    np.testing.assert_array_equal(drawn(page, 'after-unet'), expected.refined[0])
+    image = tmp_path / 'target.png'
+    image.write_bytes(png_bytes((24, 20), colour=(30, 60, 220)))
+    page.find_element('id', 'upload').send_keys(str(image))
+    steps = page.find_element('id', 'proj_steps')
+    steps.send_keys(Keys.CONTROL, 'a')
+    steps.send_keys('4')
+    page.find_element('id', 'project').click()
+    browser.wait_for(page, 'window.viz.job && window.viz.data.header.job === window.viz.job', timeout_s=60)
+    assert page.find_element('id', 'proj-status').text.startswith('done: step 4 / 4, distance ')
+    target_uint8 = projector.load_target(str(image), 16, 3)
+    target = torch.from_numpy(target_uint8.copy()).permute(2, 0, 1).float() / 127.5 - 1
+    result = projector.project(G, target, projector.PyramidDistance(), num_steps=4, tied=False, seed=4)
+    painted = api.paint_ws(G, result.ws[-1:])
+    assert page.execute_script('return window.viz.step') == G.num_ws
+    np.testing.assert_array_equal(drawn(page, 'image'), painted.partials[0, -1])
+    np.testing.assert_array_equal(drawn(page, 'after-unet'), painted.refined[0])
+    np.testing.assert_array_equal(drawn(page, 'target'), target_uint8)
+    assert len(page.execute_script('return window.viz.stats.projectionStart')) == 1
