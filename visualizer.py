@@ -57,6 +57,7 @@ NETWORK_SUFFIXES = ('.pkl', '.pt', '.pth')   # What the loader reads: network pi
 MAX_NETWORK_FILES = 1000                    # Files listed under --networks (the first ones, sorted).
 MAX_NETWORK_DEPTH = 4                       # Folder levels searched under --networks.
 MAX_CACHED_NETWORKS = 4                     # Generators kept loaded (least recently used dropped).
+MAX_CACHED_RENDER_BYTES = 256 << 20         # Recent renders kept (revisited seeds, walk and mixing positions).
 MAX_PSI = 4.0                               # |truncation psi|.
 MAX_TRANSFORM = 10.0                        # |translation| of StyleGAN3's input transform, in input-grid units.
 MAX_UPLOAD_BYTES = 16 << 20                 # An uploaded target image.
@@ -137,9 +138,11 @@ def input_transform(G: torch.nn.Module) -> torch.Tensor | None:
 
 class Network:
     """A loaded generator, what the page needs to know about it, and a lock for the renders
-    that change its state (the input transform)."""
-    def __init__(self, name: str, G: torch.nn.Module):
+    that change its state (the input transform). `key` names the file's state (real path,
+    modification time, size)."""
+    def __init__(self, name: str, G: torch.nn.Module, key: tuple = ()):
         self.name = name
+        self.key = key
         self.G = G
         self.lock = threading.Lock()
         self.paints = api.paints(G) and callable(getattr(G, 'synthesis_paint', None))
@@ -205,7 +208,7 @@ class NetworkLibrary:
             except ValueError as err:
                 message = str(err).replace(real, name)
                 raise bad(f'network={name}: {message[len(name) + 2:] if message.startswith(name + ": ") else message}') from None
-            network = Network(name, G)
+            network = Network(name, G, key)
             with self.lock:
                 for old in [k for k in self.cache if k[0] == real]:
                     del self.cache[old]
@@ -251,6 +254,36 @@ def request_ws(network: Network, params: Params) -> tuple[torch.Tensor, dict]:
         if mix_hi > mix_lo:
             ws[:, mix_lo:mix_hi] = mapping(z[1:])[:, mix_lo:mix_hi]
     return ws, dict(seed=seed, psi=psi, class_idx=class_idx, seed_b=seed_b, walk=walk, space=space, mix_lo=mix_lo, mix_hi=mix_hi)
+
+class RenderCache:
+    """The answers of recent renders (header, arrays) by the file's state and the request's
+    options, least recently used dropped beyond MAX_CACHED_RENDER_BYTES: moving the walk or
+    mixing slider back, or returning to a seed, answers without computing again. A render is
+    a pure function of these (noise_mode='random' is seeded by the seed), so an answer from
+    the cache is the answer a new render would give (tested)."""
+    def __init__(self, max_bytes: int = MAX_CACHED_RENDER_BYTES):
+        self.max_bytes = max_bytes
+        self.entries: dict[tuple, tuple[dict, dict]] = {}
+        self.num_bytes = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[dict, dict] | None:
+        with self.lock:
+            entry = self.entries.pop(key, None)
+            if entry is not None:
+                self.entries[key] = entry # Most recently used last.
+            return entry
+
+    def put(self, key: tuple, header: dict, arrays: dict[str, np.ndarray]) -> None:
+        size = sum(array.nbytes for array in arrays.values())
+        with self.lock:
+            if key in self.entries or size > self.max_bytes:
+                return
+            self.entries[key] = (header, arrays)
+            self.num_bytes += size
+            while self.num_bytes > self.max_bytes:
+                _, old_arrays = self.entries.pop(next(iter(self.entries)))
+                self.num_bytes -= sum(array.nbytes for array in old_arrays.values())
 
 def transform_matrix(params: Params) -> np.ndarray | None:
     """StyleGAN3's input transform from tx, ty (translation) and angle (degrees): the inverse of
@@ -302,7 +335,8 @@ def encode_arrays(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
 def painting_arrays(network: Network, painted: dnnlib.EasyDict) -> dict[str, np.ndarray]:
     """One painting (batch of 1) as the page shows it: partials [T+1, N, N, C] uint8 with frame 0
     the empty matrix W_0 = 0 (displayed as the output range shows zero), updates [T, N, N, C]
-    uint8, the FPA's image and the U-Net's, and the raw vectors of every step as float32."""
+    uint8, the FPA's image and the U-Net's, and the written vectors, keys and learning rates of
+    every step as float32."""
     G, raw = network.G, painted.raw
     empty = G.display_frames(torch.zeros_like(raw.partials[:, :1]), raw.partials[:, -1]).cpu()
     B, _, C, N, _ = raw.partials.shape
@@ -312,7 +346,6 @@ def painting_arrays(network: Network, painted: dnnlib.EasyDict) -> dict[str, np.
         image    = painted.image[0],
         written  = raw.written[0].numpy(),       # [T, C, N]
         keys     = raw.key_vectors[0].numpy(),   # [T, C, N]
-        values   = raw.value_vectors[0].numpy(), # [T, C, N]
     )
     if raw.get('lrs') is not None:
         arrays['lrs'] = raw.lrs[0].numpy()       # [T, C, r]
@@ -444,6 +477,7 @@ class Server(http.server.ThreadingHTTPServer):
     def __init__(self, address, networks_root: str, device: torch.device, log=sys.stderr):
         self.library = NetworkLibrary(networks_root, device)
         self.jobs = JobTable()
+        self.renders = RenderCache()
         self.static = static_files()
         self.log = log
         super().__init__(address, Handler)
@@ -595,8 +629,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise bad(str(err)) from None
         noise_mode = params.choice('noise_mode', ('const', 'random', 'none'), 'const')
         transform = transform_matrix(params) if network.info['input_transform'] else None
+        key = (network.key, tuple(sorted(options.items())), noise_mode, None if transform is None else transform.tobytes())
+        cached = self.server.renders.get(key)
+        if cached is not None:
+            return dict(cached[0], cached=True), cached[1]
         arrays = render(network, ws, noise_mode, options['seed'], transform)
-        return dict(network.info, **options, noise_mode=noise_mode, render_ms=round((time.perf_counter() - start) * 1000, 2)), arrays
+        header = dict(network.info, **options, noise_mode=noise_mode, render_ms=round((time.perf_counter() - start) * 1000, 2), cached=False)
+        self.server.renders.put(key, header, arrays)
+        return header, arrays
 
     def api_animation(self, params: Params) -> None:
         fmt = params.choice('format', ('gif', 'webp'), 'gif')

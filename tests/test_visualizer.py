@@ -170,6 +170,27 @@ def test_latent_walk_goes_from_seed_a_to_seed_b(site, space):
     frames = api.interpolation_frames(G, [4, 8], frames_per_transition=2, space=space)
     assert np.abs(images[1].astype(int) - frames[1]).max() <= 1, 'walk=0.5 must be the midpoint of generate.py --interp'
 
+def test_cached_renders_equal_new_ones_and_follow_the_file(site):
+    path = site['root'] / 'nets' / 'changing.pkl'
+    try:
+        persistence.save_network(str(path), G_ema=_build('fpa', c_dim=0, img_channels=3, seed=1))
+        query = dict(network='changing.pkl', seed=3, seed_b=4, walk=0.25, mix_lo=2, mix_hi=4)
+        first, fresh = render(site, **query)
+        second, cached = render(site, **query)
+        assert not first['cached'] and second['cached']
+        assert fresh.keys() == cached.keys() and all(np.array_equal(fresh[k], cached[k]) for k in fresh)
+        other = _build('fpa', c_dim=0, img_channels=3, seed=2)
+        persistence.save_network(str(path), G_ema=other)
+        os.utime(path, ns=(0, 10**9))                           # A new file state even within the clock's resolution.
+        third, changed = render(site, **query)
+        assert not third['cached'], 'a changed network file must be rendered again'
+        z = api.seeds_to_z([3, 4], other.z_dim)
+        ws = other.mapping(api.slerp(z[:1], z[1:], 0.25), None)
+        ws[:, 2:4] = other.mapping(z[1:], None)[:, 2:4]
+        np.testing.assert_array_equal(changed['partials'][1:], api.paint_ws(other, ws).partials[0])
+    finally:
+        path.unlink(missing_ok=True)
+
 def test_animation(site):
     for fmt in ('gif', 'webp'):
         status, body = request(site, f'/api/animation?network=sub/fpa-unet.pkl&seed=1&format={fmt}&scale=2')
