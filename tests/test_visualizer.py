@@ -481,6 +481,10 @@ def test_browser_painting_pixels(site, page):
     ActionChains(page).click_and_hold(slider).move_by_offset(slider.size['width'] // 2, 0).release().perform()  # Dragged to the right end.
     assert page.execute_script('return window.viz.step') == T
     np.testing.assert_array_equal(drawn(page, 'image'), expected.partials[0, T - 1])
+    page.find_element('id', 'play').click()                  # Play from step 0 to T, then stop.
+    browser.wait_for(page, 'window.viz.step === 0 || document.getElementById("play").textContent === "Pause"')
+    browser.wait_for(page, f'window.viz.step === {T} && document.getElementById("play").textContent === "Play"', timeout_s=10)
+    np.testing.assert_array_equal(drawn(page, 'image'), expected.partials[0, T - 1])
     stats = page.execute_script('return window.viz.stats')
     assert len(stats['step']) >= 3 and all(0 <= ms < 1000 for ms in stats['step'])
     assert stats['seedFirstFrame'] and stats['seedAllFrames']
