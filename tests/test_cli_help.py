@@ -2,7 +2,7 @@
 
 train.py's own test (tests/training/test_train_cli.py::test_help_is_documented) covers
 docs/train-help.txt; this file covers the other scripts. After changing a script's options,
-rewrite all six files with:
+rewrite all seven files with:
 
     python -m tests.test_cli_help --write
 """
@@ -25,6 +25,7 @@ COMMANDS = dict(
     dataset_tool = 'main',
     legacy       = 'convert_main',
     projector    = 'main',
+    visualizer   = 'main',
 )
 
 #----------------------------------------------------------------------------
