@@ -27,20 +27,13 @@ import click
 import torch
 
 import dnnlib
+import networks
 from metrics import metric_main, metric_utils
 from training.dataset import DATASET_CLASSES
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 
 #----------------------------------------------------------------------------
-
-def load_network(network: str) -> dnnlib.EasyDict:
-    """Any network file networks.load_network reads (path or URL), never running code from it."""
-    import networks
-    try:
-        return networks.load_network(network)
-    except ValueError as err:
-        raise click.ClickException(f'--network: {err}') from None
 
 def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception, vgg16, seed, batch, verbose) -> dnnlib.EasyDict:
     """Validate the command line in the parent process; every problem is one clear line."""
@@ -74,7 +67,10 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
 
     # The generator, and the data it was trained on.
     if network is not None:
-        net = load_network(network)
+        try:    # Any network file networks.load_network reads (path or URL), never running code from it.
+            net = networks.load_network(network)
+        except ValueError as err:
+            raise click.ClickException(f'--network: {err}') from None
         args.G = net.G_ema
         if data is None:
             if not net.get('training_set_kwargs'):

@@ -42,20 +42,11 @@ def resolve_device(name: str | torch.device = 'auto') -> torch.device:
         raise ValueError(f'"{name}": CUDA is not available on this machine (use cpu or auto)')
     return device
 
-def load_network(network: str) -> dnnlib.EasyDict:
-    """Read a network file from a path or URL (networks.load_network: ours, reference FPA
-    checkpoints, StyleGAN2-ADA/StyleGAN3 pickles). Every failure is a one-line ValueError naming it."""
-    try:
-        return networks.load_network(network)
-    except (OSError, ValueError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(message if network in message else f'{network}: {message}') from None
-    except Exception as err: # A loader may fail in ways of its own; the user still gets one line.
-        raise ValueError(f'{network}: cannot load the network ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from None
-
 def load_generator(network: str, device: str | torch.device = 'auto') -> torch.nn.Module:
-    """The G_ema of a network file, checked against the generator contract, on `device`, eval mode."""
-    data = load_network(network)
+    """The G_ema of a network file (networks.load_network: ours, reference FPA checkpoints,
+    StyleGAN2-ADA/StyleGAN3 pickles), checked against the generator contract, on `device`,
+    eval mode. Every failure is a one-line ValueError naming the file."""
+    data = networks.load_network(network)
     G = data.get('G_ema', None)
     if not isinstance(G, torch.nn.Module):
         entries = ', '.join(sorted(data)) or 'none'

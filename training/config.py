@@ -311,7 +311,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     c.ada_target = None
     c.ada_kimg = 500
     if opts.aug != 'noaug':
-        c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **_augpipe_spec(opts.augpipe))
+        c.augment_kwargs = dnnlib.EasyDict(class_name=networks.AUGMENT_PIPE_CLASS, **_augpipe_spec(opts.augpipe))
         if opts.aug == 'ada':
             c.ada_target = opts.target if opts.target is not None else 0.6
         else:

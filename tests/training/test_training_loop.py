@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import dnnlib
+import networks
 from tests.conftest import assert_close
 from tests.training.tiny import TINY_D, loop_kwargs
 from torch_utils import persistence
@@ -56,7 +57,7 @@ def test_smoke_run_writes_files_and_trains(image_folder, tmp_path):
     init = _params(dnnlib.util.construct_class_by_name(**kwargs.G_kwargs, c_dim=0, img_resolution=16, img_channels=3))
     changed = [n for n, p in _params(result.G).items() if not torch.equal(p, init[n])]
     assert len(changed) == len(init), f'parameters that did not change: {set(init) - set(changed)}'
-    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    snapshot = networks.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
     for name, p in result.G_ema.named_parameters():
         assert torch.equal(dict(snapshot.G_ema.named_parameters())[name], p.cpu())
     assert snapshot.training_set_kwargs.path == image_folder
@@ -190,7 +191,7 @@ def test_two_stage_fpa_unet_keeps_the_fpa_frozen(image_folder, tmp_path):
     the FPA weights are copied by name and stay fixed, only the U-Net trains."""
     _run(image_folder, tmp_path / 'fpa', total_kimg=0.004, network_snapshot_ticks=1)
     pkl = str(tmp_path / 'fpa' / 'network-snapshot-000000.pkl')
-    fpa = persistence.load_network(pkl).G
+    fpa = networks.load_network(pkl).G
     unet_kwargs = dict(loop_kwargs(image_folder).G_kwargs, unet_kwargs=dict(dim=8, dim_mults=[1, 2], attn_heads=1, attn_head_dim=8),
                        train_fpa=False)
     result = _run(image_folder, tmp_path / 'unet', total_kimg=0.008, resume_pkl=pkl, G_kwargs=unet_kwargs)
@@ -281,7 +282,7 @@ def test_cuda_run_trains_and_snapshots(image_folder, tmp_path, monkeypatch, prec
     lines = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
     for name in ('Loss/G/loss', 'Loss/D/loss', 'Loss/r1_penalty'):
         assert all(torch.isfinite(torch.tensor(line[name]['mean'])) for line in lines if name in line), name
-    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    snapshot = networks.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
     z = torch.randn([3, result.G_ema.z_dim], generator=torch.Generator().manual_seed(0))
     c = torch.zeros([3, 0])
     with torch.no_grad():
