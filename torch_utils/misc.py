@@ -1,7 +1,6 @@
 """Helpers used across networks, training and tools: cached constants, shape asserts,
 parameter/buffer copying by name, and a module summary table."""
 
-import contextlib
 import re
 from typing import Any, Iterable, Sequence
 
@@ -49,9 +48,6 @@ def _fmt_shape(shape: Sequence[int | None]) -> str:
 #----------------------------------------------------------------------------
 # Parameters and buffers, in a deterministic order.
 
-def params_and_buffers(module: torch.nn.Module) -> list[torch.Tensor]:
-    return list(module.parameters()) + list(module.buffers())
-
 def named_params_and_buffers(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     return list(module.named_parameters()) + list(module.named_buffers())
 
@@ -77,17 +73,6 @@ def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Mo
         if name in src_tensors:
             tensor.copy_(src_tensors[name].detach()).requires_grad_(tensor.requires_grad)
     return missing
-
-#----------------------------------------------------------------------------
-# Context manager for easily enabling/disabling DistributedDataParallel synchronisation.
-
-@contextlib.contextmanager
-def ddp_sync(module: torch.nn.Module, sync: bool):
-    if sync or not isinstance(module, torch.nn.parallel.DistributedDataParallel):
-        yield
-    else:
-        with module.no_sync():
-            yield
 
 #----------------------------------------------------------------------------
 # A table of every submodule with its parameter/buffer counts and output shapes.
