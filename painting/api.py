@@ -26,21 +26,7 @@ import networks
 from torch_utils import misc
 
 #----------------------------------------------------------------------------
-# Devices and network files.
-
-def resolve_device(name: str | torch.device = 'auto') -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else must name a usable torch device."""
-    if isinstance(name, torch.device):
-        return name
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f'"{name}" is not a device (expected auto, cpu, cuda or cuda:N)') from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'"{name}": CUDA is not available on this machine (use cpu or auto)')
-    return device
+# Network files.
 
 def load_generator(network: str, device: str | torch.device = 'auto') -> torch.nn.Module:
     """The G_ema of a network file (networks.load_network: ours, reference FPA checkpoints,
@@ -55,7 +41,7 @@ def load_generator(network: str, device: str | torch.device = 'auto') -> torch.n
         networks.check_generator(G)
     except TypeError as err:
         raise ValueError(f'{network}: {err}') from None
-    return G.eval().requires_grad_(False).to(resolve_device(device))
+    return G.eval().requires_grad_(False).to(misc.resolve_device(device))
 
 def open_generator_for_script(network: str, device: str, outdir: str, print_fn=print) -> torch.nn.Module:
     """What generate.py and projector.py do first: check --outdir, resolve --device, load the
@@ -63,7 +49,7 @@ def open_generator_for_script(network: str, device: str, outdir: str, print_fn=p
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise ValueError(f'--outdir: "{outdir}" exists and is not a directory')
     try:
-        device = resolve_device(device)
+        device = misc.resolve_device(device)
     except ValueError as err:
         raise ValueError(f'--device: {err}') from None
     print_fn(f'Loading network from "{network}" ...')
@@ -120,7 +106,7 @@ def make_labels(G: torch.nn.Module, class_idx: int | None, num: int, device: str
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """float NCHW in [-1, 1] -> uint8 NHWC, exactly as upstream generate.py converts."""
     assert images.ndim == 4, f'expected NCHW images, got shape {list(images.shape)}'
-    return (images.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+    return misc.images_to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
 
 def to_pil(image: np.ndarray) -> PIL.Image.Image:
     """uint8 HWC with 1 channel (mode L) or 3 channels (mode RGB)."""

@@ -1,5 +1,6 @@
-"""Helpers used across networks, training and tools: cached constants, shape asserts,
-parameter/buffer copying by name, and a module summary table."""
+"""Helpers used across networks, training and tools: cached constants, shape asserts, the
+--device resolution, the uint8 conversion of generated images, parameter/buffer copying by
+name, and a module summary table."""
 
 import re
 from typing import Any, Iterable, Sequence
@@ -44,6 +45,29 @@ def assert_shape(tensor: torch.Tensor, ref_shape: Sequence[int | None], name: st
 
 def _fmt_shape(shape: Sequence[int | None]) -> str:
     return '[' + ', '.join('*' if s is None else str(int(s)) for s in shape) + ']'
+
+#----------------------------------------------------------------------------
+# Devices.
+
+def resolve_device(name: str | torch.device = 'auto') -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else must name a usable torch device
+    (one-line ValueError otherwise). Every script's --device goes through here."""
+    if isinstance(name, torch.device):
+        return name
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f'"{name}" is not a device (expected auto, cpu, cuda or cuda:N)') from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'"{name}": CUDA is not available on this machine (use cpu or auto)')
+    return device
+
+def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Generator output (float, about [-1, 1]) -> uint8 of the same layout, as StyleGAN2-ADA
+    converts: x * 127.5 + 128, clamped to [0, 255], truncated. Metrics and saved pictures use it."""
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 #----------------------------------------------------------------------------
 # Parameters and buffers, in a deterministic order.

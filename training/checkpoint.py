@@ -17,6 +17,7 @@ import os
 import random
 import re
 import uuid
+from typing import Callable
 
 import numpy as np
 import torch
@@ -163,25 +164,29 @@ def remove_stale_temporaries(run_dir: str) -> list[str]:
         os.remove(os.path.join(run_dir, name))
     return names
 
+def _cut_jsonl(path: str, keep: Callable[[dict], bool]) -> int:
+    """Rewrite a .jsonl log atomically with only the records `keep` accepts; a line that does
+    not parse (cut short by a kill) goes too. Returns the number of lines dropped."""
+    with open(path, 'rb') as f:
+        lines = f.read().decode('utf-8', errors='replace').splitlines()
+    kept = []
+    for line in lines:
+        try:
+            if keep(json.loads(line)):
+                kept.append(line)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    if len(kept) != len(lines):
+        dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
+    return len(lines) - len(kept)
+
 def cut_stats_jsonl(path: str, next_tick: int) -> int:
     """On resume: keep only the lines of stats.jsonl for ticks before `next_tick` (the tick the
     checkpoint continues with), and no partial line, so that the resumed run's lines follow on
     exactly and the log equals an uninterrupted run's. Returns the number of lines dropped."""
     if not os.path.isfile(path):
         return 0
-    with open(path, 'rb') as f:
-        lines = f.read().decode('utf-8', errors='replace').splitlines()
-    kept = []
-    for line in lines:
-        try:
-            tick = json.loads(line)['Progress/tick']['mean']
-        except (ValueError, KeyError, TypeError):
-            continue    # A line cut short by the kill.
-        if tick < next_tick:
-            kept.append(line)
-    if len(kept) != len(lines):
-        dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
-    return len(lines) - len(kept)
+    return _cut_jsonl(path, lambda record: record['Progress/tick']['mean'] < next_tick)
 
 def cut_metric_jsonl(run_dir: str, state_path: str) -> int:
     """On resume: drop the lines of metric-*.jsonl that were written after the checkpoint
@@ -191,27 +196,11 @@ def cut_metric_jsonl(run_dir: str, state_path: str) -> int:
     meanwhile) stay. Returns the number of lines dropped."""
     written_at = os.path.getmtime(state_path)
     state_kimg = int(RESUME_STATE_RE.fullmatch(os.path.basename(state_path)).group(1))
-    dropped = 0
-    for name in sorted(os.listdir(run_dir)):
-        if not (name.startswith('metric-') and name.endswith('.jsonl')):
-            continue
-        path = os.path.join(run_dir, name)
-        with open(path, 'rb') as f:
-            lines = f.read().decode('utf-8', errors='replace').splitlines()
-        kept = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-                snapshot = re.fullmatch(r'network-snapshot-(\d+)\.pkl', os.path.basename(record.get('snapshot_pkl') or ''))
-                redone = record['timestamp'] > written_at and snapshot is not None and int(snapshot.group(1)) >= state_kimg
-            except (ValueError, KeyError, TypeError, AttributeError):
-                redone = True   # A line cut short by the kill.
-            if not redone:
-                kept.append(line)
-        if len(kept) != len(lines):
-            dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
-            dropped += len(lines) - len(kept)
-    return dropped
+    def keep(record: dict) -> bool:
+        snapshot = re.fullmatch(r'network-snapshot-(\d+)\.pkl', os.path.basename(record.get('snapshot_pkl') or ''))
+        return not (record['timestamp'] > written_at and snapshot is not None and int(snapshot.group(1)) >= state_kimg)
+    return sum(_cut_jsonl(os.path.join(run_dir, name), keep) for name in sorted(os.listdir(run_dir))
+               if name.startswith('metric-') and name.endswith('.jsonl'))
 
 def write_resume_state(path: str, data: bytes, previous: str | None) -> str:
     """Write a checkpoint atomically, then remove `previous` (this run's last one: checkpoints

@@ -1,7 +1,7 @@
 """The pure config builder: command-line options + dataset facts -> training_loop kwargs.
 
 `build_training_config(opts, dataset_info)` has no side effects (it opens no file and
-touches no device), so every preset, override and validation rule is unit-tested without
+touches no device; `device='auto'` only asks torch whether CUDA is available), so every preset, override and validation rule is unit-tested without
 launching anything. train.py gathers the options, reads the dataset's facts, calls it,
 writes the result to `training_options.json` and hands it to `training_loop(**c)`.
 
@@ -20,6 +20,7 @@ import torch
 
 import dnnlib
 import networks
+from torch_utils import misc
 
 #----------------------------------------------------------------------------
 # Presets. Columns as upstream: ref_gpus = GPUs the values were tuned for (batch_gpu =
@@ -104,12 +105,13 @@ FIXED_AUG_P = 0.2      # --aug=fixed without --p (StyleGAN3's default).
 AUGPIPES = ('blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc')
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')     # 'auto': see default_precision.
 
-# Options of build_training_config and their defaults (None = from the preset). train.py's
-# click options map one to one onto these names.
+# Options of build_training_config and their defaults (None = from the preset): the one home
+# of the defaults. train.py's click options map one to one onto these names and take their
+# defaults from here (tests/training/test_train_cli.py holds them equal).
 DEFAULT_OPTS = dnnlib.EasyDict(
     data=None, cfg='auto', gen=None, gpus=1, batch=None, batch_gpu=None, kimg=None, snap=50, tick=4, metrics=['fid50k_full'],
     seed=0, mirror=False, cond=False, subset=None, gamma=None, aug='ada', p=None, target=None, augpipe='bgc',
-    resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='auto', cbase=None, cmax=None, workers=None, device='cpu',
+    resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='auto', cbase=None, cmax=None, workers=None, device='auto',
     glr=None, dlr=None, map_depth=None, fpa_steps=None, fpa_vector_lr=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
 )
 
@@ -188,7 +190,9 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
 
     # Devices and processes.
     _check(opts.gpus >= 1, f'--gpus={opts.gpus}: expected at least 1')
-    _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected cpu or cuda')
+    if opts.device == 'auto':
+        opts.device = misc.resolve_device('auto').type
+    _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected auto, cpu or cuda')
     _check(opts.precision in PRECISIONS, f'--precision={opts.precision}: expected one of {", ".join(PRECISIONS)}')
     if opts.precision == 'auto':
         opts.precision = default_precision(opts.device, opts.fp32)
