@@ -9,7 +9,6 @@ CPU), or one process per torchrun worker. See docs/training.md.
 
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -22,7 +21,6 @@ import networks
 from networks import loader as networks_loader
 from torch_utils import distributed, misc
 from training import config as training_config
-from training import resume_search
 from training import checkpoint, training_loop
 
 #----------------------------------------------------------------------------
@@ -85,47 +83,6 @@ def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str, minutes: float | N
         sys.exit(1)
 
 #----------------------------------------------------------------------------
-
-def next_run_dir(outdir: str, desc: str) -> str:
-    """<outdir>/<NNNNN>-<desc>, NNNNN = 1 + the highest numeric prefix present (upstream)."""
-    prev = [int(m.group(1)) for name in (os.listdir(outdir) if os.path.isdir(outdir) else [])
-            if (m := re.match(r'^(\d+)', name)) and os.path.isdir(os.path.join(outdir, name))]
-    return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
-
-def reserve_run_dir(outdir: str, desc: str) -> str:
-    """Create <outdir>/<NNNNN>-<desc> with a number that no other run directory has, also when
-    several starts share the outdir: the number is claimed by creating the bare directory
-    <outdir>/<NNNNN> exclusively (os.mkdir fails when it exists), checked against every other
-    name that carries it, then renamed. A start that loses a race takes the next number."""
-    os.makedirs(outdir, exist_ok=True)
-    while True:
-        path = next_run_dir(outdir, desc)
-        number = os.path.basename(path).split('-', 1)[0]
-        claim = os.path.join(outdir, number)
-        try:
-            os.mkdir(claim)
-        except FileExistsError:
-            continue
-        if any(name != number and (m := re.match(r'^(\d+)', name)) and int(m.group(1)) == int(number) for name in os.listdir(outdir)):
-            os.rmdir(claim)     # Another start named a directory with this number after our scan.
-            continue
-        os.rename(claim, path)
-        return path
-
-def check_resume_dir(resume_state: str, outdir: str) -> str:
-    """--resume=DIR/resume-KKKKKK.pt continues in DIR. Refuses when DIR holds a newer resume
-    checkpoint (continuing from an older one would overwrite its files on the way); says in one
-    line where the run continues when DIR is not in --outdir. Returns DIR."""
-    run_dir = os.path.dirname(os.path.abspath(resume_state))
-    this = checkpoint.RESUME_STATE_RE.fullmatch(os.path.basename(resume_state))
-    newer = sorted(name for name in os.listdir(run_dir) if (m := checkpoint.RESUME_STATE_RE.fullmatch(name))
-                   and this is not None and int(m.group(1)) > int(this.group(1)))
-    if newer:
-        raise click.ClickException(f'--resume={resume_state}: {run_dir} holds the newer checkpoint {newer[-1]}, whose files this run '
-                                   'would overwrite on the way; resume from the newest checkpoint, or move the newer files away first')
-    if os.path.abspath(outdir) not in (run_dir, os.path.dirname(run_dir)):
-        print(f'Note: the run continues in {run_dir}, the directory of --resume, not in --outdir={outdir}')
-    return run_dir
 
 def read_dataset_info(data: str, cond: bool) -> dnnlib.EasyDict:
     from training.dataset import ImageFolderDataset
@@ -194,7 +151,7 @@ def resolve_resume(opts: dnnlib.EasyDict, outdir: str, info: dnnlib.EasyDict, is
         except training_config.ConfigError as err:
             found = dnnlib.EasyDict(resume=None, message=None, error=str(err))
         else:
-            found = resume_search.resolve(mode, outdir, probe)
+            found = checkpoint.find_run_to_resume(mode, outdir, probe)
     found = distributed.broadcast_object(found)
     if found.error is not None:
         raise click.ClickException(found.error)
@@ -320,7 +277,7 @@ def main(**kwargs):
 
     # Resume.
     info = read_dataset_info(opts.data, opts.cond)
-    if opts.resume in resume_search.RESUME_SEARCH_MODES:
+    if opts.resume in checkpoint.RESUME_SEARCH_MODES:
         opts.resume = resolve_resume(opts, outdir, info, is_main)
     if opts.resume is not None and not (os.path.isfile(opts.resume) or networks_loader.is_remote_source(opts.resume)):
         raise click.ClickException(f'--resume={opts.resume}: no such file (expected latest, auto, a resume-KKKKKK.pt, a network file, '
@@ -339,13 +296,18 @@ def main(**kwargs):
     # Run directory: a resume checkpoint continues in its own directory, anything else gets a new
     # one, its number reserved now (a dry run shows the number it would take).
     if c.resume_state is not None:
-        c.run_dir = check_resume_dir(c.resume_state, outdir)
+        try:
+            c.run_dir, note = checkpoint.check_resume_dir(c.resume_state, outdir)
+        except ValueError as err:
+            raise click.ClickException(str(err)) from None
+        if note is not None:
+            print(note)
     else:
         run_desc = training_config.describe_run(opts, info) + (f'-{desc}' if desc else '')
-        c.run_dir = next_run_dir(outdir, run_desc)
+        c.run_dir = checkpoint.next_run_dir(outdir, run_desc)
         if not dry_run and is_main:
             try:
-                c.run_dir = reserve_run_dir(outdir, run_desc)
+                c.run_dir = checkpoint.reserve_run_dir(outdir, run_desc)
             except OSError as err:
                 raise click.ClickException(f'--outdir={outdir}: cannot write the run directory ({err.strerror or err})') from None
     if launch is not None and not dry_run:   # torchrun: every worker uses rank 0's choice.

@@ -1,6 +1,7 @@
-"""The files of a training run that are not images: their names, the exact-resume checkpoint
-(save and load, symmetric), the RNG state it carries, starting from a network file, and
-keeping a run directory whole across kills, restarts and full disks.
+"""The files of a training run that are not images: their names, run directories (numbering,
+finding the run that --resume=latest/auto continues), the exact-resume checkpoint (save and
+load, symmetric), the RNG state it carries, starting from a network file, and keeping a run
+directory whole across kills, restarts and full disks.
 
 A resume checkpoint `resume-KKKKKK.pt` is a torch file of plain data (read back with
 torch.load(weights_only=True)): format and version, the run's id, the state dicts of G, D,
@@ -26,10 +27,13 @@ import dnnlib
 import networks
 from torch_utils import misc
 from torch_utils import persistence
-from training.config import RESUME_STATE_RE
 
 RESUME_STATE_FORMAT = 'fpa-gan-resume'
 RESUME_STATE_VERSION = 1
+
+# The name of the exact-resume checkpoints a run writes (KKKKKK = kimg).
+RESUME_STATE_RE = re.compile(r'resume-(\d+)\.pt')
+RUN_DIR_RE = re.compile(r'^(\d+)-')
 
 #----------------------------------------------------------------------------
 # File names inside a run directory.
@@ -47,6 +51,116 @@ def find_latest_resume_state(run_dir: str) -> str | None:
         return None
     found = [(int(m.group(1)), name) for name in os.listdir(run_dir) if (m := RESUME_STATE_RE.fullmatch(name))]
     return os.path.join(run_dir, max(found)[1]) if found else None
+
+#----------------------------------------------------------------------------
+# Run directories: numbering, continuing in the directory of a checkpoint.
+
+def next_run_dir(outdir: str, desc: str) -> str:
+    """<outdir>/<NNNNN>-<desc>, NNNNN = 1 + the highest numeric prefix present (upstream)."""
+    prev = [int(m.group(1)) for name in (os.listdir(outdir) if os.path.isdir(outdir) else [])
+            if (m := re.match(r'^(\d+)', name)) and os.path.isdir(os.path.join(outdir, name))]
+    return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
+
+def reserve_run_dir(outdir: str, desc: str) -> str:
+    """Create <outdir>/<NNNNN>-<desc> with a number that no other run directory has, also when
+    several starts share the outdir: the number is claimed by creating the bare directory
+    <outdir>/<NNNNN> exclusively (os.mkdir fails when it exists), checked against every other
+    name that carries it, then renamed. A start that loses a race takes the next number."""
+    os.makedirs(outdir, exist_ok=True)
+    while True:
+        path = next_run_dir(outdir, desc)
+        number = os.path.basename(path).split('-', 1)[0]
+        claim = os.path.join(outdir, number)
+        try:
+            os.mkdir(claim)
+        except FileExistsError:
+            continue
+        if any(name != number and (m := re.match(r'^(\d+)', name)) and int(m.group(1)) == int(number) for name in os.listdir(outdir)):
+            os.rmdir(claim)     # Another start named a directory with this number after our scan.
+            continue
+        os.rename(claim, path)
+        return path
+
+def check_resume_dir(resume_state: str, outdir: str) -> tuple[str, str | None]:
+    """--resume=DIR/resume-KKKKKK.pt continues in DIR. Refuses (ValueError) when DIR holds a
+    newer resume checkpoint (continuing from an older one would overwrite its files on the
+    way). Returns (DIR, a line saying where the run continues when DIR is not in --outdir, or None)."""
+    run_dir = os.path.dirname(os.path.abspath(resume_state))
+    this = RESUME_STATE_RE.fullmatch(os.path.basename(resume_state))
+    newer = sorted(name for name in os.listdir(run_dir) if (m := RESUME_STATE_RE.fullmatch(name))
+                   and this is not None and int(m.group(1)) > int(this.group(1)))
+    if newer:
+        raise ValueError(f'--resume={resume_state}: {run_dir} holds the newer checkpoint {newer[-1]}, whose files this run '
+                         'would overwrite on the way; resume from the newest checkpoint, or move the newer files away first')
+    if os.path.abspath(outdir) not in (run_dir, os.path.dirname(run_dir)):
+        return run_dir, f'Note: the run continues in {run_dir}, the directory of --resume, not in --outdir={outdir}'
+    return run_dir, None
+
+#----------------------------------------------------------------------------
+# --resume=latest and --resume=auto: find the run in --outdir that this command continues.
+#
+# A run matches when its training_options.json names the same data (the path, resolved against
+# the current directory), resolution, labels and generator (the whole G_kwargs: class and every
+# option) as this command's config. Of the matching runs that hold a resume checkpoint, the
+# highest-numbered wins. `latest` refuses when none matches; `auto` then starts a new run, so
+# one command line serves a cluster job's first start and every requeue. Pure lookups on the
+# file system: train.py calls them on rank 0 (torchrun) or in the parent before spawning
+# (--gpus=N) and hands the result to every process.
+
+RESUME_SEARCH_MODES = ('latest', 'auto')
+
+def run_identity(c: dict) -> dict:
+    """What must agree for one run to continue another (from training_loop kwargs)."""
+    data = c['training_set_kwargs']
+    return dict(
+        data=os.path.realpath(os.path.expanduser(str(data['path']))),
+        resolution=data.get('resolution'),
+        use_labels=bool(data.get('use_labels', False)),
+        G_kwargs=json.loads(json.dumps(c['G_kwargs'])),     # As training_options.json stores it.
+    )
+
+def read_run_options(run_dir: str) -> dict | None:
+    """A run directory's training_options.json, or None when missing or unreadable."""
+    try:
+        with open(os.path.join(run_dir, 'training_options.json')) as f:
+            options = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return options if isinstance(options, dict) and 'training_set_kwargs' in options and 'G_kwargs' in options else None
+
+def find_matching_resume_state(outdir: str, c: dict) -> tuple[str | None, int]:
+    """(newest resume checkpoint of the highest-numbered matching run or None, number of runs
+    with a checkpoint that did not match)."""
+    names = os.listdir(outdir) if os.path.isdir(outdir) else []
+    runs = sorted(((int(m.group(1)), name) for name in names if (m := RUN_DIR_RE.match(name))), reverse=True)
+    wanted = run_identity(c)
+    num_other = 0
+    for _num, name in runs:
+        run_dir = os.path.join(outdir, name)
+        state = find_latest_resume_state(run_dir)
+        if state is None:
+            continue
+        options = read_run_options(run_dir)
+        if options is not None and run_identity(options) == wanted:
+            return state, num_other
+        num_other += 1
+    return None, num_other
+
+def find_run_to_resume(mode: str, outdir: str, c: dict) -> dnnlib.EasyDict:
+    """EasyDict(resume = checkpoint path or None, message = one line for the user, error = None
+    or the one-line reason to stop). `mode` is one of RESUME_SEARCH_MODES."""
+    assert mode in RESUME_SEARCH_MODES
+    state, num_other = find_matching_resume_state(outdir, c)
+    if state is not None:
+        run_name = os.path.basename(os.path.dirname(state))
+        return dnnlib.EasyDict(resume=state, error=None,
+            message=f'--resume={mode}: continuing run {run_name} from {os.path.basename(state)} (same data, resolution and generator)')
+    others = f' ({num_other} other run{"s" if num_other != 1 else ""} with a checkpoint: other data, resolution or generator options)' if num_other else ''
+    if mode == 'latest':
+        return dnnlib.EasyDict(resume=None, message=None,
+            error=f'--resume=latest: no run in --outdir={outdir} with a resume checkpoint (resume-KKKKKK.pt) matches this command{others}')
+    return dnnlib.EasyDict(resume=None, error=None,
+        message=f'--resume=auto: no run in --outdir={outdir} to continue{others}; starting a new run')
 
 #----------------------------------------------------------------------------
 # The global RNG states, as plain data.

@@ -14,13 +14,13 @@ generator options of a preset are keyed by class name, so they reach only that f
 """
 
 import os
-import re
 
 import torch
 
 import dnnlib
 import networks
 from torch_utils import misc
+from training import checkpoint
 
 #----------------------------------------------------------------------------
 # Presets. Columns as upstream: ref_gpus = GPUs the values were tuned for (batch_gpu =
@@ -116,9 +116,6 @@ DEFAULT_OPTS = dnnlib.EasyDict(
 )
 
 #----------------------------------------------------------------------------
-
-# The name of the exact-resume checkpoints a run writes (KKKKKK = kimg), also read by training_loop.
-RESUME_STATE_RE = re.compile(r'resume-(\d+)\.pt')
 
 class ConfigError(ValueError):
     """An invalid combination of options; the message names the option and what is expected."""
@@ -338,7 +335,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     c.resume_pkl = None
     c.resume_state = None
     if opts.resume is not None:
-        if RESUME_STATE_RE.fullmatch(os.path.basename(str(opts.resume))):
+        if checkpoint.RESUME_STATE_RE.fullmatch(os.path.basename(str(opts.resume))):
             c.resume_state = str(opts.resume)
         else:
             c.resume_pkl = str(opts.resume)
