@@ -4,13 +4,15 @@ load, symmetric), the RNG state it carries, starting from a network file, and ke
 directory whole across kills, restarts and full disks.
 
 A resume checkpoint `resume-KKKKKK.pt` is a torch file of plain data (read back with
-torch.load(weights_only=True)): format and version, the run's id, the state dicts of G, D,
-G_ema, the augment pipe, both optimisers and the loss, the counters (images, ticks, batches,
-seconds), ADA's pending statistics and the global RNG states. Network snapshots
+torch.load(weights_only=True)): format and version, the run's state (RunState: its id, seed,
+batch size, processes and counters of images, ticks, batches and seconds), the state dicts
+of G, D, G_ema, the augment pipe, both optimisers and the loss, ADA's pending statistics, the
+kept training statistics and the global RNG states. Network snapshots
 (`network-snapshot-KKKKKK.pkl`) are torch_utils/persistence.py's files.
 """
 
 import contextlib
+import dataclasses
 import errno
 import io
 import json
@@ -189,23 +191,52 @@ def set_rng_states(states: dict) -> None:
 #----------------------------------------------------------------------------
 # The exact-resume checkpoint.
 
+@dataclasses.dataclass
+class RunState:
+    """A run's counters and what continuing it needs besides the tensors (as EDM2's `state`):
+    saved whole in every resume checkpoint (encode_resume_state) and restored whole from it
+    (from_checkpoint). The loop advances it; nothing else of the run is carried across a resume."""
+    run_id:          str                # Kept across resumes; pruning removes only this run's checkpoints.
+    random_seed:     int                # The seed every random stream of the run derives from.
+    batch_size:      int                # Total batch size the counters were made with,
+    num_gpus:        int                # and the number of processes.
+    cur_nimg:        int = 0            # Images trained on, all processes together.
+    cur_tick:        int = 0            # The tick in progress (a checkpoint holds the one to continue with).
+    batch_idx:       int = 0            # Training iterations done: the data stream's position and each step's seeds.
+    elapsed_sec:     float = 0.0        # Training time of the run up to the end of the last tick, earlier processes included.
+    last_checkpoint: str | None = None  # This run's newest resume checkpoint, the only one pruning removes (not stored: it is the file).
+
+    STORED = ('run_id', 'random_seed', 'batch_size', 'num_gpus', 'cur_nimg', 'cur_tick', 'batch_idx', 'elapsed_sec')
+
+    def stored(self) -> dict:
+        """The fields a checkpoint holds, as plain data."""
+        return {name: getattr(self, name) for name in self.STORED}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict, path: str) -> 'RunState':
+        """The state a checkpoint (load_resume_state) holds; it continues in `path`'s run. One
+        written before run ids gets a new id and is never pruned."""
+        has_id = data.get('run_id') is not None
+        fields = {name: data[name] for name in cls.STORED if name != 'run_id'}
+        return cls(**fields, run_id=data['run_id'] if has_id else new_run_id(), last_checkpoint=path if has_id else None)
+
 def encode_resume_state(
-    run_id:     str,                        # The run's id (kept across resumes; pruning removes only its own checkpoints).
-    modules:    dict,                       # {'G': G, 'D': D, 'G_ema': G_ema, 'augment_pipe': pipe or None}.
-    optimizers: dict,                       # {'G_opt': ..., 'D_opt': ...}.
-    loss,                                   # The loss (state_dict(): its running statistics).
-    progress:   dict,                       # cur_nimg, cur_tick (the tick to continue with), batch_idx, batch_size, num_gpus, random_seed, elapsed_sec.
-    ada_pending: dict,                      # ADA statistics accumulated since its last adjustment.
-    rng:        dict,                       # get_rng_states() at the end of the tick's training.
-    stats_kept: dict,                       # The stats collector's kept() after the tick's log line.
+    state:      RunState,               # The counters as the resumed run starts (cur_tick = the tick to continue with).
+    modules:    dict,                   # {'G': G, 'D': D, 'G_ema': G_ema, 'augment_pipe': pipe or None}.
+    optimizers: dict,                   # {'G_opt': ..., 'D_opt': ...}.
+    loss,                               # The loss (state_dict(): its running statistics).
+    ada_pending: dict,                  # ADA statistics accumulated since its last adjustment.
+    rng:        dict,                   # get_rng_states() at the end of the tick's training.
+    stats_kept: dict,                   # The stats collector's kept() after the tick's log line.
 ) -> bytes:
-    """The checkpoint as bytes (written after the tick's log line)."""
-    state = dict(format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION, run_id=run_id,
-                 **{name: None if module is None else module.state_dict() for name, module in modules.items()},
-                 **{name: opt.state_dict() for name, opt in optimizers.items()},
-                 loss=loss.state_dict(), **progress, ada_pending=ada_pending, rng=rng, stats_kept=stats_kept)
+    """The checkpoint as bytes (written after the tick's log line). Its layout (version 1) is
+    flat: the state's stored fields beside the state dicts."""
+    data = dict(format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION, **state.stored(),
+                **{name: None if module is None else module.state_dict() for name, module in modules.items()},
+                **{name: opt.state_dict() for name, opt in optimizers.items()},
+                loss=loss.state_dict(), ada_pending=ada_pending, rng=rng, stats_kept=stats_kept)
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(data, buffer)
     return buffer.getvalue()
 
 def load_resume_state(path: str) -> dict:
@@ -227,7 +258,7 @@ def load_module_state(module: torch.nn.Module, state_dict: dict, name: str, path
 
 def restore_resume_state(state: dict, path: str, modules: dict, optimizers: dict, loss) -> None:
     """The inverse of encode_resume_state for the modules, optimisers, loss and RNGs (the
-    counters and ADA's statistics are read from `state` by the loop)."""
+    counters: RunState.from_checkpoint; ADA's and the log's statistics: the loop)."""
     for name, module in modules.items():
         if module is not None and state.get(name) is not None:
             load_module_state(module, state[name], name, path)

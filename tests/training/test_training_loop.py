@@ -90,6 +90,20 @@ def test_resume_is_exact(image_folder, tmp_path):
         for name in a:
             assert torch.equal(a[name], b[name]), f'{attr}.{name} differs after resume (max diff {float((a[name] - b[name]).abs().max())})'
 
+def test_run_state_is_saved_and_restored_whole(image_folder, tmp_path):
+    """The checkpoint holds the run's state as the resumed run starts: the next tick, the
+    counters, the run id; restoring it names the checkpoint as the run's last one."""
+    result = _run(image_folder, tmp_path / 'run', total_kimg=0.016)
+    path = checkpoint.find_latest_resume_state(str(tmp_path / 'run'))
+    data = checkpoint.load_resume_state(path)
+    state = checkpoint.RunState.from_checkpoint(data, path)
+    assert (state.cur_nimg, state.batch_idx, state.cur_tick) == (result.cur_nimg, result.batch_idx, result.cur_tick) == (16, 4, 3)
+    assert state.last_checkpoint == path and state.run_id == data['run_id'] and state.elapsed_sec > 0
+    assert state.stored() == {name: data[name] for name in checkpoint.RunState.STORED}
+    del data['run_id']      # A checkpoint from before run ids: a new id, never pruned.
+    old = checkpoint.RunState.from_checkpoint(data, path)
+    assert old.last_checkpoint is None and old.run_id != state.run_id and old.cur_nimg == state.cur_nimg
+
 def test_unreadable_resume_checkpoint_is_one_clear_line(tmp_path):
     path = tmp_path / 'resume-000000.pt'
     path.write_bytes(b'not a checkpoint')
