@@ -159,6 +159,25 @@ def resolve_resume(opts: dnnlib.EasyDict, outdir: str, info: dnnlib.EasyDict, is
         print(found.message)
     return found.resume
 
+def print_options(c: dnnlib.EasyDict, info: dnnlib.EasyDict, minutes: float | None) -> None:
+    """The resolved options and what they amount to (rank 0, before launching)."""
+    print()
+    print('Training options:')
+    print(json.dumps(c, indent=2))
+    print()
+    print(f'Output directory:    {c.run_dir}')
+    print(f'Number of processes: {c.num_gpus} on {c.device}')
+    print(f'Batch size:          {c.batch_size} images ({c.batch_size // c.num_gpus} per process, {c.batch_gpu} per pass)')
+    print(f'Training duration:   {c.total_kimg} kimg' + (f', at most {minutes:g} minutes in this process' if minutes else ''))
+    print(f'Dataset path:        {c.training_set_kwargs.path}')
+    print(f'Dataset size:        {info.num_images} images')
+    print(f'Dataset resolution:  {info.resolution}')
+    print(f'Conditional model:   {c.training_set_kwargs.use_labels}')
+    print(f'Dataset x-flips:     {c.training_set_kwargs.xflip}')
+    print()
+    for note in metric_cost_notes(c):
+        print(note)
+
 #----------------------------------------------------------------------------
 
 class CommaSeparatedList(click.ParamType):
@@ -313,24 +332,8 @@ def main(**kwargs):
     if launch is not None and not dry_run:   # torchrun: every worker uses rank 0's choice.
         c.run_dir = distributed.broadcast_object(c.run_dir)
 
-    # Print options (rank 0).
     if is_main:
-        print()
-        print('Training options:')
-        print(json.dumps(c, indent=2))
-        print()
-        print(f'Output directory:    {c.run_dir}')
-        print(f'Number of processes: {c.num_gpus} on {c.device}')
-        print(f'Batch size:          {c.batch_size} images ({c.batch_size // c.num_gpus} per process, {c.batch_gpu} per pass)')
-        print(f'Training duration:   {c.total_kimg} kimg' + (f', at most {minutes:g} minutes in this process' if minutes else ''))
-        print(f'Dataset path:        {c.training_set_kwargs.path}')
-        print(f'Dataset size:        {info.num_images} images')
-        print(f'Dataset resolution:  {info.resolution}')
-        print(f'Conditional model:   {c.training_set_kwargs.use_labels}')
-        print(f'Dataset x-flips:     {c.training_set_kwargs.xflip}')
-        print()
-        for note in metric_cost_notes(c):
-            print(note)
+        print_options(c, info, minutes)
     if dry_run:
         if is_main:
             print('Dry run; exiting.')

@@ -175,36 +175,8 @@ def default_precision(device: str, fp32: bool) -> str:
     cores (bench/bench_training.py); elsewhere, or with --fp32, 'fp32'."""
     return 'bf16' if device == 'cpu' and not fp32 and cpu_has_native_bf16() else 'fp32'
 
-def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
-    """Options (names as DEFAULT_OPTS; missing ones take the defaults) and dataset facts
-    (name, resolution, num_channels, num_images, has_labels) -> training_loop kwargs
-    (without run_dir and rank). Raises ConfigError naming the offending option."""
-    unknown = set(opts) - set(DEFAULT_OPTS)
-    _check(not unknown, f'unknown options: {", ".join(sorted(unknown))}')
-    opts = dnnlib.EasyDict(DEFAULT_OPTS, **opts)
-    info = dnnlib.EasyDict(dataset_info)
-    res = int(info.resolution)
-
-    # Devices and processes.
-    _check(opts.gpus >= 1, f'--gpus={opts.gpus}: expected at least 1')
-    if opts.device == 'auto':
-        opts.device = misc.resolve_device('auto').type
-    _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected auto, cpu or cuda')
-    _check(opts.precision in PRECISIONS, f'--precision={opts.precision}: expected one of {", ".join(PRECISIONS)}')
-    if opts.precision == 'auto':
-        opts.precision = default_precision(opts.device, opts.fp32)
-    _check(not (opts.precision == 'fp16' and opts.device != 'cuda'), '--precision=fp16 needs CUDA; on CPU use --precision=bf16 or fp32')
-    _check(not (opts.fp32 and opts.precision != 'fp32'), f'--fp32 contradicts --precision={opts.precision}; give one of them')
-
-    # Preset and dataset.
-    spec = preset_spec(opts.cfg, res, opts.gpus)
-    _check(res >= 1 and res & (res - 1) == 0 and spec.min_res <= res <= spec.max_res,
-           f'--data={opts.data}: resolution {res}x{res} is not supported by --cfg={opts.cfg} '
-           f'(expected a power of two from {spec.min_res} to {spec.max_res}; dataset_tool.py --resolution can resize)')
-    _check(not opts.cond or info.has_labels, f'--cond=True: {opts.data} has no labels (dataset.json)')
-    _check(opts.subset is None or opts.subset >= 1, f'--subset={opts.subset}: expected at least 1')
-
-    # Batch.
+def _batch_sizes(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict) -> tuple[int, int, int]:
+    """(total batch, batch per pass and process, minibatch-std group) of the options and preset."""
     batch = opts.batch if opts.batch is not None else spec.mb
     _check(batch >= 1, f'--batch={batch}: expected at least 1')
     _check(batch % opts.gpus == 0, f'--batch={batch} is not divisible by --gpus={opts.gpus}')
@@ -224,8 +196,11 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
            f'give --batch-gpu >= {mbstd} or --mbstd-group <= {batch_gpu}')
     _check(batch_gpu % mbstd == 0,
            f'--batch-gpu={batch_gpu} is not a multiple of the minibatch-std group {mbstd} (--mbstd-group)')
+    return batch, batch_gpu, mbstd
 
-    # Networks.
+def _network_kwargs(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict, mbstd: int) -> tuple[dnnlib.EasyDict, dnnlib.EasyDict]:
+    """(G_kwargs, D_kwargs): the registered generator with the preset's family options and the
+    overrides, and the StyleGAN2 residual discriminator."""
     channel_base = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
     channel_max = opts.cmax if opts.cmax is not None else spec.get('cmax', 512)
     _check(channel_base >= 1 and channel_max >= 1, f'--cbase={channel_base}, --cmax={channel_max}: expected positive integers')
@@ -260,6 +235,40 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
         conv_clamp=256 if fp16_layers else None, mbstd_group_size=mbstd, freeze_layers=opts.freezed)
     if opts.nhwc:
         D_kwargs.block_kwargs = dict(fp16_channels_last=True)
+    return G_kwargs, D_kwargs
+
+def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
+    """Options (names as DEFAULT_OPTS; missing ones take the defaults) and dataset facts
+    (name, resolution, num_channels, num_images, has_labels) -> training_loop kwargs
+    (without run_dir and rank). Raises ConfigError naming the offending option."""
+    unknown = set(opts) - set(DEFAULT_OPTS)
+    _check(not unknown, f'unknown options: {", ".join(sorted(unknown))}')
+    opts = dnnlib.EasyDict(DEFAULT_OPTS, **opts)
+    info = dnnlib.EasyDict(dataset_info)
+    res = int(info.resolution)
+
+    # Devices and processes.
+    _check(opts.gpus >= 1, f'--gpus={opts.gpus}: expected at least 1')
+    if opts.device == 'auto':
+        opts.device = misc.resolve_device('auto').type
+    _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected auto, cpu or cuda')
+    _check(opts.precision in PRECISIONS, f'--precision={opts.precision}: expected one of {", ".join(PRECISIONS)}')
+    if opts.precision == 'auto':
+        opts.precision = default_precision(opts.device, opts.fp32)
+    _check(not (opts.precision == 'fp16' and opts.device != 'cuda'), '--precision=fp16 needs CUDA; on CPU use --precision=bf16 or fp32')
+    _check(not (opts.fp32 and opts.precision != 'fp32'), f'--fp32 contradicts --precision={opts.precision}; give one of them')
+
+    # Preset and dataset.
+    spec = preset_spec(opts.cfg, res, opts.gpus)
+    _check(res >= 1 and res & (res - 1) == 0 and spec.min_res <= res <= spec.max_res,
+           f'--data={opts.data}: resolution {res}x{res} is not supported by --cfg={opts.cfg} '
+           f'(expected a power of two from {spec.min_res} to {spec.max_res}; dataset_tool.py --resolution can resize)')
+    _check(not opts.cond or info.has_labels, f'--cond=True: {opts.data} has no labels (dataset.json)')
+    _check(opts.subset is None or opts.subset >= 1, f'--subset={opts.subset}: expected at least 1')
+
+    # Batch, networks.
+    batch, batch_gpu, mbstd = _batch_sizes(opts, spec)
+    G_kwargs, D_kwargs = _network_kwargs(opts, spec, mbstd)
 
     # Loss, optimisers, schedule.
     gamma = opts.gamma if opts.gamma is not None else spec.gamma
