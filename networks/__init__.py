@@ -27,7 +27,7 @@ Generator contract (every registered generator honours it; `check_generator` ass
   update frames, partial images and the painter's factors of each step, `G.synthesis_paint(ws)`,
   the same from given codes (projected or style-mixed ws), and `G.display_frames(frames,
   final)`, how those frames are shown (see networks/fpa.py); the painting API
-  (painting/api.py) needs nothing else.
+  (painting/paintings.py) needs nothing else.
 - Buffers of `G.synthesis` whose names end in `noise_const` are constant noise maps, used
   with `noise_mode='const'`; projector.py optimises them when a generator has them.
 

@@ -64,6 +64,12 @@ def resolve_device(name: str | torch.device = 'auto') -> torch.device:
         raise ValueError(f'"{name}": CUDA is not available on this machine (use cpu or auto)')
     return device
 
+def device_of(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module without tensors)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return tensor.device
+    return torch.device('cpu')
+
 def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output (float, about [-1, 1]) -> uint8 of the same layout, as StyleGAN2-ADA
     converts: x * 127.5 + 128, clamped to [0, 255], truncated. Metrics and saved pictures use it."""

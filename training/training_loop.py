@@ -30,7 +30,7 @@ The options are one read-only EasyDict `c`; what set-up builds (modules, loss, p
 stream, grids, logs) is `run`; the counters are `run.state`, a `checkpoint.RunState` that
 every resume checkpoint holds whole. The run's files other than images (names, resume
 checkpoints, RNG state, starting from a network file, keeping the directory whole) are
-training/checkpoint.py's; image grids are written by painting/api.py.
+training/checkpoint.py's; image grids are written by painting/images.py and painting/paint.py.
 """
 
 import copy
@@ -46,7 +46,7 @@ import psutil
 import torch
 
 import dnnlib
-from painting import api as painting_api
+from painting import latents, paintings, pictures
 from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import persistence
@@ -337,12 +337,12 @@ def setup_grids(c: dnnlib.EasyDict, run: dnnlib.EasyDict, resumed: bool) -> None
         run.grid_c = torch.from_numpy(labels).to(device).split(grid_batch)
         if not resumed:
             with reporting_full_disk(os.path.join(c.run_dir, 'reals.png'), None):
-                painting_api.save_image_grid(images, os.path.join(c.run_dir, 'reals.png'), drange=(0, 255), grid_size=run.grid_size)
+                pictures.save_image_grid(images, os.path.join(c.run_dir, 'reals.png'), drange=(0, 255), grid_size=run.grid_size)
             images = torch.cat([G_ema(z=z, c=c_, noise_mode='const').cpu() for z, c_ in zip(run.grid_z, run.grid_c)])
             with reporting_full_disk(os.path.join(c.run_dir, 'fakes_init.png'), None):
-                painting_api.save_image_grid(images, os.path.join(c.run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=run.grid_size)
-    if c.rank == 0 and painting_api.paints(G_ema):
-        run.paint_z = painting_api.seeds_to_z(c.paint_seeds, G_ema.z_dim, device=device)     # The latents of generate.py --seeds.
+                pictures.save_image_grid(images, os.path.join(c.run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=run.grid_size)
+    if c.rank == 0 and paintings.paints(G_ema):
+        run.paint_z = latents.seeds_to_z(c.paint_seeds, G_ema.z_dim, device=device)     # The latents of generate.py --seeds.
         label_gen = torch.Generator().manual_seed(derive_seed(c.random_seed, STREAM_GRID, 1))
         run.paint_c = torch.stack([torch.from_numpy(run.training_set.get_label(int(i)))
                                    for i in torch.randint(len(run.training_set), [len(c.paint_seeds)], generator=label_gen)]).to(device)
@@ -487,7 +487,7 @@ def save_snapshots(c: dnnlib.EasyDict, run: dnnlib.EasyDict, done: bool, is_snap
         images = torch.cat([run.modules['G_ema'](z=z, c=c_, noise_mode='const').cpu() for z, c_ in zip(run.grid_z, run.grid_c)])
         fakes_png = os.path.join(c.run_dir, snapshot_name('fakes', state.cur_nimg))
         with reporting_full_disk(fakes_png, last):
-            painting_api.save_image_grid(images, fakes_png, drange=(-1, 1), grid_size=run.grid_size)
+            pictures.save_image_grid(images, fakes_png, drange=(-1, 1), grid_size=run.grid_size)
     if not is_snapshot:
         return None, None
     if c.num_gpus > 1:
@@ -505,7 +505,7 @@ def save_snapshots(c: dnnlib.EasyDict, run: dnnlib.EasyDict, done: bool, is_snap
     if run.paint_z is not None:
         paint_png = os.path.join(c.run_dir, snapshot_name('paint', state.cur_nimg))
         with reporting_full_disk(paint_png, last):
-            painting_api.save_paint_grid(run.modules['G_ema'], run.paint_z, run.paint_c, paint_png)
+            paintings.save_paint_grid(run.modules['G_ema'], run.paint_z, run.paint_c, paint_png)
     return snapshot_pkl, resume_parts
 
 def end_of_tick(c: dnnlib.EasyDict, run: dnnlib.EasyDict, done: bool) -> bool:

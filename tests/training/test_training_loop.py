@@ -14,7 +14,7 @@ from tests.conftest import assert_close
 from tests.training.tiny import TINY_D, loop_kwargs
 from torch_utils import persistence
 from training import loss as loss_module
-from painting import api as painting_api
+from painting import paintings, pictures
 from training import checkpoint
 from training import training_loop as tl
 
@@ -188,12 +188,12 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
         raise KeyboardInterrupt('killed')
     monkeypatch.setattr(os, 'replace', failing_replace)
     with pytest.raises(KeyboardInterrupt):
-        painting_api.save_image_grid(torch.zeros([1, 3, 4, 4]), str(path), drange=(-1, 1), grid_size=(1, 1))
+        pictures.save_image_grid(torch.zeros([1, 3, 4, 4]), str(path), drange=(-1, 1), grid_size=(1, 1))
     assert path.read_bytes() == b'old content'
     assert os.listdir(tmp_path) == ['network-snapshot-000000.pkl']
 
 def test_paint_columns():
-    from painting.api import paint_columns
+    from painting.paintings import paint_columns
     assert paint_columns(4) == [0, 1, 2, 3]
     cols = paint_columns(64)
     assert len(cols) == 16 and cols[0] == 0 and cols[-1] == 63 and cols == sorted(set(cols))
@@ -263,7 +263,7 @@ def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
     G = dnnlib.util.construct_class_by_name(**kwargs, c_dim=0, img_resolution=16, img_channels=3).eval()
     path = str(tmp_path / 'paint.png')
     z = torch.randn([3, G.z_dim])
-    painting_api.save_paint_grid(G, z, torch.zeros([3, 0]), path)
+    paintings.save_paint_grid(G, z, torch.zeros([3, 0]), path)
     img = PIL.Image.open(path)
     assert img.size == (columns * 16, 3 * 2 * 16) and img.mode == 'RGB'
     # Seed 0's last partial image (row 1, last step column) is the FPA's image tanh(W); with a
@@ -272,11 +272,11 @@ def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
     fpa_col = columns - 1 - int(unet)
     with torch.no_grad():
         painting = G.paint(z[:1], torch.zeros([1, 0]))
-    expected = painting_api.to_uint8(painting.image[:1])[0]
+    expected = pictures.to_uint8(painting.image[:1])[0]
     assert np.abs(grid[16:32, fpa_col * 16:(fpa_col + 1) * 16].astype(int) - expected.astype(int)).max() <= 1
     if unet:
         with torch.no_grad():
-            out = painting_api.to_uint8(G(z[:1], torch.zeros([1, 0])))[0]
+            out = pictures.to_uint8(G(z[:1], torch.zeros([1, 0])))[0]
         assert np.abs(grid[16:32, -16:].astype(int) - out.astype(int)).max() <= 1
 
 @pytest.mark.gpu
