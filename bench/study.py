@@ -216,8 +216,8 @@ def dataset_path(dataset: str) -> str:
 def parameter_counts(network: str) -> tuple[int, int]:
     """(all parameters of G, trainable ones: the U-Net alone for a frozen FPA)."""
     sys.path.insert(0, REPO)
-    from networks import loader
-    G = loader.load_network(network).G_ema
+    import networks
+    G = networks.load_network(network).G_ema
     total = sum(p.numel() for p in G.parameters())
     frozen = 0
     if getattr(G, 'synthesis', None) is not None and getattr(G.synthesis, 'train_fpa', True) is False:
@@ -247,8 +247,8 @@ def generated_images(network: str, num: int):
     """uint8-range float images [num, C, H, W] of G_ema, z from torch.Generator seeded 0."""
     import torch
     sys.path.insert(0, REPO)
-    from networks import loader
-    G = loader.load_network(network).G_ema.eval()
+    import networks
+    G = networks.load_network(network).G_ema.eval()
     z = torch.randn([num, G.z_dim], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         images = torch.cat([G(z=zb, c=torch.zeros([len(zb), G.c_dim]), noise_mode='const') for zb in z.split(64)])
@@ -258,8 +258,8 @@ def painter_images(network: str, num: int):
     """An FPA/U-Net's FPA image before the U-Net, for the latents of generated_images (float, uint8 range)."""
     import torch
     sys.path.insert(0, REPO)
-    from networks import loader
-    G = loader.load_network(network).G_ema.eval()
+    import networks
+    G = networks.load_network(network).G_ema.eval()
     z = torch.randn([num, G.z_dim], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         images = torch.cat([G.paint(zb, torch.zeros([len(zb), G.c_dim]))['image'] for zb in z.split(64)])
@@ -271,8 +271,8 @@ def stroke_extent(network: str, num: int) -> tuple[float, float]:
     one row or column), averaged over steps, channels and `num` samples (seeds as generated_images)."""
     import torch
     sys.path.insert(0, REPO)
-    from networks import loader
-    G = loader.load_network(network).G_ema.eval()
+    import networks
+    G = networks.load_network(network).G_ema.eval()
     z = torch.randn([num, G.z_dim], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         painted = G.paint(z, torch.zeros([num, G.c_dim]))

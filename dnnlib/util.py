@@ -70,10 +70,6 @@ def check_class_name(kwargs: Any, allowed: Collection[str], where: str) -> None:
     if not isinstance(name, str) or name not in allowed:
         raise ValueError(f'{where}: class_name={name!r} is not allowed here (expected {" or ".join(allowed)})')
 
-def get_top_level_function_name(func: Callable) -> str:
-    """The dotted name under which `func` can be found again by get_obj_by_name()."""
-    return f'{func.__module__}.{func.__qualname__}'
-
 #----------------------------------------------------------------------------
 # Cache directory: set_cache_dir(), then $DNNLIB_CACHE_DIR, then ~/.cache/dnnlib, then tmp.
 

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import projector                                # noqa: E402
 from dataset_tool import read_idx               # noqa: E402
 from dnnlib import util                         # noqa: E402
-from painting import api                        # noqa: E402
+from painting import api, latents, pictures        # noqa: E402
 
 FASHION_MNIST_TEST = '/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'
 CLASSES = ['T-shirt/top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
@@ -50,14 +50,14 @@ def main(fpa_pkl, stylegan2_pkl, images, num_steps, out, scale):
             target_float = torch.from_numpy(target.copy()).permute(2, 0, 1).float() / 127.5 - 1
             result = projector.project(G, target_float, projector.PyramidDistance(), num_steps=num_steps, tied=tied)
             G_noise = api.load_generator(path, device='cpu')
-            api.set_noise_buffers(G_noise, result.noise)
+            latents.set_noise_buffers(G_noise, result.noise)
             row.append(projector.synthesize(G_noise, result.ws[-1:])[0])
             dists.append(result.dists[-1])
-        rows.append([api.upscale(image, scale) for image in row])
+        rows.append([pictures.upscale(image, scale) for image in row])
         table.append((index, CLASSES[labels[index]], dists))
         print(f'test image {index} ({CLASSES[labels[index]]}): ' + ', '.join(f'{name} {d:.4f}' for (name, _, _), d in zip(columns, dists)), flush=True)
     os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
-    api.save_image(api.tile(rows, gap_px=2), out)
+    pictures.save_image(pictures.tile(rows, gap_px=2), out)
     print(f'Wrote {out}\n')
     print('| test image | ' + ' | '.join(name for name, _, _ in columns) + ' |')
     print('|---|' + '---:|' * len(columns))

@@ -22,6 +22,7 @@ import torch
 import dnnlib
 from dnnlib import util
 from metrics import inception
+from torch_utils import misc
 
 #----------------------------------------------------------------------------
 # Options shared by all metrics.
@@ -48,7 +49,7 @@ class MetricOptions:
         self.fakes_kwargs   = None if fakes_kwargs is None else dnnlib.EasyDict(fakes_kwargs)
         self.num_gpus       = num_gpus
         self.rank           = rank
-        self.device         = torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        self.device         = misc.resolve_device('auto' if device is None else device)
         self.progress       = progress if progress is not None else ProgressMonitor(verbose=False)
         self.cache          = cache
         self.detectors      = dict(detectors)
@@ -316,10 +317,6 @@ def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f'metrics need RGB or grayscale images, got {images.shape[1]} channels')
     return images
 
-def generator_to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """float32 [-1, 1] -> uint8, as StyleGAN2-ADA: x * 127.5 + 128, clamped, truncated."""
-    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
 def construct_dataset(dataset_kwargs: dict, what: str = 'dataset'):
     """The dataset of `dataset_kwargs` (from the caller's code: kwargs read from a file are
     checked against training.dataset.DATASET_CLASSES where they are read, as calc_metrics.py
@@ -457,7 +454,7 @@ def compute_feature_stats_for_generator(opts: MetricOptions, detector_name: str,
             with torch.inference_mode():
                 for i in range(0, len(batch), batch_gen):
                     z, c = sample_latents(opts, batch[i : i + batch_gen], G.z_dim, G.c_dim, label_source)
-                    images.append(generator_to_uint8(G(z=z, c=c, **opts.G_kwargs)))
+                    images.append(misc.images_to_uint8(G(z=z, c=c, **opts.G_kwargs)))
                 features = detector(to_uint8_rgb(torch.cat(images)), **detector_kwargs).float()
         features = _gather_features(features, opts)
         stats.append(features.cpu().numpy())

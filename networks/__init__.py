@@ -5,8 +5,9 @@ Registry
 `GENERATORS` maps a user-facing name (what `train.py --gen=NAME` and the presets use) to a
 kwargs dict whose `class_name` is a dotted class name plus the family options that make the
 named variant. Strings keep `training_options.json` self-describing, and importing the
-registry imports no network module. Registering a generator = one entry here plus a tiny
-tester config in `tests/networks/test_contract.py` (a test fails when one is missing).
+registry imports no network module. Registering a generator = one entry here (which also
+puts its class on the network-file allow-list, `network_classes()`) plus a tiny tester
+config in `tests/networks/test_contract.py` (a test fails when one is missing).
 
 Generator contract (every registered generator honours it; `check_generator` asserts it)
 ------------------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ Generator contract (every registered generator honours it; `check_generator` ass
   update frames, partial images and the painter's factors of each step, `G.synthesis_paint(ws)`,
   the same from given codes (projected or style-mixed ws), and `G.display_frames(frames,
   final)`, how those frames are shown (see networks/fpa.py); the painting API
-  (painting/api.py) needs nothing else.
+  (painting/paintings.py) needs nothing else.
 - Buffers of `G.synthesis` whose names end in `noise_const` are constant noise maps, used
   with `noise_mode='const'`; projector.py optimises them when a generator has them.
 
@@ -53,6 +54,16 @@ DISCRIMINATORS: dict[str, EasyDict] = {
     'stylegan2':   EasyDict(class_name='networks.stylegan2.Discriminator', architecture='resnet'),
 }
 
+# The other modules that network files store, each built by this name.
+UNET_CLASS = 'networks.unet.UNet'                       # FPA/U-Net's image refiner (networks/fpa.py).
+AUGMENT_PIPE_CLASS = 'training.augment.AugmentPipe'     # ADA's augmentation pipeline (training/config.py).
+
+def network_classes() -> tuple[str, ...]:
+    """Every class a network file may name, from the registries above: the allow-list
+    `torch_utils.persistence.NETWORK_CLASSES`. A registered generator is loadable by that alone."""
+    registered = {kwargs.class_name for kwargs in (*GENERATORS.values(), *DISCRIMINATORS.values())}
+    return tuple(sorted(registered | {UNET_CLASS, AUGMENT_PIPE_CLASS}))
+
 #----------------------------------------------------------------------------
 
 def generator_kwargs(name: str) -> EasyDict:
@@ -61,11 +72,13 @@ def generator_kwargs(name: str) -> EasyDict:
         raise ValueError(f'unknown generator "{name}"; registered: {", ".join(sorted(GENERATORS))}')
     return EasyDict(GENERATORS[name])
 
-def load_network(source, **convert_options) -> EasyDict:
-    """Read a network file of any supported kind (ours, a reference FPA checkpoint, a
-    StyleGAN2-ADA/StyleGAN3 pickle) from a path, URL or file object: networks/loader.py."""
-    from networks import loader     # Imported here: the registry itself imports no network module.
-    return loader.load_network(source, **convert_options)
+def __getattr__(name: str):
+    """`networks.load_network`, the one door for network files (networks/loader.py), bound on
+    first use: the registry itself imports no network module."""
+    if name == 'load_network':
+        from networks.loader import load_network    # pylint: disable=import-outside-toplevel
+        return load_network
+    raise AttributeError(f'module "networks" has no attribute "{name}"')
 
 def check_generator(G) -> None:
     """Assert the static part of the generator contract (attributes and submodules)."""

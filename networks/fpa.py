@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import dnnlib
+import networks
 from torch_utils import misc
 from torch_utils import persistence
 
@@ -309,7 +310,7 @@ class SynthesisNetwork(torch.nn.Module):
         # FPA/U-Net refiner (docs/fpa-model.md §4).
         self.unet = None
         if unet_kwargs is not None:
-            self.unet = dnnlib.util.construct_class_by_name(class_name='networks.unet.UNet', img_channels=C, **unet_kwargs)
+            self.unet = dnnlib.util.construct_class_by_name(class_name=networks.UNET_CLASS, img_channels=C, **unet_kwargs)
 
     def fpa_parameters(self):
         """Every parameter except the U-Net's (the part frozen by train_fpa=False)."""

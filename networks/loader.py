@@ -1,7 +1,7 @@
-"""One door for network files: `load_network(path_or_url)`.
+"""One door for network files: `networks.load_network(path_or_url)`, defined here.
 
-Every script, the training loop (`--resume=NETWORK`) and the painting API read networks
-through this function. It takes
+Every script, the training loop (`--resume=NETWORK`), legacy.load_network_pkl and the
+painting API call this function directly. It takes
   - a network file of this codebase (torch_utils/persistence.py: class names, constructor
     arguments and tensors, read with torch.load(weights_only=True));
   - a checkpoint of the FPA authors' reference implementation (networks/reference.py,
@@ -73,8 +73,18 @@ def load_network(source: Any, **convert_options) -> dnnlib.EasyDict:
     """Load any supported network file (see the module docstring). Returns an EasyDict with
     G_ema and, where the file has them, G, D, augment_pipe, training_set_kwargs, and
     `legacy_source` / `upstream_source` describing a converted file. `convert_options` apply
-    to reference FPA checkpoints only (networks.reference.convert_reference_checkpoint)."""
+    to reference FPA checkpoints only (networks.reference.convert_reference_checkpoint).
+    Every failure is a ValueError of one line naming the file."""
     data, where = read_source(source)
+    try:
+        return _load_network_data(data, where, convert_options)
+    except ValueError as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(message if where in message else f'{where}: {message}') from None
+    except Exception as err: # A converter may fail in ways of its own; the user still gets one line.
+        raise ValueError(f'{where}: cannot load the network ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from None
+
+def _load_network_data(data: bytes, where: str, convert_options: dict) -> dnnlib.EasyDict:
     if not data:
         raise ValueError(f'{where}: empty file')
     if safe_pickle.is_zip(data):

@@ -134,6 +134,128 @@ def infer_model_type(state: dict, where: str) -> str:
 #----------------------------------------------------------------------------
 # Hyperparameters from tensor shapes.
 
+class _ShapeReader:
+    """Shape checks on a reference generator's state dict; each failure is a ValueError naming the file."""
+    def __init__(self, state: dict, where: str, model_type: str):
+        self.state, self.where, self.model_type = state, where, model_type
+
+    def fail(self, message: str):
+        raise ValueError(f'{self.where}: {message}')
+
+    def get(self, name: str, ndim: int) -> tuple[int, ...]:
+        if name not in self.state:
+            self.fail(f'missing generator parameter "{name}" (model type {self.model_type})')
+        if self.state[name].ndim != ndim:
+            self.fail(f'"{name}" has shape {list(self.state[name].shape)}, expected {ndim} dimensions')
+        return tuple(self.state[name].shape)
+
+    def expect(self, name: str, shape: list, why: str) -> None:
+        if self.get(name, len(shape)) != tuple(shape):
+            self.fail(f'"{name}" has shape {list(self.state[name].shape)}, expected {list(shape)} ({why})')
+
+def _infer_lstm(r: _ShapeReader, origin: dict) -> tuple[int, int, int]:
+    """The slow net's LSTM: (layers L, hidden size H, input size)."""
+    layers = sorted(int(m.group(1)) for m in (re.fullmatch(r'decoder_rnn\.weight_ih_l(\d+)', k) for k in r.state) if m)
+    if not layers or layers != list(range(len(layers))):
+        r.fail(f'expected LSTM parameters decoder_rnn.weight_ih_l0, _l1, ..., found layers {layers}')
+    L = len(layers)
+    H = r.get('decoder_rnn.weight_hh_l0', 2)[1]
+    rnn_input_dim = r.get('decoder_rnn.weight_ih_l0', 2)[1]
+    for l in range(L):
+        in_dim = rnn_input_dim if l == 0 else H
+        r.expect(f'decoder_rnn.weight_ih_l{l}', [4 * H, in_dim], f'LSTM with hidden size {H}')
+        r.expect(f'decoder_rnn.weight_hh_l{l}', [4 * H, H], f'LSTM with hidden size {H}')
+        r.expect(f'decoder_rnn.bias_ih_l{l}', [4 * H], f'LSTM with hidden size {H}')
+        r.expect(f'decoder_rnn.bias_hh_l{l}', [4 * H], f'LSTM with hidden size {H}')
+    rnn_names = {f'decoder_rnn.{kind}_l{l}' for l in range(L) for kind in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')}
+    if {n for n in r.state if n.startswith('decoder_rnn.')} != rnn_names:
+        r.fail(f'unsupported LSTM parameters {sorted({n for n in r.state if n.startswith("decoder_rnn.")} - rnn_names)[:3]} '
+               '(only unidirectional LSTMs without projections)')
+    origin.update(hidden_dim='decoder_rnn.weight_hh_l0', num_layers='count of decoder_rnn.weight_ih_l*')
+    return L, H, rnn_input_dim
+
+def _infer_inputs(r: _ShapeReader, spec: dnnlib.EasyDict, num_steps: int | None, input_tanh: bool, rnn_input_dim: int,
+                  origin: dict) -> tuple[dnnlib.EasyDict, int, int]:
+    """The slow net's inputs: (their Generator kwargs, z_dim, painting steps T)."""
+    kwargs = dnnlib.EasyDict()
+    if spec.input_generator == 'v2':
+        Tm, z_dim = r.get('input_generator.weight', 2)
+        r.expect('input_generator.bias', [Tm], 'input generator')
+        d_in, m = r.get('per_time_linear_input.weight', 2)
+        r.expect('per_time_linear_input.bias', [d_in], 'per-step linear input')
+        if Tm % m != 0:
+            r.fail(f'input_generator.weight has {Tm} rows, expected a multiple of the per-step latent size {m} (T*m)')
+        if num_steps is not None and num_steps != Tm // m:
+            r.fail(f'--num-steps={num_steps} contradicts the checkpoint (input_generator rows {Tm} = T*m with m={m}: T={Tm // m})')
+        T = Tm // m
+        if rnn_input_dim != d_in:
+            r.fail(f'decoder_rnn.weight_ih_l0 takes {rnn_input_dim} inputs, expected per_time_linear_input\'s {d_in}')
+        kwargs.update(step_latent_dim=m, step_input_dim=d_in, input_tanh=input_tanh, position_table='decoder_time_enc' in r.state)
+        if 'decoder_time_enc' in r.state:
+            r.expect('decoder_time_enc', [T, d_in], 'per-step position table')
+        origin.update(z_dim='input_generator.weight', num_steps='input_generator rows / m', step_latent_dim='per_time_linear_input.weight',
+                      step_input_dim='per_time_linear_input.weight', input_tanh='option', position_table='decoder_time_enc present')
+    else:
+        z_dim = rnn_input_dim
+        if 'decoder_time_enc' in r.state:
+            r.fail('a v1 position table (decoder_time_enc) is not supported by networks.fpa')
+        T = V1_DEFAULT_NUM_STEPS if num_steps is None else num_steps
+        origin.update(z_dim='decoder_rnn.weight_ih_l0 (v1: the latent is the LSTM input)',
+                      num_steps='option' if num_steps is not None else f'default {V1_DEFAULT_NUM_STEPS} (not stored in v1 checkpoints; pass --num-steps)')
+    return kwargs, z_dim, T
+
+def _infer_unet(r: _ShapeReader, spec: dnnlib.EasyDict, origin: dict) -> tuple[dict | None, int | None]:
+    """The U-Net's kwargs and channel count (its shapes reveal it), or (None, None) without one."""
+    unet_kwargs, unet_channels = None, None
+    if spec.unet:
+        dim, unet_channels = r.get('u_net.init_conv.weight', 4)[:2]
+        num_levels = len({m.group(1) for m in (re.match(r'u_net\.downs\.(\d+)\.', k) for k in r.state) if m})
+        dim_mults = []
+        for i in range(num_levels):
+            width = r.get(f'u_net.downs.{i}.0.block1.proj.weight', 4)[0]
+            if width % dim != 0:
+                r.fail(f'u_net.downs.{i} has width {width}, expected a multiple of the base width {dim}')
+            dim_mults.append(width // dim)
+        hidden = r.get('u_net.mid_attn.fn.fn.to_out.weight', 4)[1]
+        if hidden % 4 != 0:
+            r.fail(f'u_net attention width {hidden} is not divisible by the reference\'s 4 heads')
+        unet_kwargs = dict(dim=dim, dim_mults=dim_mults, norm_groups=8, attn_heads=4, attn_head_dim=hidden // 4)
+        origin.update(unet_kwargs='u_net.init_conv (dim), u_net.downs.*.0.block1 (dim_mults), to_out (attention width); '
+                      'norm_groups=8 and 4 heads as in the reference')
+    return unet_kwargs, unet_channels
+
+def _infer_image_side(r: _ShapeReader, spec: dnnlib.EasyDict, C: int, H: int, img_channels: int | None, img_resolution: int | None,
+                      unet_kwargs: dict | None, unet_channels: int | None, origin: dict) -> tuple[int, bool]:
+    """(image side N, vector learning rate) from the rows of the key/value (and learning-rate)
+    projection: C*(2N + r), r = 1 or N (vector learning rate), 0 for Hebbian."""
+    rows = r.get(f'{spec.kv}.weight', 2)[0]
+    r.expect(f'{spec.kv}.weight', [rows, H], 'projection of the LSTM state')
+    r.expect(f'{spec.kv}.bias', [rows], 'projection of the LSTM state')
+    if rows % C != 0:
+        r.fail(f'{spec.kv}.weight has {rows} rows, expected a multiple of img_channels={C}')
+    candidates = _side_candidates(rows, C, spec)
+    if unet_channels is None and img_channels not in (None, DEFAULT_IMG_CHANNELS) and img_resolution is None \
+            and candidates and _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec):
+        # Without a U-Net only C*(2N+r) is known: an RGB checkpoint read with another C gives a
+        # wrong N (e.g. 39 rows: RGB 6x6, or 1 channel 19x19), so the side must be confirmed.
+        rgb_side = _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec)[0][0]
+        r.fail(f'--img-channels={C} reads the {rows} rows of {spec.kv}.weight as {candidates[0][0]}x{candidates[0][0]} images, '
+               f'but they also fit {rgb_side}x{rgb_side} RGB images (the reference trains RGB); give --img-resolution to confirm the side')
+    if img_resolution is not None:
+        candidates = [c for c in candidates if c[0] == img_resolution]
+    elif unet_kwargs is not None and any(n == unet_kwargs['dim'] for n, _ in candidates):
+        candidates = [c for c in candidates if c[0] == unet_kwargs['dim']]       # The reference sets D = N.
+    if not candidates:
+        form = 'C*2N' if spec.rule == 'hebbian' else 'C*(2N+1) or C*3N (vector learning rate)'
+        r.fail(f'{spec.kv}.weight has {rows} rows, expected {form} with C={C}' + (f', N={img_resolution}' if img_resolution else ''))
+    N, vector_lr = candidates[0]
+    origin['img_resolution'] = (f'{spec.kv} rows = C*(2N+r)' + (', read with a scalar learning rate (also valid: vector)' if len(candidates) > 1 else '')
+                                if img_resolution is None else 'option (consistent with the kv rows)')
+    origin['vector_lr'] = f'{spec.kv} rows'
+    if unet_kwargs is not None and N % 2 ** (len(unet_kwargs['dim_mults']) - 1) != 0:
+        r.fail(f'image side {N} is not divisible by 2^{len(unet_kwargs["dim_mults"]) - 1} as the U-Net needs')
+    return N, vector_lr
+
 def infer_generator_kwargs(
     state:           dict,          # Reference generator state (no prefix, no mod_dict).
     model_type:      str,           # Key of MODEL_TYPES.
@@ -159,117 +281,20 @@ def infer_generator_kwargs(
         raise ValueError(f'{where}: not a {model_type} generator (missing {", ".join(sorted(missing)) or "nothing"}; '
                          f'unexpected {", ".join(sorted(extra)) or "nothing"})')
     origin = {}
-
-    def fail(message):
-        raise ValueError(f'{where}: {message}')
-    def get(name, ndim):
-        if name not in state:
-            fail(f'missing generator parameter "{name}" (model type {model_type})')
-        if state[name].ndim != ndim:
-            fail(f'"{name}" has shape {list(state[name].shape)}, expected {ndim} dimensions')
-        return tuple(state[name].shape)
-    def expect(name, shape, why):
-        if get(name, len(shape)) != tuple(shape):
-            fail(f'"{name}" has shape {list(state[name].shape)}, expected {list(shape)} ({why})')
-
-    # Slow net: LSTM.
-    layers = sorted(int(m.group(1)) for m in (re.fullmatch(r'decoder_rnn\.weight_ih_l(\d+)', k) for k in state) if m)
-    if not layers or layers != list(range(len(layers))):
-        fail(f'expected LSTM parameters decoder_rnn.weight_ih_l0, _l1, ..., found layers {layers}')
-    L = len(layers)
-    H = get('decoder_rnn.weight_hh_l0', 2)[1]
-    rnn_input_dim = get('decoder_rnn.weight_ih_l0', 2)[1]
-    for l in range(L):
-        in_dim = rnn_input_dim if l == 0 else H
-        expect(f'decoder_rnn.weight_ih_l{l}', [4 * H, in_dim], f'LSTM with hidden size {H}')
-        expect(f'decoder_rnn.weight_hh_l{l}', [4 * H, H], f'LSTM with hidden size {H}')
-        expect(f'decoder_rnn.bias_ih_l{l}', [4 * H], f'LSTM with hidden size {H}')
-        expect(f'decoder_rnn.bias_hh_l{l}', [4 * H], f'LSTM with hidden size {H}')
-    rnn_names = {f'decoder_rnn.{kind}_l{l}' for l in range(L) for kind in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')}
-    if {n for n in state if n.startswith('decoder_rnn.')} != rnn_names:
-        fail(f'unsupported LSTM parameters {sorted({n for n in state if n.startswith("decoder_rnn.")} - rnn_names)[:3]} '
-             '(only unidirectional LSTMs without projections)')
-    origin.update(hidden_dim='decoder_rnn.weight_hh_l0', num_layers='count of decoder_rnn.weight_ih_l*')
-
-    # Slow net: inputs.
-    kwargs = dnnlib.EasyDict()
-    if spec.input_generator == 'v2':
-        Tm, z_dim = get('input_generator.weight', 2)
-        expect('input_generator.bias', [Tm], 'input generator')
-        d_in, m = get('per_time_linear_input.weight', 2)
-        expect('per_time_linear_input.bias', [d_in], 'per-step linear input')
-        if Tm % m != 0:
-            fail(f'input_generator.weight has {Tm} rows, expected a multiple of the per-step latent size {m} (T*m)')
-        if num_steps is not None and num_steps != Tm // m:
-            fail(f'--num-steps={num_steps} contradicts the checkpoint (input_generator rows {Tm} = T*m with m={m}: T={Tm // m})')
-        T = Tm // m
-        if rnn_input_dim != d_in:
-            fail(f'decoder_rnn.weight_ih_l0 takes {rnn_input_dim} inputs, expected per_time_linear_input\'s {d_in}')
-        kwargs.update(step_latent_dim=m, step_input_dim=d_in, input_tanh=input_tanh, position_table='decoder_time_enc' in state)
-        if 'decoder_time_enc' in state:
-            expect('decoder_time_enc', [T, d_in], 'per-step position table')
-        origin.update(z_dim='input_generator.weight', num_steps='input_generator rows / m', step_latent_dim='per_time_linear_input.weight',
-                      step_input_dim='per_time_linear_input.weight', input_tanh='option', position_table='decoder_time_enc present')
-    else:
-        z_dim = rnn_input_dim
-        if 'decoder_time_enc' in state:
-            fail('a v1 position table (decoder_time_enc) is not supported by networks.fpa')
-        T = V1_DEFAULT_NUM_STEPS if num_steps is None else num_steps
-        origin.update(z_dim='decoder_rnn.weight_ih_l0 (v1: the latent is the LSTM input)',
-                      num_steps='option' if num_steps is not None else f'default {V1_DEFAULT_NUM_STEPS} (not stored in v1 checkpoints; pass --num-steps)')
+    r = _ShapeReader(state, where, model_type)
+    L, H, rnn_input_dim = _infer_lstm(r, origin)
+    kwargs, z_dim, T = _infer_inputs(r, spec, num_steps, input_tanh, rnn_input_dim, origin)
     if spec.latent_to_init:
-        expect('latent_to_init.weight', [2 * L * H, z_dim], f'initial (h, c) of {L} layer(s) of size {H} from a latent of size {z_dim}')
-        expect('latent_to_init.bias', [2 * L * H], 'initial LSTM state')
+        r.expect('latent_to_init.weight', [2 * L * H, z_dim], f'initial (h, c) of {L} layer(s) of size {H} from a latent of size {z_dim}')
+        r.expect('latent_to_init.bias', [2 * L * H], 'initial LSTM state')
 
-    # U-Net (its shapes also reveal the channel count).
-    unet_kwargs, unet_channels = None, None
-    if spec.unet:
-        dim, unet_channels = get('u_net.init_conv.weight', 4)[:2]
-        num_levels = len({m.group(1) for m in (re.match(r'u_net\.downs\.(\d+)\.', k) for k in state) if m})
-        dim_mults = []
-        for i in range(num_levels):
-            width = get(f'u_net.downs.{i}.0.block1.proj.weight', 4)[0]
-            if width % dim != 0:
-                fail(f'u_net.downs.{i} has width {width}, expected a multiple of the base width {dim}')
-            dim_mults.append(width // dim)
-        hidden = get('u_net.mid_attn.fn.fn.to_out.weight', 4)[1]
-        if hidden % 4 != 0:
-            fail(f'u_net attention width {hidden} is not divisible by the reference\'s 4 heads')
-        unet_kwargs = dict(dim=dim, dim_mults=dim_mults, norm_groups=8, attn_heads=4, attn_head_dim=hidden // 4)
-        origin.update(unet_kwargs='u_net.init_conv (dim), u_net.downs.*.0.block1 (dim_mults), to_out (attention width); '
-                      'norm_groups=8 and 4 heads as in the reference')
+    unet_kwargs, unet_channels = _infer_unet(r, spec, origin)
     if img_channels is not None and unet_channels is not None and img_channels != unet_channels:
-        fail(f'--img-channels={img_channels} contradicts the U-Net, which has {unet_channels} channels')
+        r.fail(f'--img-channels={img_channels} contradicts the U-Net, which has {unet_channels} channels')
     C = unet_channels or img_channels or DEFAULT_IMG_CHANNELS
     origin['img_channels'] = 'u_net.init_conv' if unet_channels else 'option' if img_channels else f'default {DEFAULT_IMG_CHANNELS} (RGB)'
 
-    # Keys, values (and learning rates): rows = C*(2N + r), r = 1 or N (vector learning rate), 0 for Hebbian.
-    rows = get(f'{spec.kv}.weight', 2)[0]
-    expect(f'{spec.kv}.weight', [rows, H], 'projection of the LSTM state')
-    expect(f'{spec.kv}.bias', [rows], 'projection of the LSTM state')
-    if rows % C != 0:
-        fail(f'{spec.kv}.weight has {rows} rows, expected a multiple of img_channels={C}')
-    candidates = _side_candidates(rows, C, spec)
-    if unet_channels is None and img_channels not in (None, DEFAULT_IMG_CHANNELS) and img_resolution is None \
-            and candidates and _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec):
-        # Without a U-Net only C*(2N+r) is known: an RGB checkpoint read with another C gives a
-        # wrong N (e.g. 39 rows: RGB 6x6, or 1 channel 19x19), so the side must be confirmed.
-        rgb_side = _side_candidates(rows, DEFAULT_IMG_CHANNELS, spec)[0][0]
-        fail(f'--img-channels={C} reads the {rows} rows of {spec.kv}.weight as {candidates[0][0]}x{candidates[0][0]} images, '
-             f'but they also fit {rgb_side}x{rgb_side} RGB images (the reference trains RGB); give --img-resolution to confirm the side')
-    if img_resolution is not None:
-        candidates = [c for c in candidates if c[0] == img_resolution]
-    elif unet_kwargs is not None and any(n == unet_kwargs['dim'] for n, _ in candidates):
-        candidates = [c for c in candidates if c[0] == unet_kwargs['dim']]       # The reference sets D = N.
-    if not candidates:
-        form = 'C*2N' if spec.rule == 'hebbian' else 'C*(2N+1) or C*3N (vector learning rate)'
-        fail(f'{spec.kv}.weight has {rows} rows, expected {form} with C={C}' + (f', N={img_resolution}' if img_resolution else ''))
-    N, vector_lr = candidates[0]
-    origin['img_resolution'] = (f'{spec.kv} rows = C*(2N+r)' + (', read with a scalar learning rate (also valid: vector)' if len(candidates) > 1 else '')
-                                if img_resolution is None else 'option (consistent with the kv rows)')
-    origin['vector_lr'] = f'{spec.kv} rows'
-    if unet_kwargs is not None and N % 2 ** (len(unet_kwargs['dim_mults']) - 1) != 0:
-        fail(f'image side {N} is not divisible by 2^{len(unet_kwargs["dim_mults"]) - 1} as the U-Net needs')
+    N, vector_lr = _infer_image_side(r, spec, C, H, img_channels, img_resolution, unet_kwargs, unet_channels, origin)
 
     kwargs.update(
         z_dim           = z_dim,

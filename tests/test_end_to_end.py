@@ -22,7 +22,7 @@ import dataset_tool
 import generate
 import train
 from metrics import inception, metric_main
-from painting import api as painting_api
+from painting import animation
 
 NUM_IMAGES, RESOLUTION = 16, 16
 TINY_SG2 = ['--cfg=auto', '--cbase=256', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu']
@@ -110,7 +110,7 @@ def test_fpa_train_and_paint(dataset_zip, tmp_path):
     out = tmp_path / 'paint'
     invoke(generate.main, f'--network={run_dir / "network-snapshot-000000.pkl"}', '--seeds=0-3', f'--outdir={out}', '--device=cpu',
            '--paint', '--paint-animation')
-    suffixes = ['.png', '.gif', '.webp'] + (['.mp4'] if painting_api.mp4_available() else [])
+    suffixes = ['.png', '.gif', '.webp'] + (['.mp4'] if animation.mp4_available() else [])
     expected = {f'seed{seed:04d}.png' for seed in range(4)} | {f'paint-seed{seed:04d}{suffix}' for seed in range(4) for suffix in suffixes}
     assert set(os.listdir(out)) == expected
     with PIL.Image.open(out / 'paint-seed0000.gif') as gif:

@@ -3,6 +3,7 @@ callable outside the explicit allow-lists, sizes a file asks for are bounded bef
 is allocated, and each refusal is one line naming the key and the value. Each hostile file
 would write a marker file or overwrite a victim file if a name in it were ever called."""
 
+import importlib
 import json
 import os
 
@@ -69,7 +70,7 @@ def test_network_file_module_class_outside_the_allow_list(tmp_path, victim, clas
     path = save_network_with(tmp_path / 'hostile.pkl', G_ema=hostile_module_entry(class_name, victim.marker))
     resolved = []
     monkeypatch.setattr(dnnlib.util, 'get_obj_by_name', lambda name: resolved.append(name))
-    for load in (persistence.load_network, legacy.load_network_pkl):
+    for load in (networks.load_network, legacy.load_network_pkl):
         with pytest.raises(ValueError, match=rf"G_ema: class_name='{class_name}' is not allowed here \(expected networks.fpa.Generator"):
             load(path)
     assert resolved == [], 'the name was looked up before the allow-list refused it'
@@ -96,10 +97,13 @@ def test_network_file_training_set_kwargs_through_calc_metrics(tmp_path, victim)
         assert f"training_set_kwargs: class_name='{kwargs['class_name']}' is not allowed" in error, error
 
 def test_every_persistent_class_is_on_the_allow_list():
-    import networks.fpa, networks.stylegan2, networks.unet, training.augment   # pylint: disable=import-outside-toplevel,redefined-outer-name
-    found = {f'{cls.__module__}.{cls.__qualname__}' for module in (networks.fpa, networks.stylegan2, networks.unet, training.augment)
+    # The allow-list comes from the registries (networks.network_classes); every persistent
+    # class in the modules it names must be on it, and each entry must be a persistent class.
+    modules = {importlib.import_module(name.rsplit('.', 1)[0]) for name in persistence.NETWORK_CLASSES}
+    found = {f'{cls.__module__}.{cls.__qualname__}' for module in modules
              for cls in vars(module).values() if isinstance(cls, type) and getattr(cls, '_persistent', False)}
-    assert found == set(persistence.NETWORK_CLASSES)
+    assert found == set(persistence.NETWORK_CLASSES) == set(networks.network_classes())
+    assert {kwargs.class_name for kwargs in networks.GENERATORS.values()} <= found
 
 #----------------------------------------------------------------------------
 # Sizes a network file asks for.
@@ -110,17 +114,17 @@ def test_network_file_init_kwargs_asking_for_terabytes(tmp_path):
     entry['init_kwargs']['hidden_dim'] = 2 ** 20       # An LSTM of 4 * 2^40 weights per matrix: 16 TB.
     path = save_network_with(tmp_path / 'huge.pkl', G_ema=entry)
     with pytest.raises(ValueError, match=r'G_ema: init_kwargs.hidden_dim=1048576 is above the limit 65536 for integers in a network file'):
-        persistence.load_network(path)
+        networks.load_network(path)
 
     entry['init_kwargs']['hidden_dim'] = 2 ** 15       # Within the integer bound, but not what the file stores.
     path = save_network_with(tmp_path / 'big.pkl', G_ema=entry)
     with pytest.raises(ValueError, match=r'G_ema: init_kwargs make synthesis\.\S+ of shape \[\d+, \d+\], the file stores'):
-        persistence.load_network(path)
+        networks.load_network(path)
 
     entry['state_dict'] = {}                           # Nothing stored to compare with: the byte budget holds.
     path = save_network_with(tmp_path / 'empty.pkl', G_ema=entry)
     with pytest.raises(ValueError, match=r'G_ema: init_kwargs ask for [\d.]+ GiB of tensors; the limit is what the file stores \(0 GiB\) plus 0.25 GiB'):
-        persistence.load_network(path)
+        networks.load_network(path)
 
 class _NeedsRealTensors(torch.nn.Module):
     def __init__(self, width=2):
@@ -135,7 +139,7 @@ def test_network_file_within_bounds_still_loads(tmp_path):
     G = tiny_fpa()
     path = str(tmp_path / 'ok.pkl')
     persistence.save_network(path, G_ema=G)
-    loaded = persistence.load_network(path).G_ema
+    loaded = networks.load_network(path).G_ema
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), loaded.state_dict().values()))
 
 #----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import torch
 from click.testing import CliRunner
 
 import legacy
+import networks
 from tests.conftest import assert_close
 from tests.networks.test_unet import parse_reference_params, reference_unet_forward
 from networks import reference
@@ -424,7 +425,7 @@ def test_cli_end_to_end(tmp_path):
     run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={dest}'])
     assert run.exit_code == 0, run.output
     assert 'lstm_delta_split_v2_unet' in run.output and 'Wrote' in run.output
-    net = persistence.load_network(str(dest))
+    net = networks.load_network(str(dest))
     assert net.legacy_source['model_type'] == 'lstm_delta_split_v2_unet' and net.D is None
     z = torch.randn([2, 12], generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -438,7 +439,7 @@ def test_cli_options_and_subprocess(tmp_path):
                            '--model-type=lstm_oja_split_v2', '--no-key-softmax', '--value-tanh'],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    G = persistence.load_network(str(dest)).G_ema
+    G = networks.load_network(str(dest)).G_ema
     assert not G.init_kwargs.key_softmax and G.init_kwargs.value_tanh
     z = torch.randn([2, 12], generator=torch.Generator().manual_seed(4))
     expected = reference_forward(GE_state, z, **{**_reference_kwargs('lstm_oja_split_v2'), 'key_softmax': False, 'value_tanh': True})
@@ -517,7 +518,7 @@ def test_cli_refuses_an_existing_dest_unless_overwrite(tmp_path):
     assert dest.read_text() == 'precious'
     run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={dest}', '--overwrite'])
     assert run.exit_code == 0, run.output
-    assert persistence.load_network(str(dest)).G_ema.img_resolution == 6
+    assert networks.load_network(str(dest)).G_ema.img_resolution == 6
 
 def test_img_channels_that_misread_an_rgb_checkpoint(tmp_path):
     # 6x6 RGB: 3 * (2 * 6 + 1) = 39 key/value/rate rows, which one channel would read as 19x19.

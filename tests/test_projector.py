@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import generate
 import networks
 import projector
-from painting import api
+from painting import animation, latents, pictures
 from tests.metrics.test_metric_main import standin_vgg16
 from tests.networks.test_contract import RESOLUTION, _build
 from tests.painting.test_generate import assert_fails_with_one_line, read
@@ -47,7 +47,7 @@ def run(script, *args):
     return CliRunner().invoke(script.main, [str(arg) for arg in args], catch_exceptions=False)
 
 def image_of_seed(G, seed: int) -> torch.Tensor:
-    return G(api.seeds_to_z([seed], G.z_dim), None, noise_mode='const')[0]
+    return G(latents.seeds_to_z([seed], G.z_dim), None, noise_mode='const')[0]
 
 #----------------------------------------------------------------------------
 # The optimisation.
@@ -63,7 +63,7 @@ def test_projection_recovers_a_generated_image(name):
     result = projector.project(G, target, projector.PyramidDistance(), num_steps=200, tied=tied, w_avg_samples=1000)
     assert result.ws.shape == (200, G.num_ws, G.w_dim)
     G_noise = copy.deepcopy(G)
-    api.set_noise_buffers(G_noise, result.noise)
+    latents.set_noise_buffers(G_noise, result.noise)
     with torch.no_grad():
         projected = G_noise.synthesis(result.ws[-1:], noise_mode='const')[0]
         start = G_noise.synthesis(result.ws[:1], noise_mode='const')[0]
@@ -100,7 +100,7 @@ def test_outputs_round_trip_through_generate(tmp_path, name, img_channels):
     G = lively(name, img_channels=img_channels)
     network = save(tmp_path, G, name)
     target_path = str(tmp_path / 'target-in.png')
-    api.save_image(api.to_uint8(image_of_seed(G, 2)[None])[0], target_path)
+    pictures.save_image(pictures.to_uint8(image_of_seed(G, 2)[None])[0], target_path)
     out = tmp_path / 'out'
     result = run(projector, '--network', network, '--target', target_path, '--outdir', out, '--num-steps', 30, '--device', 'cpu')
     assert result.exit_code == 0, result.output
@@ -112,15 +112,15 @@ def test_outputs_round_trip_through_generate(tmp_path, name, img_channels):
     assert np.array_equal(read(out / 'target.png'), read(target_path))
     with np.load(out / 'projected_w.npz') as data:
         assert data['w'].shape == (1, G.num_ws, G.w_dim) and data['w'].dtype == np.float32
-        assert len([key for key in data.files if key.startswith('noise:')]) == len(api.noise_buffers(G))
-    video = out / ('proj.mp4' if api.mp4_available() else 'proj.gif')
+        assert len([key for key in data.files if key.startswith('noise:')]) == len(latents.noise_buffers(G))
+    video = out / ('proj.mp4' if animation.mp4_available() else 'proj.gif')
     assert os.path.getsize(video) > 0
-    if api.mp4_available():
+    if animation.mp4_available():
         import imageio_ffmpeg
         assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == 30 + 15, 'every step, then the 1.5 s hold at 10 frames/s'
     else:
         with PIL.Image.open(video) as im:
-            assert im.n_frames == 30 and im.size == (2 * RESOLUTION * api.auto_scale(RESOLUTION) + api.auto_scale(RESOLUTION), RESOLUTION * api.auto_scale(RESOLUTION))
+            assert im.n_frames == 30 and im.size == (2 * RESOLUTION * pictures.auto_scale(RESOLUTION) + pictures.auto_scale(RESOLUTION), RESOLUTION * pictures.auto_scale(RESOLUTION))
     painting_files = {'proj-paint.png', 'proj-paint.gif', 'proj-paint.webp'} & set(os.listdir(out))
     assert painting_files == ({'proj-paint.png', 'proj-paint.gif', 'proj-paint.webp'} if paints else set())
     if paints:
@@ -141,12 +141,12 @@ def test_outputs_round_trip_through_generate(tmp_path, name, img_channels):
 def test_projected_w_rows_and_bad_files(tmp_path):
     G = lively('fpa', img_channels=1)
     network = save(tmp_path, G, 'fpa')
-    ws = G.mapping(api.seeds_to_z([4, 5, 6], G.z_dim), None)
-    api.save_projected_w(str(tmp_path / 'three.npz'), ws)
+    ws = G.mapping(latents.seeds_to_z([4, 5, 6], G.z_dim), None)
+    latents.save_projected_w(str(tmp_path / 'three.npz'), ws)
     result = run(generate, '--network', network, '--projected-w', tmp_path / 'three.npz', '--outdir', tmp_path / 'gen')
     assert result.exit_code == 0, result.output
     assert sorted(os.listdir(tmp_path / 'gen')) == ['proj00.png', 'proj01.png', 'proj02.png']
-    assert np.array_equal(read(tmp_path / 'gen' / 'proj02.png').reshape(RESOLUTION, RESOLUTION, 1), api.to_uint8(image_of_seed(G, 6)[None])[0])
+    assert np.array_equal(read(tmp_path / 'gen' / 'proj02.png').reshape(RESOLUTION, RESOLUTION, 1), pictures.to_uint8(image_of_seed(G, 6)[None])[0])
 
     out = tmp_path / 'x'
     fails = lambda path, *words: assert_fails_with_one_line(run(generate, '--network', network, '--projected-w', path, '--outdir', out), '--projected-w', *words)
@@ -186,7 +186,7 @@ def test_bad_input_one_line(tmp_path):
     rgb[:, :, 0] = 255
     PIL.Image.fromarray(rgb).save(tmp_path / 'red.png')
     (tmp_path / 'corrupt.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'garbage' * 20)
-    api.save_image(np.zeros([16, 16, 1], dtype=np.uint8), str(tmp_path / 'black.png'))
+    pictures.save_image(np.zeros([16, 16, 1], dtype=np.uint8), str(tmp_path / 'black.png'))
     out = tmp_path / 'out'
     cases = [
         (['--target', tmp_path / 'missing.png'], '--target', ['missing.png', 'no such file']),
@@ -210,7 +210,7 @@ def test_vgg16_distance_from_option_or_environment(tmp_path, monkeypatch):
     uses it and says so; without one, the pixel distance. As calc_metrics.py, $FPAGAN_VGG16 works too."""
     G = lively('fpa', img_channels=1)
     network = save(tmp_path, G, 'fpa')
-    api.save_image(api.to_uint8(image_of_seed(G, 1)[None])[0], str(tmp_path / 'target.png'))
+    pictures.save_image(pictures.to_uint8(image_of_seed(G, 1)[None])[0], str(tmp_path / 'target.png'))
     vgg16 = standin_vgg16(str(tmp_path / 'vgg16.pt'))
     monkeypatch.delenv('FPAGAN_VGG16', raising=False)
     common = ['--network', network, '--target', tmp_path / 'target.png', '--num-steps', 3, '--save-video', 0]

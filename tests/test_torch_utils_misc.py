@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import networks
 from torch_utils import misc, persistence
 
 def test_assert_shape_messages():
@@ -56,16 +57,19 @@ def test_load_network_refuses_classes_outside_the_codebase(tmp_path):
             'G': {'class_name': 'os.system', 'init_kwargs': {'command': 'echo hi'}, 'state_dict': {}}}
     torch.save(data, path)
     with pytest.raises(ValueError, match=r"G: class_name='os.system' is not allowed here \(expected networks.fpa.Generator or "):
-        persistence.load_network(path)
+        networks.load_network(path)
 
 def test_load_network_rejects_arbitrary_pickles(tmp_path):
     import pickle
     path = tmp_path / 'not_a_network.pkl'
     path.write_bytes(pickle.dumps({'G': object()}))
     with pytest.raises(ValueError, match='not a readable network file|not a network file'):
-        persistence.load_network(str(path))
+        networks.load_network(str(path))
     path.write_bytes(b'garbage')
-    with pytest.raises(ValueError, match='not a readable network file') as info:
-        persistence.load_network(str(path))
+    with pytest.raises(ValueError, match=r'not_a_network.pkl: truncated pickle') as info:
+        networks.load_network(str(path))
+    assert '\n' not in str(info.value)
+    with pytest.raises(ValueError, match='not a readable resume checkpoint') as info:    # What resume checkpoints are read with.
+        persistence.load_plain_data(str(path), str(path), 'resume checkpoint')
     assert 'weights_only' not in str(info.value), "never pass on torch's advice to load with weights_only=False"
     assert '\n' not in str(info.value)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import projector
 import visualizer
-from painting import api
+from painting import animation, api, latents, paintings, pictures
 from tests import browser
 from tests.networks.test_contract import _build
 from torch_utils import persistence
@@ -121,13 +121,13 @@ def test_page_is_served_and_self_contained(site):
 def test_painting_equals_the_api(site):
     G = site['models']['fpa.pkl']
     header, arrays = render(site, network='fpa.pkl', seed=7, psi=0.7)
-    expected = api.paint_seeds(G, [7], truncation_psi=0.7)
+    expected = paintings.paint_seeds(G, [7], truncation_psi=0.7)
     T = G.num_ws
     assert header['num_steps'] == T and arrays['partials'].shape == (T + 1, 16, 16, 3)
     np.testing.assert_array_equal(arrays['partials'][1:], expected.partials[0])
     np.testing.assert_array_equal(arrays['updates'], expected.updates[0])
     np.testing.assert_array_equal(arrays['image'], expected.image[0])
-    zero = api.to_uint8(G.display_frames(torch.zeros(1, 1, 3, 16, 16), expected.raw.partials[:, -1])[0])
+    zero = pictures.to_uint8(G.display_frames(torch.zeros(1, 1, 3, 16, 16), expected.raw.partials[:, -1])[0])
     np.testing.assert_array_equal(arrays['partials'][0], zero[0])
     np.testing.assert_array_equal(arrays['written'], expected.raw.written[0].numpy())
     np.testing.assert_array_equal(arrays['keys'], expected.raw.key_vectors[0].numpy())
@@ -136,18 +136,18 @@ def test_painting_equals_the_api(site):
 def test_unet_and_conditional_painters(site):
     G = site['models']['sub/fpa-unet.pkl']
     _, arrays = render(site, network='sub/fpa-unet.pkl', seed=3)
-    expected = api.paint_seeds(G, [3])
+    expected = paintings.paint_seeds(G, [3])
     np.testing.assert_array_equal(arrays['refined'], expected.refined[0])
     np.testing.assert_array_equal(arrays['image'], expected.image[0])
     G = site['models']['fpa-grey-c3.pkl']
     _, arrays = render(site, network='fpa-grey-c3.pkl', seed=5, **{'class': 2})
-    np.testing.assert_array_equal(arrays['partials'][1:], api.paint_seeds(G, [5], class_idx=2).partials[0])
+    np.testing.assert_array_equal(arrays['partials'][1:], paintings.paint_seeds(G, [5], class_idx=2).partials[0])
 
 def test_stylegan2_image_equals_the_api(site):
     G = site['models']['stylegan2.pkl']
     for noise_mode in ('const', 'random', 'none'):
         _, arrays = render(site, network='stylegan2.pkl', seed=11, noise_mode=noise_mode, psi=0.5)
-        expected = api.to_uint8(api.generate_images(G, [11], noise_mode=noise_mode, truncation_psi=0.5))[0]
+        expected = pictures.to_uint8(api.generate_images(G, [11], noise_mode=noise_mode, truncation_psi=0.5))[0]
         np.testing.assert_array_equal(arrays['image'], expected, err_msg=noise_mode)
 
 @pytest.mark.parametrize('name', ['fpa.pkl', 'stylegan2.pkl'])
@@ -156,18 +156,18 @@ def test_mixing_rows_of_ws_equals_style_mixing(site, name):
     G = site['models'][name]
     for k in range(1, G.num_ws):
         _, arrays = render(site, network=name, seed=2, seed_b=9, mix_lo=k, mix_hi=G.num_ws)
-        expected = api.to_uint8(api.style_mixing_images(G, [2], [9], num_row_ws=k).mixed[0])[0]
+        expected = pictures.to_uint8(api.style_mixing_images(G, [2], [9], num_row_ws=k).mixed[0])[0]
         np.testing.assert_array_equal(arrays['image'], expected, err_msg=f'k={k}')
 
 @pytest.mark.parametrize('space', ['z', 'w'])
 def test_latent_walk_goes_from_seed_a_to_seed_b(site, space):
     G = site['models']['stylegan2.pkl']
     images = [render(site, network='stylegan2.pkl', seed=4, seed_b=8, walk=t, space=space)[1]['image'] for t in (0, 0.5, 1)]
-    a, b = (api.to_uint8(api.generate_images(G, [seed]))[0] for seed in (4, 8))
+    a, b = (pictures.to_uint8(api.generate_images(G, [seed]))[0] for seed in (4, 8))
     np.testing.assert_array_equal(images[0], a)
     assert np.abs(images[2].astype(int) - b).max() <= 1, 'walk=1 must reach seed B (up to float rounding)'
     assert (images[1] != a).any() and (images[1] != b).any()
-    frames = api.interpolation_frames(G, [4, 8], frames_per_transition=2, space=space)
+    frames = animation.interpolation_frames(G, [4, 8], frames_per_transition=2, space=space)
     assert np.abs(images[1].astype(int) - frames[1]).max() <= 1, 'walk=0.5 must be the midpoint of generate.py --interp'
 
 def test_cached_renders_equal_new_ones_and_follow_the_file(site):
@@ -184,10 +184,10 @@ def test_cached_renders_equal_new_ones_and_follow_the_file(site):
         os.utime(path, ns=(0, 10**9))                           # A new file state even within the clock's resolution.
         third, changed = render(site, **query)
         assert not third['cached'], 'a changed network file must be rendered again'
-        z = api.seeds_to_z([3, 4], other.z_dim)
-        ws = other.mapping(api.slerp(z[:1], z[1:], 0.25), None)
+        z = latents.seeds_to_z([3, 4], other.z_dim)
+        ws = other.mapping(latents.slerp(z[:1], z[1:], 0.25), None)
         ws[:, 2:4] = other.mapping(z[1:], None)[:, 2:4]
-        np.testing.assert_array_equal(changed['partials'][1:], api.paint_ws(other, ws).partials[0])
+        np.testing.assert_array_equal(changed['partials'][1:], paintings.paint_ws(other, ws).partials[0])
     finally:
         path.unlink(missing_ok=True)
 
@@ -372,7 +372,7 @@ def test_projection_paints_what_projector_finds(site):
     np.testing.assert_array_equal(arrays['target'], target_uint8)
     target = torch.from_numpy(target_uint8.copy()).permute(2, 0, 1).float() / 127.5 - 1
     result = projector.project(G, target, projector.PyramidDistance(), num_steps=6, tied=False, seed=3)
-    expected = api.paint_ws(G, result.ws[-1:])
+    expected = paintings.paint_ws(G, result.ws[-1:])
     np.testing.assert_array_equal(arrays['partials'][1:], expected.partials[0])
     assert abs(job['dist'] - result.dists[-1]) <= 1e-6 * abs(result.dists[-1])
     status, body = request(site, f'/api/animation?job={job["id"]}&format=gif')
@@ -463,7 +463,7 @@ def test_browser_painting_pixels(site, page):
     choose_network(page, 'fpa.pkl')
     type_seed(page, 'seed', 31)
     G = site['models']['fpa.pkl']
-    expected = api.paint_seeds(G, [31])
+    expected = paintings.paint_seeds(G, [31])
     T = G.num_ws
     np.testing.assert_array_equal(drawn(page, 'image'), expected.partials[0, T - 1])
     slider = page.find_element('id', 'step')
@@ -475,7 +475,7 @@ def test_browser_painting_pixels(site, page):
         np.testing.assert_array_equal(drawn(page, f'channel-{c}')[..., 0], expected.partials[0, T - 2, :, :, c])
     slider.send_keys(Keys.HOME)                              # Step 0: nothing painted yet.
     assert page.execute_script('return window.viz.step') == 0
-    zero = api.to_uint8(G.display_frames(torch.zeros(1, 1, 3, 16, 16), expected.raw.partials[:, -1])[0])[0]
+    zero = pictures.to_uint8(G.display_frames(torch.zeros(1, 1, 3, 16, 16), expected.raw.partials[:, -1])[0])[0]
     np.testing.assert_array_equal(drawn(page, 'image'), zero)
     from selenium.webdriver.common.action_chains import ActionChains
     ActionChains(page).click_and_hold(slider).move_by_offset(slider.size['width'] // 2, 0).release().perform()  # Dragged to the right end.
@@ -500,7 +500,7 @@ def test_browser_step_mixing_and_grey_classes(site, page):
     renders = page.execute_script('return window.viz.renders')
     page.find_element('id', 'mix_k').send_keys(Keys.LEFT)    # k = T - 1: the last step from seed B.
     browser.wait_for(page, f'window.viz.renders > {renders} && window.viz.data.header.mix_lo === {G.num_ws - 1}')
-    expected = api.to_uint8(api.style_mixing_images(G, [12], [13], num_row_ws=G.num_ws - 1, class_idx=2).mixed[0])[0]
+    expected = pictures.to_uint8(api.style_mixing_images(G, [12], [13], num_row_ws=G.num_ws - 1, class_idx=2).mixed[0])[0]
     np.testing.assert_array_equal(drawn(page, 'image'), as_rgb(expected))
 
 def test_browser_stylegan2_and_refused_file(site, page):
@@ -510,12 +510,12 @@ def test_browser_stylegan2_and_refused_file(site, page):
     assert not page.find_element('id', 'painter').is_displayed()
     type_seed(page, 'seed', 5)
     G = site['models']['stylegan2.pkl']
-    np.testing.assert_array_equal(drawn(page, 'image'), api.to_uint8(api.generate_images(G, [5]))[0])
+    np.testing.assert_array_equal(drawn(page, 'image'), pictures.to_uint8(api.generate_images(G, [5]))[0])
     type_seed(page, 'seed_b', 6)
     renders = page.execute_script('return window.viz.renders')
     page.find_element('id', 'mix_hi').send_keys(Keys.END)     # Layers 0..num_ws from seed B: seed B's image.
     browser.wait_for(page, f'window.viz.renders > {renders} && window.viz.data.header.mix_hi === {G.num_ws}')
-    np.testing.assert_array_equal(drawn(page, 'image'), api.to_uint8(api.generate_images(G, [6]))[0])
+    np.testing.assert_array_equal(drawn(page, 'image'), pictures.to_uint8(api.generate_images(G, [6]))[0])
     Select(page.find_element('id', 'network')).select_by_value('refused.pkl')
     message = browser.wait_for(page, 'window.viz.lastError')
     assert message.startswith('network=refused.pkl:') and '\n' not in message
@@ -528,7 +528,7 @@ def test_browser_unet_and_projection(site, page, tmp_path):
     choose_network(page, 'sub/fpa-unet.pkl')
     type_seed(page, 'seed', 4)
     G = site['models']['sub/fpa-unet.pkl']
-    expected = api.paint_seeds(G, [4])
+    expected = paintings.paint_seeds(G, [4])
     np.testing.assert_array_equal(drawn(page, 'before-unet'), expected.image[0])
     np.testing.assert_array_equal(drawn(page, 'after-unet'), expected.refined[0])
     image = tmp_path / 'target.png'
@@ -543,7 +543,7 @@ def test_browser_unet_and_projection(site, page, tmp_path):
     target_uint8 = projector.load_target(str(image), 16, 3)
     target = torch.from_numpy(target_uint8.copy()).permute(2, 0, 1).float() / 127.5 - 1
     result = projector.project(G, target, projector.PyramidDistance(), num_steps=4, tied=False, seed=4)
-    painted = api.paint_ws(G, result.ws[-1:])
+    painted = paintings.paint_ws(G, result.ws[-1:])
     assert page.execute_script('return window.viz.step') == G.num_ws
     np.testing.assert_array_equal(drawn(page, 'image'), painted.partials[0, -1])
     np.testing.assert_array_equal(drawn(page, 'after-unet'), painted.refined[0])

@@ -57,10 +57,6 @@ def barrier() -> None:
     if get_world_size() > 1:
         torch.distributed.barrier()
 
-def print0(*args, **kwargs) -> None:
-    if get_rank() == 0:
-        print(*args, **kwargs)
-
 #----------------------------------------------------------------------------
 # Broadcasts.
 

@@ -1,7 +1,7 @@
-"""Helpers used across networks, training and tools: cached constants, shape asserts,
-parameter/buffer copying by name, and a module summary table."""
+"""Helpers used across networks, training and tools: cached constants, shape asserts, the
+--device resolution, the uint8 conversion of generated images, parameter/buffer copying by
+name, and a module summary table."""
 
-import contextlib
 import re
 from typing import Any, Iterable, Sequence
 
@@ -47,10 +47,36 @@ def _fmt_shape(shape: Sequence[int | None]) -> str:
     return '[' + ', '.join('*' if s is None else str(int(s)) for s in shape) + ']'
 
 #----------------------------------------------------------------------------
-# Parameters and buffers, in a deterministic order.
+# Devices.
 
-def params_and_buffers(module: torch.nn.Module) -> list[torch.Tensor]:
-    return list(module.parameters()) + list(module.buffers())
+def resolve_device(name: str | torch.device = 'auto') -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else must name a usable torch device
+    (one-line ValueError otherwise). Every script's --device goes through here."""
+    if isinstance(name, torch.device):
+        return name
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f'"{name}" is not a device (expected auto, cpu, cuda or cuda:N)') from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'"{name}": CUDA is not available on this machine (use cpu or auto)')
+    return device
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module without tensors)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return tensor.device
+    return torch.device('cpu')
+
+def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Generator output (float, about [-1, 1]) -> uint8 of the same layout, as StyleGAN2-ADA
+    converts: x * 127.5 + 128, clamped to [0, 255], truncated. Metrics and saved pictures use it."""
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+#----------------------------------------------------------------------------
+# Parameters and buffers, in a deterministic order.
 
 def named_params_and_buffers(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     return list(module.named_parameters()) + list(module.named_buffers())
@@ -77,17 +103,6 @@ def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Mo
         if name in src_tensors:
             tensor.copy_(src_tensors[name].detach()).requires_grad_(tensor.requires_grad)
     return missing
-
-#----------------------------------------------------------------------------
-# Context manager for easily enabling/disabling DistributedDataParallel synchronisation.
-
-@contextlib.contextmanager
-def ddp_sync(module: torch.nn.Module, sync: bool):
-    if sync or not isinstance(module, torch.nn.parallel.DistributedDataParallel):
-        yield
-    else:
-        with module.no_sync():
-            yield
 
 #----------------------------------------------------------------------------
 # A table of every submodule with its parameter/buffer counts and output shapes.

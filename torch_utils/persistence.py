@@ -21,27 +21,22 @@ import copy
 import functools
 import inspect
 import io
-import os
 import re
 import warnings
 from typing import Any
 
 import torch
 
+import networks
 from dnnlib import util
 
 FORMAT_NAME = 'fpa-gan-network'
 FORMAT_VERSION = 1
 
-# The classes a network file may name: the allow-list is checked before a name is imported or
-# anything is called. Every @persistent_class of the codebase is here (a test checks it).
-NETWORK_CLASSES = (
-    'networks.fpa.Generator',
-    'networks.stylegan2.Generator',
-    'networks.stylegan2.Discriminator',
-    'networks.unet.UNet',
-    'training.augment.AugmentPipe',
-)
+# The classes a network file may name, from the registries (networks.network_classes): the
+# allow-list is checked before a name is imported or anything is called. Every
+# @persistent_class of the codebase is here (a test checks it).
+NETWORK_CLASSES = networks.network_classes()
 
 # Bounds on what a network file's init_kwargs may ask a constructor to allocate, checked
 # before the real construction (see check_init_kwargs).
@@ -206,18 +201,12 @@ def load_plain_data(f: Any, where: str, what: str) -> Any:
     except Exception as err:
         raise ValueError(f'{where}: not a readable {what} ({_load_error_reason(err)})') from None
 
-def load_network(f: Any, where: str | None = None) -> dict:
-    """Load a network file (path or binary file object) without executing any code from it.
-    Returns an EasyDict of rebuilt modules (eval mode, no grad, CPU) and plain data."""
-    if where is None:
-        where = f if isinstance(f, (str, os.PathLike)) else getattr(f, 'name', 'network file')
-    return network_from_data(load_plain_data(f, where, 'network file'), where)
-
 def is_network_data(data: Any) -> bool:
     return isinstance(data, dict) and data.get('format') == FORMAT_NAME
 
 def network_from_data(data: Any, where: str) -> dict:
-    """The modules and plain data of a loaded network file (see load_network)."""
+    """The modules and plain data of a loaded network file (rebuilt modules in eval mode, no
+    grad, on the CPU): what networks.load_network returns for a file of this codebase."""
     if not is_network_data(data):
         raise ValueError(f'{where}: not a network file of this codebase (no "{FORMAT_NAME}" header)')
     if data.get('version') != FORMAT_VERSION:

@@ -1,15 +1,18 @@
-"""The files of a training run that are not images: their names, the exact-resume checkpoint
-(save and load, symmetric), the RNG state it carries, starting from a network file, and
-keeping a run directory whole across kills, restarts and full disks.
+"""The files of a training run that are not images: their names, run directories (numbering,
+finding the run that --resume=latest/auto continues), the exact-resume checkpoint (save and
+load, symmetric), the RNG state it carries, starting from a network file, and keeping a run
+directory whole across kills, restarts and full disks.
 
 A resume checkpoint `resume-KKKKKK.pt` is a torch file of plain data (read back with
-torch.load(weights_only=True)): format and version, the run's id, the state dicts of G, D,
-G_ema, the augment pipe, both optimisers and the loss, the counters (images, ticks, batches,
-seconds), ADA's pending statistics and the global RNG states. Network snapshots
+torch.load(weights_only=True)): format and version, the run's state (RunState: its id, seed,
+batch size, processes and counters of images, ticks, batches and seconds), the state dicts
+of G, D, G_ema, the augment pipe, both optimisers and the loss, ADA's pending statistics, the
+kept training statistics and the global RNG states. Network snapshots
 (`network-snapshot-KKKKKK.pkl`) are torch_utils/persistence.py's files.
 """
 
 import contextlib
+import dataclasses
 import errno
 import io
 import json
@@ -17,6 +20,7 @@ import os
 import random
 import re
 import uuid
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,10 +29,13 @@ import dnnlib
 import networks
 from torch_utils import misc
 from torch_utils import persistence
-from training.config import RESUME_STATE_RE
 
 RESUME_STATE_FORMAT = 'fpa-gan-resume'
 RESUME_STATE_VERSION = 1
+
+# The name of the exact-resume checkpoints a run writes (KKKKKK = kimg).
+RESUME_STATE_RE = re.compile(r'resume-(\d+)\.pt')
+RUN_DIR_RE = re.compile(r'^(\d+)-')
 
 #----------------------------------------------------------------------------
 # File names inside a run directory.
@@ -46,6 +53,116 @@ def find_latest_resume_state(run_dir: str) -> str | None:
         return None
     found = [(int(m.group(1)), name) for name in os.listdir(run_dir) if (m := RESUME_STATE_RE.fullmatch(name))]
     return os.path.join(run_dir, max(found)[1]) if found else None
+
+#----------------------------------------------------------------------------
+# Run directories: numbering, continuing in the directory of a checkpoint.
+
+def next_run_dir(outdir: str, desc: str) -> str:
+    """<outdir>/<NNNNN>-<desc>, NNNNN = 1 + the highest numeric prefix present (upstream)."""
+    prev = [int(m.group(1)) for name in (os.listdir(outdir) if os.path.isdir(outdir) else [])
+            if (m := re.match(r'^(\d+)', name)) and os.path.isdir(os.path.join(outdir, name))]
+    return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
+
+def reserve_run_dir(outdir: str, desc: str) -> str:
+    """Create <outdir>/<NNNNN>-<desc> with a number that no other run directory has, also when
+    several starts share the outdir: the number is claimed by creating the bare directory
+    <outdir>/<NNNNN> exclusively (os.mkdir fails when it exists), checked against every other
+    name that carries it, then renamed. A start that loses a race takes the next number."""
+    os.makedirs(outdir, exist_ok=True)
+    while True:
+        path = next_run_dir(outdir, desc)
+        number = os.path.basename(path).split('-', 1)[0]
+        claim = os.path.join(outdir, number)
+        try:
+            os.mkdir(claim)
+        except FileExistsError:
+            continue
+        if any(name != number and (m := re.match(r'^(\d+)', name)) and int(m.group(1)) == int(number) for name in os.listdir(outdir)):
+            os.rmdir(claim)     # Another start named a directory with this number after our scan.
+            continue
+        os.rename(claim, path)
+        return path
+
+def check_resume_dir(resume_state: str, outdir: str) -> tuple[str, str | None]:
+    """--resume=DIR/resume-KKKKKK.pt continues in DIR. Refuses (ValueError) when DIR holds a
+    newer resume checkpoint (continuing from an older one would overwrite its files on the
+    way). Returns (DIR, a line saying where the run continues when DIR is not in --outdir, or None)."""
+    run_dir = os.path.dirname(os.path.abspath(resume_state))
+    this = RESUME_STATE_RE.fullmatch(os.path.basename(resume_state))
+    newer = sorted(name for name in os.listdir(run_dir) if (m := RESUME_STATE_RE.fullmatch(name))
+                   and this is not None and int(m.group(1)) > int(this.group(1)))
+    if newer:
+        raise ValueError(f'--resume={resume_state}: {run_dir} holds the newer checkpoint {newer[-1]}, whose files this run '
+                         'would overwrite on the way; resume from the newest checkpoint, or move the newer files away first')
+    if os.path.abspath(outdir) not in (run_dir, os.path.dirname(run_dir)):
+        return run_dir, f'Note: the run continues in {run_dir}, the directory of --resume, not in --outdir={outdir}'
+    return run_dir, None
+
+#----------------------------------------------------------------------------
+# --resume=latest and --resume=auto: find the run in --outdir that this command continues.
+#
+# A run matches when its training_options.json names the same data (the path, resolved against
+# the current directory), resolution, labels and generator (the whole G_kwargs: class and every
+# option) as this command's config. Of the matching runs that hold a resume checkpoint, the
+# highest-numbered wins. `latest` refuses when none matches; `auto` then starts a new run, so
+# one command line serves a cluster job's first start and every requeue. Pure lookups on the
+# file system: train.py calls them on rank 0 (torchrun) or in the parent before spawning
+# (--gpus=N) and hands the result to every process.
+
+RESUME_SEARCH_MODES = ('latest', 'auto')
+
+def run_identity(c: dict) -> dict:
+    """What must agree for one run to continue another (from training_loop kwargs)."""
+    data = c['training_set_kwargs']
+    return dict(
+        data=os.path.realpath(os.path.expanduser(str(data['path']))),
+        resolution=data.get('resolution'),
+        use_labels=bool(data.get('use_labels', False)),
+        G_kwargs=json.loads(json.dumps(c['G_kwargs'])),     # As training_options.json stores it.
+    )
+
+def read_run_options(run_dir: str) -> dict | None:
+    """A run directory's training_options.json, or None when missing or unreadable."""
+    try:
+        with open(os.path.join(run_dir, 'training_options.json')) as f:
+            options = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return options if isinstance(options, dict) and 'training_set_kwargs' in options and 'G_kwargs' in options else None
+
+def find_matching_resume_state(outdir: str, c: dict) -> tuple[str | None, int]:
+    """(newest resume checkpoint of the highest-numbered matching run or None, number of runs
+    with a checkpoint that did not match)."""
+    names = os.listdir(outdir) if os.path.isdir(outdir) else []
+    runs = sorted(((int(m.group(1)), name) for name in names if (m := RUN_DIR_RE.match(name))), reverse=True)
+    wanted = run_identity(c)
+    num_other = 0
+    for _num, name in runs:
+        run_dir = os.path.join(outdir, name)
+        state = find_latest_resume_state(run_dir)
+        if state is None:
+            continue
+        options = read_run_options(run_dir)
+        if options is not None and run_identity(options) == wanted:
+            return state, num_other
+        num_other += 1
+    return None, num_other
+
+def find_run_to_resume(mode: str, outdir: str, c: dict) -> dnnlib.EasyDict:
+    """EasyDict(resume = checkpoint path or None, message = one line for the user, error = None
+    or the one-line reason to stop). `mode` is one of RESUME_SEARCH_MODES."""
+    assert mode in RESUME_SEARCH_MODES
+    state, num_other = find_matching_resume_state(outdir, c)
+    if state is not None:
+        run_name = os.path.basename(os.path.dirname(state))
+        return dnnlib.EasyDict(resume=state, error=None,
+            message=f'--resume={mode}: continuing run {run_name} from {os.path.basename(state)} (same data, resolution and generator)')
+    others = f' ({num_other} other run{"s" if num_other != 1 else ""} with a checkpoint: other data, resolution or generator options)' if num_other else ''
+    if mode == 'latest':
+        return dnnlib.EasyDict(resume=None, message=None,
+            error=f'--resume=latest: no run in --outdir={outdir} with a resume checkpoint (resume-KKKKKK.pt) matches this command{others}')
+    return dnnlib.EasyDict(resume=None, error=None,
+        message=f'--resume=auto: no run in --outdir={outdir} to continue{others}; starting a new run')
 
 #----------------------------------------------------------------------------
 # The global RNG states, as plain data.
@@ -74,23 +191,52 @@ def set_rng_states(states: dict) -> None:
 #----------------------------------------------------------------------------
 # The exact-resume checkpoint.
 
+@dataclasses.dataclass
+class RunState:
+    """A run's counters and what continuing it needs besides the tensors (as EDM2's `state`):
+    saved whole in every resume checkpoint (encode_resume_state) and restored whole from it
+    (from_checkpoint). The loop advances it; nothing else of the run is carried across a resume."""
+    run_id:          str                # Kept across resumes; pruning removes only this run's checkpoints.
+    random_seed:     int                # The seed every random stream of the run derives from.
+    batch_size:      int                # Total batch size the counters were made with,
+    num_gpus:        int                # and the number of processes.
+    cur_nimg:        int = 0            # Images trained on, all processes together.
+    cur_tick:        int = 0            # The tick in progress (a checkpoint holds the one to continue with).
+    batch_idx:       int = 0            # Training iterations done: the data stream's position and each step's seeds.
+    elapsed_sec:     float = 0.0        # Training time of the run up to the end of the last tick, earlier processes included.
+    last_checkpoint: str | None = None  # This run's newest resume checkpoint, the only one pruning removes (not stored: it is the file).
+
+    STORED = ('run_id', 'random_seed', 'batch_size', 'num_gpus', 'cur_nimg', 'cur_tick', 'batch_idx', 'elapsed_sec')
+
+    def stored(self) -> dict:
+        """The fields a checkpoint holds, as plain data."""
+        return {name: getattr(self, name) for name in self.STORED}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict, path: str) -> 'RunState':
+        """The state a checkpoint (load_resume_state) holds; it continues in `path`'s run. One
+        written before run ids gets a new id and is never pruned."""
+        has_id = data.get('run_id') is not None
+        fields = {name: data[name] for name in cls.STORED if name != 'run_id'}
+        return cls(**fields, run_id=data['run_id'] if has_id else new_run_id(), last_checkpoint=path if has_id else None)
+
 def encode_resume_state(
-    run_id:     str,                        # The run's id (kept across resumes; pruning removes only its own checkpoints).
-    modules:    dict,                       # {'G': G, 'D': D, 'G_ema': G_ema, 'augment_pipe': pipe or None}.
-    optimizers: dict,                       # {'G_opt': ..., 'D_opt': ...}.
-    loss,                                   # The loss (state_dict(): its running statistics).
-    progress:   dict,                       # cur_nimg, cur_tick (the tick to continue with), batch_idx, batch_size, num_gpus, random_seed, elapsed_sec.
-    ada_pending: dict,                      # ADA statistics accumulated since its last adjustment.
-    rng:        dict,                       # get_rng_states() at the end of the tick's training.
-    stats_kept: dict,                       # The stats collector's kept() after the tick's log line.
+    state:      RunState,               # The counters as the resumed run starts (cur_tick = the tick to continue with).
+    modules:    dict,                   # {'G': G, 'D': D, 'G_ema': G_ema, 'augment_pipe': pipe or None}.
+    optimizers: dict,                   # {'G_opt': ..., 'D_opt': ...}.
+    loss,                               # The loss (state_dict(): its running statistics).
+    ada_pending: dict,                  # ADA statistics accumulated since its last adjustment.
+    rng:        dict,                   # get_rng_states() at the end of the tick's training.
+    stats_kept: dict,                   # The stats collector's kept() after the tick's log line.
 ) -> bytes:
-    """The checkpoint as bytes (written after the tick's log line)."""
-    state = dict(format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION, run_id=run_id,
-                 **{name: None if module is None else module.state_dict() for name, module in modules.items()},
-                 **{name: opt.state_dict() for name, opt in optimizers.items()},
-                 loss=loss.state_dict(), **progress, ada_pending=ada_pending, rng=rng, stats_kept=stats_kept)
+    """The checkpoint as bytes (written after the tick's log line). Its layout (version 1) is
+    flat: the state's stored fields beside the state dicts."""
+    data = dict(format=RESUME_STATE_FORMAT, version=RESUME_STATE_VERSION, **state.stored(),
+                **{name: None if module is None else module.state_dict() for name, module in modules.items()},
+                **{name: opt.state_dict() for name, opt in optimizers.items()},
+                loss=loss.state_dict(), ada_pending=ada_pending, rng=rng, stats_kept=stats_kept)
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(data, buffer)
     return buffer.getvalue()
 
 def load_resume_state(path: str) -> dict:
@@ -112,7 +258,7 @@ def load_module_state(module: torch.nn.Module, state_dict: dict, name: str, path
 
 def restore_resume_state(state: dict, path: str, modules: dict, optimizers: dict, loss) -> None:
     """The inverse of encode_resume_state for the modules, optimisers, loss and RNGs (the
-    counters and ADA's statistics are read from `state` by the loop)."""
+    counters: RunState.from_checkpoint; ADA's and the log's statistics: the loop)."""
     for name, module in modules.items():
         if module is not None and state.get(name) is not None:
             load_module_state(module, state[name], name, path)
@@ -163,25 +309,29 @@ def remove_stale_temporaries(run_dir: str) -> list[str]:
         os.remove(os.path.join(run_dir, name))
     return names
 
+def _cut_jsonl(path: str, keep: Callable[[dict], bool]) -> int:
+    """Rewrite a .jsonl log atomically with only the records `keep` accepts; a line that does
+    not parse (cut short by a kill) goes too. Returns the number of lines dropped."""
+    with open(path, 'rb') as f:
+        lines = f.read().decode('utf-8', errors='replace').splitlines()
+    kept = []
+    for line in lines:
+        try:
+            if keep(json.loads(line)):
+                kept.append(line)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    if len(kept) != len(lines):
+        dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
+    return len(lines) - len(kept)
+
 def cut_stats_jsonl(path: str, next_tick: int) -> int:
     """On resume: keep only the lines of stats.jsonl for ticks before `next_tick` (the tick the
     checkpoint continues with), and no partial line, so that the resumed run's lines follow on
     exactly and the log equals an uninterrupted run's. Returns the number of lines dropped."""
     if not os.path.isfile(path):
         return 0
-    with open(path, 'rb') as f:
-        lines = f.read().decode('utf-8', errors='replace').splitlines()
-    kept = []
-    for line in lines:
-        try:
-            tick = json.loads(line)['Progress/tick']['mean']
-        except (ValueError, KeyError, TypeError):
-            continue    # A line cut short by the kill.
-        if tick < next_tick:
-            kept.append(line)
-    if len(kept) != len(lines):
-        dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
-    return len(lines) - len(kept)
+    return _cut_jsonl(path, lambda record: record['Progress/tick']['mean'] < next_tick)
 
 def cut_metric_jsonl(run_dir: str, state_path: str) -> int:
     """On resume: drop the lines of metric-*.jsonl that were written after the checkpoint
@@ -191,27 +341,11 @@ def cut_metric_jsonl(run_dir: str, state_path: str) -> int:
     meanwhile) stay. Returns the number of lines dropped."""
     written_at = os.path.getmtime(state_path)
     state_kimg = int(RESUME_STATE_RE.fullmatch(os.path.basename(state_path)).group(1))
-    dropped = 0
-    for name in sorted(os.listdir(run_dir)):
-        if not (name.startswith('metric-') and name.endswith('.jsonl')):
-            continue
-        path = os.path.join(run_dir, name)
-        with open(path, 'rb') as f:
-            lines = f.read().decode('utf-8', errors='replace').splitlines()
-        kept = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-                snapshot = re.fullmatch(r'network-snapshot-(\d+)\.pkl', os.path.basename(record.get('snapshot_pkl') or ''))
-                redone = record['timestamp'] > written_at and snapshot is not None and int(snapshot.group(1)) >= state_kimg
-            except (ValueError, KeyError, TypeError, AttributeError):
-                redone = True   # A line cut short by the kill.
-            if not redone:
-                kept.append(line)
-        if len(kept) != len(lines):
-            dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
-            dropped += len(lines) - len(kept)
-    return dropped
+    def keep(record: dict) -> bool:
+        snapshot = re.fullmatch(r'network-snapshot-(\d+)\.pkl', os.path.basename(record.get('snapshot_pkl') or ''))
+        return not (record['timestamp'] > written_at and snapshot is not None and int(snapshot.group(1)) >= state_kimg)
+    return sum(_cut_jsonl(os.path.join(run_dir, name), keep) for name in sorted(os.listdir(run_dir))
+               if name.startswith('metric-') and name.endswith('.jsonl'))
 
 def write_resume_state(path: str, data: bytes, previous: str | None) -> str:
     """Write a checkpoint atomically, then remove `previous` (this run's last one: checkpoints

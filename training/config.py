@@ -1,7 +1,7 @@
 """The pure config builder: command-line options + dataset facts -> training_loop kwargs.
 
 `build_training_config(opts, dataset_info)` has no side effects (it opens no file and
-touches no device), so every preset, override and validation rule is unit-tested without
+touches no device; `device='auto'` only asks torch whether CUDA is available), so every preset, override and validation rule is unit-tested without
 launching anything. train.py gathers the options, reads the dataset's facts, calls it,
 writes the result to `training_options.json` and hands it to `training_loop(**c)`.
 
@@ -14,12 +14,13 @@ generator options of a preset are keyed by class name, so they reach only that f
 """
 
 import os
-import re
 
 import torch
 
 import dnnlib
 import networks
+from torch_utils import misc
+from training import checkpoint
 
 #----------------------------------------------------------------------------
 # Presets. Columns as upstream: ref_gpus = GPUs the values were tuned for (batch_gpu =
@@ -103,19 +104,17 @@ FIXED_AUG_P = 0.2      # --aug=fixed without --p (StyleGAN3's default).
 AUGPIPES = ('blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc')
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')     # 'auto': see default_precision.
 
-# Options of build_training_config and their defaults (None = from the preset). train.py's
-# click options map one to one onto these names.
+# Options of build_training_config and their defaults (None = from the preset): the one home
+# of the defaults. train.py's click options map one to one onto these names and take their
+# defaults from here (tests/training/test_train_cli.py holds them equal).
 DEFAULT_OPTS = dnnlib.EasyDict(
     data=None, cfg='auto', gen=None, gpus=1, batch=None, batch_gpu=None, kimg=None, snap=50, tick=4, metrics=['fid50k_full'],
     seed=0, mirror=False, cond=False, subset=None, gamma=None, aug='ada', p=None, target=None, augpipe='bgc',
-    resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='auto', cbase=None, cmax=None, workers=None, device='cpu',
+    resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='auto', cbase=None, cmax=None, workers=None, device='auto',
     glr=None, dlr=None, map_depth=None, fpa_steps=None, fpa_vector_lr=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
 )
 
 #----------------------------------------------------------------------------
-
-# The name of the exact-resume checkpoints a run writes (KKKKKK = kimg), also read by training_loop.
-RESUME_STATE_RE = re.compile(r'resume-(\d+)\.pt')
 
 class ConfigError(ValueError):
     """An invalid combination of options; the message names the option and what is expected."""
@@ -175,34 +174,8 @@ def default_precision(device: str, fp32: bool) -> str:
     elsewhere, or with --fp32, 'fp32'."""
     return 'bf16' if device == 'cpu' and not fp32 and cpu_has_native_bf16() else 'fp32'
 
-def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
-    """Options (names as DEFAULT_OPTS; missing ones take the defaults) and dataset facts
-    (name, resolution, num_channels, num_images, has_labels) -> training_loop kwargs
-    (without run_dir and rank). Raises ConfigError naming the offending option."""
-    unknown = set(opts) - set(DEFAULT_OPTS)
-    _check(not unknown, f'unknown options: {", ".join(sorted(unknown))}')
-    opts = dnnlib.EasyDict(DEFAULT_OPTS, **opts)
-    info = dnnlib.EasyDict(dataset_info)
-    res = int(info.resolution)
-
-    # Devices and processes.
-    _check(opts.gpus >= 1, f'--gpus={opts.gpus}: expected at least 1')
-    _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected cpu or cuda')
-    _check(opts.precision in PRECISIONS, f'--precision={opts.precision}: expected one of {", ".join(PRECISIONS)}')
-    if opts.precision == 'auto':
-        opts.precision = default_precision(opts.device, opts.fp32)
-    _check(not (opts.precision == 'fp16' and opts.device != 'cuda'), '--precision=fp16 needs CUDA; on CPU use --precision=bf16 or fp32')
-    _check(not (opts.fp32 and opts.precision != 'fp32'), f'--fp32 contradicts --precision={opts.precision}; give one of them')
-
-    # Preset and dataset.
-    spec = preset_spec(opts.cfg, res, opts.gpus)
-    _check(res >= 1 and res & (res - 1) == 0 and spec.min_res <= res <= spec.max_res,
-           f'--data={opts.data}: resolution {res}x{res} is not supported by --cfg={opts.cfg} '
-           f'(expected a power of two from {spec.min_res} to {spec.max_res}; dataset_tool.py --resolution can resize)')
-    _check(not opts.cond or info.has_labels, f'--cond=True: {opts.data} has no labels (dataset.json)')
-    _check(opts.subset is None or opts.subset >= 1, f'--subset={opts.subset}: expected at least 1')
-
-    # Batch.
+def _batch_sizes(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict) -> tuple[int, int, int]:
+    """(total batch, batch per pass and process, minibatch-std group) of the options and preset."""
     batch = opts.batch if opts.batch is not None else spec.mb
     _check(batch >= 1, f'--batch={batch}: expected at least 1')
     _check(batch % opts.gpus == 0, f'--batch={batch} is not divisible by --gpus={opts.gpus}')
@@ -222,8 +195,11 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
            f'give --batch-gpu >= {mbstd} or --mbstd-group <= {batch_gpu}')
     _check(batch_gpu % mbstd == 0,
            f'--batch-gpu={batch_gpu} is not a multiple of the minibatch-std group {mbstd} (--mbstd-group)')
+    return batch, batch_gpu, mbstd
 
-    # Networks.
+def _network_kwargs(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict, mbstd: int) -> tuple[dnnlib.EasyDict, dnnlib.EasyDict]:
+    """(G_kwargs, D_kwargs): the registered generator with the preset's family options and the
+    overrides, and the StyleGAN2 residual discriminator."""
     channel_base = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
     channel_max = opts.cmax if opts.cmax is not None else spec.get('cmax', 512)
     _check(channel_base >= 1 and channel_max >= 1, f'--cbase={channel_base}, --cmax={channel_max}: expected positive integers')
@@ -258,6 +234,40 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
         conv_clamp=256 if fp16_layers else None, mbstd_group_size=mbstd, freeze_layers=opts.freezed)
     if opts.nhwc:
         D_kwargs.block_kwargs = dict(fp16_channels_last=True)
+    return G_kwargs, D_kwargs
+
+def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
+    """Options (names as DEFAULT_OPTS; missing ones take the defaults) and dataset facts
+    (name, resolution, num_channels, num_images, has_labels) -> training_loop kwargs
+    (without run_dir and rank). Raises ConfigError naming the offending option."""
+    unknown = set(opts) - set(DEFAULT_OPTS)
+    _check(not unknown, f'unknown options: {", ".join(sorted(unknown))}')
+    opts = dnnlib.EasyDict(DEFAULT_OPTS, **opts)
+    info = dnnlib.EasyDict(dataset_info)
+    res = int(info.resolution)
+
+    # Devices and processes.
+    _check(opts.gpus >= 1, f'--gpus={opts.gpus}: expected at least 1')
+    if opts.device == 'auto':
+        opts.device = misc.resolve_device('auto').type
+    _check(opts.device in ('cpu', 'cuda'), f'--device={opts.device}: expected auto, cpu or cuda')
+    _check(opts.precision in PRECISIONS, f'--precision={opts.precision}: expected one of {", ".join(PRECISIONS)}')
+    if opts.precision == 'auto':
+        opts.precision = default_precision(opts.device, opts.fp32)
+    _check(not (opts.precision == 'fp16' and opts.device != 'cuda'), '--precision=fp16 needs CUDA; on CPU use --precision=bf16 or fp32')
+    _check(not (opts.fp32 and opts.precision != 'fp32'), f'--fp32 contradicts --precision={opts.precision}; give one of them')
+
+    # Preset and dataset.
+    spec = preset_spec(opts.cfg, res, opts.gpus)
+    _check(res >= 1 and res & (res - 1) == 0 and spec.min_res <= res <= spec.max_res,
+           f'--data={opts.data}: resolution {res}x{res} is not supported by --cfg={opts.cfg} '
+           f'(expected a power of two from {spec.min_res} to {spec.max_res}; dataset_tool.py --resolution can resize)')
+    _check(not opts.cond or info.has_labels, f'--cond=True: {opts.data} has no labels (dataset.json)')
+    _check(opts.subset is None or opts.subset >= 1, f'--subset={opts.subset}: expected at least 1')
+
+    # Batch, networks.
+    batch, batch_gpu, mbstd = _batch_sizes(opts, spec)
+    G_kwargs, D_kwargs = _network_kwargs(opts, spec, mbstd)
 
     # Loss, optimisers, schedule.
     gamma = opts.gamma if opts.gamma is not None else spec.gamma
@@ -310,7 +320,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     c.ada_target = None
     c.ada_kimg = 500
     if opts.aug != 'noaug':
-        c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **_augpipe_spec(opts.augpipe))
+        c.augment_kwargs = dnnlib.EasyDict(class_name=networks.AUGMENT_PIPE_CLASS, **_augpipe_spec(opts.augpipe))
         if opts.aug == 'ada':
             c.ada_target = opts.target if opts.target is not None else 0.6
         else:
@@ -333,7 +343,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     c.resume_pkl = None
     c.resume_state = None
     if opts.resume is not None:
-        if RESUME_STATE_RE.fullmatch(os.path.basename(str(opts.resume))):
+        if checkpoint.RESUME_STATE_RE.fullmatch(os.path.basename(str(opts.resume))):
             c.resume_state = str(opts.resume)
         else:
             c.resume_pkl = str(opts.resume)

@@ -24,12 +24,17 @@ What this loop adds over its anchors:
 - Every file except the appended logs (stats.jsonl, metric-*.jsonl) is written atomically
   (temporary file, then rename); a resumed run cuts stats.jsonl back to its checkpoint.
 
-The run's files other than images (names, resume checkpoints, RNG state, starting from a
-network file, keeping the directory whole) are training/checkpoint.py's; image grids are
-written by painting/api.py.
+Layout: `training_loop()` is set-up (`setup`), then `training_step` per iteration and
+`end_of_tick` (status line, snapshots, metrics, logs, resume checkpoint) when a tick is due.
+The options are one read-only EasyDict `c`; what set-up builds (modules, loss, phases, data
+stream, grids, logs) is `run`; the counters are `run.state`, a `checkpoint.RunState` that
+every resume checkpoint holds whole. The run's files other than images (names, resume
+checkpoints, RNG state, starting from a network file, keeping the directory whole) are
+training/checkpoint.py's; image grids are written by painting/images.py and painting/paint.py.
 """
 
 import copy
+import dataclasses
 import json
 import os
 import random
@@ -41,7 +46,7 @@ import psutil
 import torch
 
 import dnnlib
-from painting import api as painting_api
+from painting import latents, paintings, pictures
 from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import persistence
@@ -245,280 +250,322 @@ def training_loop(
     progress_fn             = None,     # Callback: progress_fn(cur_kimg, total_kimg) once per tick.
     print_fn: Callable      = print,    # Where rank 0's messages go.
 ):
-    # Initialise.
-    start_time = time.time()
-    device = torch.device(device)
+    """Train; return the final networks and counters. The body is the three parts of every
+    training loop: setup(), then training_step() per iteration and end_of_tick() when a tick is
+    due; the run's counters live in one checkpoint.RunState, which resume checkpoints hold."""
+    c = dnnlib.EasyDict(locals())     # The options (training_options.json records them), read-only below.
+    run = setup(c)
+    state = run.state
+    while state.cur_nimg < c.total_kimg * 1000 or state.batch_idx == 0:
+        training_step(c, run)
+        done = state.cur_nimg >= c.total_kimg * 1000
+        if done or state.cur_tick == 0 or state.cur_nimg >= run.tick_start_nimg + c.kimg_per_tick * 1000:
+            if end_of_tick(c, run, done):
+                break
+    for log in (run.stats_jsonl, run.stats_tfevents):
+        if log is not None:
+            log.close()
+    run.say()
+    run.say('Exiting...')
+    return dnnlib.EasyDict(**run.modules, cur_nimg=state.cur_nimg, cur_tick=state.cur_tick, batch_idx=state.batch_idx)
+
+#----------------------------------------------------------------------------
+# Set-up: devices, data, networks, resume, loss and phases, the data stream, grids, logs.
+
+def setup_device(c: dnnlib.EasyDict) -> torch.device:
+    """This process's torch device, with the backend switches of the options set."""
+    device = torch.device(c.device)
     if device.type == 'cuda':
         if device.index is None: # 'cuda' = the current device; set_device needs an index.
             device = torch.device('cuda', torch.cuda.current_device())
         torch.cuda.set_device(device)
-    torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32  # Set explicitly here, not at import time.
-    torch.backends.cudnn.allow_tf32 = allow_tf32
-    autocast_context(device, precision)             # fp16 on CPU -> ValueError before any work.
-    say = print_fn if rank == 0 else (lambda *_args, **_kwargs: None)
-    training_stats.reset()
-    training_stats.init_multiprocessing(rank=rank, sync_device=(device if num_gpus > 1 else None))
-    batch_per_gpu = batch_size // num_gpus
-    if batch_size % num_gpus != 0 or batch_per_gpu % batch_gpu != 0:
-        raise ValueError(f'batch_size={batch_size} must be a multiple of num_gpus * batch_gpu = {num_gpus} * {batch_gpu}')
-    num_rounds = batch_per_gpu // batch_gpu
+    torch.backends.cudnn.benchmark = c.cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32  # Set explicitly here, not at import time.
+    torch.backends.cudnn.allow_tf32 = c.allow_tf32
+    autocast_context(device, c.precision)               # fp16 on CPU -> ValueError before any work.
+    return device
 
-    # Training data.
-    say('Loading training set...')
-    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
-    say(f'Num images:  {len(training_set)}')
-    say(f'Image shape: {training_set.image_shape}')
-    say(f'Label shape: {training_set.label_shape}')
-    say()
-
-    # Networks, built identically on every rank (seeded by random_seed alone; broadcast below anyway).
-    say('Constructing networks...')
-    seed_global_rngs(derive_seed(random_seed, STREAM_INIT))
+def build_networks(c: dnnlib.EasyDict, training_set, device: torch.device) -> tuple[dict, dict]:
+    """(modules G, D, G_ema, augment_pipe or None; the parameters each optimiser trains), built
+    identically on every rank (seeded by random_seed alone; broadcast after set-up anyway)."""
+    seed_global_rngs(derive_seed(c.random_seed, STREAM_INIT))
     common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
-    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().to(device)
-    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().to(device)
+    G = dnnlib.util.construct_class_by_name(**c.G_kwargs, **common_kwargs).train().to(device)
+    D = dnnlib.util.construct_class_by_name(**c.D_kwargs, **common_kwargs).train().to(device)
     # What each optimiser trains: the parameters a module leaves trainable after its own
     # freezing (FPA/U-Net train_fpa=False, Freeze-D). Phases toggle requires_grad of these only.
-    G_trainable = [p for p in G.parameters() if p.requires_grad]
-    D_trainable = [p for p in D.parameters() if p.requires_grad]
+    trainable = dict(G=[p for p in G.parameters() if p.requires_grad], D=[p for p in D.parameters() if p.requires_grad])
     G.requires_grad_(False)
     D.requires_grad_(False)
     G_ema = copy.deepcopy(G).eval()
     augment_pipe = None
-    if augment_kwargs is not None and (augment_p > 0 or ada_target is not None):
-        augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
-        augment_pipe.p.copy_(torch.as_tensor(augment_p))
-    modules = dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)
+    if c.augment_kwargs is not None and (c.augment_p > 0 or c.ada_target is not None):
+        augment_pipe = dnnlib.util.construct_class_by_name(**c.augment_kwargs).train().requires_grad_(False).to(device)
+        augment_pipe.p.copy_(torch.as_tensor(c.augment_p))
+    return dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe), trainable
 
-    # Resume: the networks now, the rest once the loss and optimisers exist.
-    state = None
-    run_id = checkpoint.new_run_id()
-    last_state = None   # The newest resume checkpoint of this run (its id): the only one pruning removes.
-    if resume_state is not None:
-        say(f'Resuming from "{resume_state}"')
-        state = checkpoint.load_resume_state(resume_state)
-        if state.get('run_id') is not None:     # Checkpoints from before run ids are never removed.
-            run_id = state['run_id']
-            last_state = resume_state
-        if state['batch_size'] != batch_size or state['num_gpus'] != num_gpus:
-            say(f'Warning: the checkpoint was written with batch_size={state["batch_size"]}, num_gpus={state["num_gpus"]}; '
+def start_state(c: dnnlib.EasyDict, modules: dict, say: Callable) -> tuple[checkpoint.RunState, dict | None]:
+    """(the run's state, the resume checkpoint's data or None): a new run, one continued from
+    c.resume_state, or a new run from the weights of c.resume_pkl (copied into the modules)."""
+    state = checkpoint.RunState(run_id=checkpoint.new_run_id(), random_seed=c.random_seed, batch_size=c.batch_size, num_gpus=c.num_gpus)
+    if c.resume_state is not None:
+        say(f'Resuming from "{c.resume_state}"')
+        data = checkpoint.load_resume_state(c.resume_state)
+        state = checkpoint.RunState.from_checkpoint(data, c.resume_state)
+        written = dict(batch_size=state.batch_size, num_gpus=state.num_gpus, random_seed=state.random_seed)
+        if written != dict(batch_size=c.batch_size, num_gpus=c.num_gpus, random_seed=c.random_seed):
+            say(f'Warning: the checkpoint was written with {", ".join(f"{k}={v}" for k, v in written.items())}; '
                 'this run differs, so it continues training but does not reproduce an uninterrupted run')
-    elif resume_pkl is not None:
-        say(f'Starting from the weights in "{resume_pkl}"')
-        checkpoint.copy_from_network_file(resume_pkl, dict(G=G, D=D, G_ema=G_ema))
+            state.batch_size, state.num_gpus, state.random_seed = c.batch_size, c.num_gpus, c.random_seed
+        return state, data
+    if c.resume_pkl is not None:
+        say(f'Starting from the weights in "{c.resume_pkl}"')
+        checkpoint.copy_from_network_file(c.resume_pkl, {name: modules[name] for name in ('G', 'D', 'G_ema')})
+    return state, None
 
-    # Summaries (rank 0): one forward of G and D on a batch_gpu of zeros.
-    if rank == 0:
-        z = torch.zeros([batch_gpu, G.z_dim], device=device)
-        c = torch.zeros([batch_gpu, G.c_dim], device=device)
-        img = misc.print_module_summary(G, [z, c], print_fn=say)
-        misc.print_module_summary(D, [img, c], print_fn=say)
+def setup_grids(c: dnnlib.EasyDict, run: dnnlib.EasyDict, resumed: bool) -> None:
+    """The fixed latents of the image and painting grids (rank 0); reals.png and fakes_init.png
+    for a new run (a resumed run keeps its files)."""
+    G_ema, device = run.modules['G_ema'], run.device
+    run.grid_size = run.grid_z = run.grid_c = run.paint_z = run.paint_c = None
+    if c.rank == 0 and c.image_snapshot_ticks is not None:
+        run.say('Exporting sample images...')
+        run.grid_size, images, labels = setup_snapshot_image_grid(training_set=run.training_set, random_seed=c.random_seed)
+        grid_gen = torch.Generator().manual_seed(derive_seed(c.random_seed, STREAM_GRID))
+        grid_batch = max(c.batch_gpu, GRID_BATCH)
+        run.grid_z = torch.randn([labels.shape[0], G_ema.z_dim], generator=grid_gen).to(device).split(grid_batch)
+        run.grid_c = torch.from_numpy(labels).to(device).split(grid_batch)
+        if not resumed:
+            with reporting_full_disk(os.path.join(c.run_dir, 'reals.png'), None):
+                pictures.save_image_grid(images, os.path.join(c.run_dir, 'reals.png'), drange=(0, 255), grid_size=run.grid_size)
+            images = torch.cat([G_ema(z=z, c=c_, noise_mode='const').cpu() for z, c_ in zip(run.grid_z, run.grid_c)])
+            with reporting_full_disk(os.path.join(c.run_dir, 'fakes_init.png'), None):
+                pictures.save_image_grid(images, os.path.join(c.run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=run.grid_size)
+    if c.rank == 0 and paintings.paints(G_ema):
+        run.paint_z = latents.seeds_to_z(c.paint_seeds, G_ema.z_dim, device=device)     # The latents of generate.py --seeds.
+        label_gen = torch.Generator().manual_seed(derive_seed(c.random_seed, STREAM_GRID, 1))
+        run.paint_c = torch.stack([torch.from_numpy(run.training_set.get_label(int(i)))
+                                   for i in torch.randint(len(run.training_set), [len(c.paint_seeds)], generator=label_gen)]).to(device)
 
-    # Loss and phases.
+def setup(c: dnnlib.EasyDict) -> dnnlib.EasyDict:
+    """Everything the steps and ticks use: modules, loss, phases, the data stream, grids, logs,
+    and the run's state (new, or restored whole from c.resume_state)."""
+    run = dnnlib.EasyDict(start_time=time.time(), say=c.print_fn if c.rank == 0 else (lambda *_args, **_kwargs: None))
+    say = run.say
+    run.device = setup_device(c)
+    training_stats.reset()
+    training_stats.init_multiprocessing(rank=c.rank, sync_device=(run.device if c.num_gpus > 1 else None))
+    run.batch_per_gpu = c.batch_size // c.num_gpus
+    if c.batch_size % c.num_gpus != 0 or run.batch_per_gpu % c.batch_gpu != 0:
+        raise ValueError(f'batch_size={c.batch_size} must be a multiple of num_gpus * batch_gpu = {c.num_gpus} * {c.batch_gpu}')
+    run.num_rounds = run.batch_per_gpu // c.batch_gpu
+
+    say('Loading training set...')
+    run.training_set = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
+    say(f'Num images:  {len(run.training_set)}')
+    say(f'Image shape: {run.training_set.image_shape}')
+    say(f'Label shape: {run.training_set.label_shape}')
+    say()
+    say('Constructing networks...')
+    run.modules, trainable = build_networks(c, run.training_set, run.device)
+    G, D = run.modules['G'], run.modules['D']
+    run.state, resumed = start_state(c, run.modules, say)   # The networks now, the rest once the loss and optimisers exist.
+    if c.rank == 0:     # Summaries: one forward of G and D on a batch_gpu of zeros.
+        z = torch.zeros([c.batch_gpu, G.z_dim], device=run.device)
+        c_zeros = torch.zeros([c.batch_gpu, G.c_dim], device=run.device)
+        img = misc.print_module_summary(G, [z, c_zeros], print_fn=say)
+        misc.print_module_summary(D, [img, c_zeros], print_fn=say)
+
     say('Setting up training phases...')
-    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, precision=precision, **loss_kwargs)
-    phases, optimizers = setup_phases(dict(G=G_trainable, D=D_trainable), dict(G=G_opt_kwargs, D=D_opt_kwargs),
-                                      dict(G=G_reg_interval, D=D_reg_interval))
-
-    # Counters (from the checkpoint when resuming), the same weights on every process, the data stream.
-    cur_nimg = cur_tick = batch_idx = 0
-    elapsed_before = 0.0
-    ada_stats = training_stats.Collector(regex='Loss/signs/real') if ada_target is not None and augment_pipe is not None else None
-    if state is not None:
-        checkpoint.restore_resume_state(state, resume_state, modules, optimizers, loss)
-        cur_nimg, cur_tick, batch_idx = state['cur_nimg'], state['cur_tick'], state['batch_idx']
-        elapsed_before = state['elapsed_sec']
-        if ada_stats is not None:
-            ada_stats.add_pending(state['ada_pending'], device)
-    for module in modules.values():
+    run.loss = dnnlib.util.construct_class_by_name(device=run.device, G=G, D=D, augment_pipe=run.modules['augment_pipe'],
+                                                   precision=c.precision, **c.loss_kwargs)
+    run.phases, run.optimizers = setup_phases(trainable, dict(G=c.G_opt_kwargs, D=c.D_opt_kwargs), dict(G=c.G_reg_interval, D=c.D_reg_interval))
+    run.ada_stats = None
+    if c.ada_target is not None and run.modules['augment_pipe'] is not None:
+        run.ada_stats = training_stats.Collector(regex='Loss/signs/real')
+    if resumed is not None:
+        checkpoint.restore_resume_state(resumed, c.resume_state, run.modules, run.optimizers, run.loss)
+        if run.ada_stats is not None:
+            run.ada_stats.add_pending(resumed['ada_pending'], run.device)
+    for module in run.modules.values():    # The same weights on every process.
         if module is not None:
             distributed.broadcast_module(module)
-    sampler = InfiniteSampler(dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed,
-                              start_idx=batch_idx * batch_per_gpu)   # Items this rank has already seen.
-    loader_kwargs = dict(data_loader_kwargs)
+    sampler = InfiniteSampler(dataset=run.training_set, rank=c.rank, num_replicas=c.num_gpus, seed=c.random_seed,
+                              start_idx=run.state.batch_idx * run.batch_per_gpu)   # Items this rank has already seen.
+    loader_kwargs = dict(c.data_loader_kwargs)
     if loader_kwargs.get('num_workers', 0) == 0:
         loader_kwargs.pop('prefetch_factor', None)
-    loader_kwargs['pin_memory'] = device.type == 'cuda'
-    training_set_iterator = iter(torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=batch_per_gpu, **loader_kwargs))
+    loader_kwargs['pin_memory'] = run.device.type == 'cuda'
+    run.training_set_iterator = iter(torch.utils.data.DataLoader(dataset=run.training_set, sampler=sampler,
+                                                                 batch_size=run.batch_per_gpu, **loader_kwargs))
+    setup_grids(c, run, resumed=resumed is not None)
 
-    # Sample images and paintings of fixed latents (rank 0; a resumed run keeps its files).
-    grid_size = grid_z = grid_c = paint_z = paint_c = None
-    if rank == 0 and image_snapshot_ticks is not None:
-        say('Exporting sample images...')
-        grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set, random_seed=random_seed)
-        grid_gen = torch.Generator().manual_seed(derive_seed(random_seed, STREAM_GRID))
-        grid_batch = max(batch_gpu, GRID_BATCH)
-        grid_z = torch.randn([labels.shape[0], G.z_dim], generator=grid_gen).to(device).split(grid_batch)
-        grid_c = torch.from_numpy(labels).to(device).split(grid_batch)
-        if state is None:
-            with reporting_full_disk(os.path.join(run_dir, 'reals.png'), None):
-                painting_api.save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=(0, 255), grid_size=grid_size)
-            images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
-            with reporting_full_disk(os.path.join(run_dir, 'fakes_init.png'), None):
-                painting_api.save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
-    if rank == 0 and painting_api.paints(G_ema):
-        paint_z = painting_api.seeds_to_z(paint_seeds, G.z_dim, device=device)     # The latents of generate.py --seeds.
-        label_gen = torch.Generator().manual_seed(derive_seed(random_seed, STREAM_GRID, 1))
-        paint_c = torch.stack([torch.from_numpy(training_set.get_label(int(i)))
-                               for i in torch.randint(len(training_set), [len(paint_seeds)], generator=label_gen)]).to(device)
-
-    # Logs.
     say('Initializing logs...')
-    stats_collector = training_stats.Collector(regex='.*')
-    if state is not None:
-        stats_collector.restore_kept(state.get('stats_kept', {}))   # (Checkpoints before it: nothing kept.)
-    nonfinite_collector = training_stats.Collector(regex=r'Loss/nonfinite/.*|Progress/nonfinite_grads', keep_previous=False)
-    stats_metrics = dict()
-    stats_jsonl = stats_tfevents = None
-    if rank == 0:
-        stats_jsonl, stats_tfevents = open_logs(run_dir, resumed_tick=cur_tick if state is not None else None,
-                                                resumed_nimg=cur_nimg if state is not None else None, say=say)
-        if state is not None and checkpoint.cut_metric_jsonl(run_dir, resume_state):
+    run.stats_collector = training_stats.Collector(regex='.*')
+    if resumed is not None:
+        run.stats_collector.restore_kept(resumed.get('stats_kept', {}))   # (Checkpoints before it: nothing kept.)
+    run.nonfinite_collector = training_stats.Collector(regex=r'Loss/nonfinite/.*|Progress/nonfinite_grads', keep_previous=False)
+    run.stats_metrics = dict()
+    run.stats_jsonl = run.stats_tfevents = None
+    if c.rank == 0:
+        run.stats_jsonl, run.stats_tfevents = open_logs(c.run_dir, resumed_tick=run.state.cur_tick if resumed is not None else None,
+                                                        resumed_nimg=run.state.cur_nimg if resumed is not None else None, say=say)
+        if resumed is not None and checkpoint.cut_metric_jsonl(c.run_dir, c.resume_state):
             say('metric-*.jsonl: removed the lines of snapshots written after the checkpoint; they are redone')
 
-    # Train.
-    say(f'Training for {total_kimg} kimg...')
+    say(f'Training for {c.total_kimg} kimg...')
     say()
-    tick_start_nimg = cur_nimg
-    tick_start_time = time.time()
-    maintenance_time = tick_start_time - start_time
-    if progress_fn is not None:
-        progress_fn(cur_nimg // 1000, total_kimg)
-    if state is not None and cur_nimg >= total_kimg * 1000:
-        say(f'Nothing to do: the checkpoint is at {cur_nimg / 1e3:.1f} kimg, total_kimg={total_kimg}')
-    while cur_nimg < total_kimg * 1000 or batch_idx == 0:
+    run.tick_start_nimg = run.state.cur_nimg
+    run.tick_start_time = time.time()
+    run.maintenance_time = run.tick_start_time - run.start_time
+    run.tick_end_time = run.start_time      # The state's elapsed_sec counts this process's time from here.
+    if c.progress_fn is not None:
+        c.progress_fn(run.state.cur_nimg // 1000, c.total_kimg)
+    if resumed is not None and run.state.cur_nimg >= c.total_kimg * 1000:
+        say(f'Nothing to do: the checkpoint is at {run.state.cur_nimg / 1e3:.1f} kimg, total_kimg={c.total_kimg}')
+    return run
 
-        # Every random draw of this step is a function of (random_seed, rank, batch_idx).
-        seed_global_rngs(derive_seed(random_seed, STREAM_RANK, rank, batch_idx))
-        batch_gen = torch.Generator().manual_seed(derive_seed(random_seed, STREAM_BATCH, batch_idx))
-        my_slice = slice(rank * batch_per_gpu, (rank + 1) * batch_per_gpu)
+#----------------------------------------------------------------------------
+# One training iteration.
 
-        # Fetch training data: reals from this rank's shard of the stream, latents and fake
-        # labels (drawn from the dataset's labels) as this rank's slice of the global batch.
-        phase_real_img, phase_real_c = next(training_set_iterator)
-        phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
-        phase_real_c = phase_real_c.to(device).split(batch_gpu)
-        all_gen_z = torch.randn([len(phases), batch_size, G.z_dim], generator=batch_gen)
-        all_gen_idx = torch.randint(len(training_set), [len(phases), batch_size], generator=batch_gen)
-        all_gen_z = [z[my_slice].to(device).split(batch_gpu) for z in all_gen_z]
-        all_gen_c = [torch.from_numpy(np.stack([training_set.get_label(int(i)) for i in idx[my_slice]])).to(device).split(batch_gpu)
-                     for idx in all_gen_idx]
+def training_step(c: dnnlib.EasyDict, run: dnnlib.EasyDict) -> None:
+    """One iteration over the global batch: the phases (with their lazy-regularisation
+    intervals), G_ema, the counters, and ADA's p every ada_interval iterations."""
+    state, device, batch_gpu = run.state, run.device, c.batch_gpu
+    G = run.modules['G']
 
-        # Execute training phases.
-        for phase, phase_gen_z, phase_gen_c in zip(phases, all_gen_z, all_gen_c):
-            if batch_idx % phase.interval != 0:
-                continue
-            phase.opt.zero_grad(set_to_none=True)
-            for p in phase.params:
-                p.requires_grad_(True)
-            for real_img, real_c, gen_z, gen_c in zip(phase_real_img, phase_real_c, phase_gen_z, phase_gen_c):
-                loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=gen_z, gen_c=gen_c,
-                                          gain=phase.interval / num_rounds, cur_nimg=cur_nimg)
-            for p in phase.params:
-                p.requires_grad_(False)
-            num_nonfinite = distributed.sync_gradients(phase.params)
-            training_stats.report0('Progress/nonfinite_grads', num_nonfinite)
-            phase.opt.step()
+    # Every random draw of this step is a function of (random_seed, rank, batch_idx).
+    seed_global_rngs(derive_seed(c.random_seed, STREAM_RANK, c.rank, state.batch_idx))
+    batch_gen = torch.Generator().manual_seed(derive_seed(c.random_seed, STREAM_BATCH, state.batch_idx))
+    my_slice = slice(c.rank * run.batch_per_gpu, (c.rank + 1) * run.batch_per_gpu)
 
-        # Update G_ema, the counters and ADA's p.
-        update_ema(G_ema, G, ema_kimg=ema_kimg, ema_rampup=ema_rampup, cur_nimg=cur_nimg, batch_size=batch_size)
-        cur_nimg += batch_size
-        batch_idx += 1
-        if ada_stats is not None and batch_idx % ada_interval == 0:
-            ada_stats.update()
-            if ada_stats.num('Loss/signs/real') > 0:    # p moves by the sign of E[sign(D(real))] - target.
-                ada_update(augment_pipe.p, ada_stats['Loss/signs/real'], ada_target, batch_size * ada_interval, ada_kimg)
+    # Fetch training data: reals from this rank's shard of the stream, latents and fake
+    # labels (drawn from the dataset's labels) as this rank's slice of the global batch.
+    phase_real_img, phase_real_c = next(run.training_set_iterator)
+    phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
+    phase_real_c = phase_real_c.to(device).split(batch_gpu)
+    all_gen_z = torch.randn([len(run.phases), c.batch_size, G.z_dim], generator=batch_gen)
+    all_gen_idx = torch.randint(len(run.training_set), [len(run.phases), c.batch_size], generator=batch_gen)
+    all_gen_z = [z[my_slice].to(device).split(batch_gpu) for z in all_gen_z]
+    all_gen_c = [torch.from_numpy(np.stack([run.training_set.get_label(int(i)) for i in idx[my_slice]])).to(device).split(batch_gpu)
+                 for idx in all_gen_idx]
 
-        # Perform maintenance tasks once per tick.
-        done = cur_nimg >= total_kimg * 1000
-        if not done and cur_tick != 0 and cur_nimg < tick_start_nimg + kimg_per_tick * 1000:
+    # Execute training phases.
+    for phase, phase_gen_z, phase_gen_c in zip(run.phases, all_gen_z, all_gen_c):
+        if state.batch_idx % phase.interval != 0:
             continue
+        phase.opt.zero_grad(set_to_none=True)
+        for p in phase.params:
+            p.requires_grad_(True)
+        for real_img, real_c, gen_z, gen_c in zip(phase_real_img, phase_real_c, phase_gen_z, phase_gen_c):
+            run.loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=gen_z, gen_c=gen_c,
+                                          gain=phase.interval / run.num_rounds, cur_nimg=state.cur_nimg)
+        for p in phase.params:
+            p.requires_grad_(False)
+        num_nonfinite = distributed.sync_gradients(phase.params)
+        training_stats.report0('Progress/nonfinite_grads', num_nonfinite)
+        phase.opt.step()
 
-        # Print the status line, accumulating the same information in training_stats.
-        tick_end_time = time.time()
-        total_sec = elapsed_before + tick_end_time - start_time
-        for line in tick_status(cur_tick, cur_nimg, total_sec, tick_start_nimg, tick_end_time - tick_start_time, maintenance_time,
-                                device, augment_pipe, nonfinite_collector):
-            say(line)
+    # Update G_ema, the counters and ADA's p.
+    update_ema(run.modules['G_ema'], G, ema_kimg=c.ema_kimg, ema_rampup=c.ema_rampup, cur_nimg=state.cur_nimg, batch_size=c.batch_size)
+    state.cur_nimg += c.batch_size
+    state.batch_idx += 1
+    if run.ada_stats is not None and state.batch_idx % c.ada_interval == 0:
+        run.ada_stats.update()
+        if run.ada_stats.num('Loss/signs/real') > 0:    # p moves by the sign of E[sign(D(real))] - target.
+            ada_update(run.modules['augment_pipe'].p, run.ada_stats['Loss/signs/real'], c.ada_target, c.batch_size * c.ada_interval, c.ada_kimg)
 
-        # Check for abort.
-        if not done and abort_fn is not None and distributed.broadcast_object(bool(abort_fn())):
-            done = True
-            say()
-            say('Aborting...')
+#----------------------------------------------------------------------------
+# The end of a tick: status line, snapshots, metrics, logs, the resume checkpoint.
 
-        # Save image snapshot.
-        if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
-            images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
-            fakes_png = os.path.join(run_dir, snapshot_name('fakes', cur_nimg))
-            with reporting_full_disk(fakes_png, last_state):
-                painting_api.save_image_grid(images, fakes_png, drange=(-1, 1), grid_size=grid_size)
+def save_snapshots(c: dnnlib.EasyDict, run: dnnlib.EasyDict, done: bool, is_snapshot: bool) -> tuple[str | None, dict | None]:
+    """The image grid, the network snapshot and the painting grid this tick writes (rank 0),
+    and what the resume checkpoint takes now (before the metrics draw numbers): returns
+    (network snapshot path, resume parts), both None except on rank 0 at a network snapshot."""
+    state, last = run.state, run.state.last_checkpoint
+    if c.rank == 0 and c.image_snapshot_ticks is not None and (done or state.cur_tick % c.image_snapshot_ticks == 0):
+        images = torch.cat([run.modules['G_ema'](z=z, c=c_, noise_mode='const').cpu() for z, c_ in zip(run.grid_z, run.grid_c)])
+        fakes_png = os.path.join(c.run_dir, snapshot_name('fakes', state.cur_nimg))
+        with reporting_full_disk(fakes_png, last):
+            pictures.save_image_grid(images, fakes_png, drange=(-1, 1), grid_size=run.grid_size)
+    if not is_snapshot:
+        return None, None
+    if c.num_gpus > 1:
+        for module in run.modules.values():
+            if module is not None:
+                misc.check_ddp_consistency(module, ignore_regex=r'.*\.[^.]+_(avg|ema)')
+    ada_pending = run.ada_stats.pending() if run.ada_stats is not None else {}
+    if c.rank != 0:
+        return None, None
+    snapshot_pkl = os.path.join(c.run_dir, snapshot_name('network-snapshot', state.cur_nimg))
+    with reporting_full_disk(snapshot_pkl, last):
+        persistence.save_network(snapshot_pkl, **run.modules, training_set_kwargs=c.training_set_kwargs)
+    resume_parts = dict(state=dataclasses.replace(state, cur_tick=state.cur_tick + 1),   # As the resumed run starts.
+                        ada_pending=ada_pending, rng=checkpoint.get_rng_states())
+    if run.paint_z is not None:
+        paint_png = os.path.join(c.run_dir, snapshot_name('paint', state.cur_nimg))
+        with reporting_full_disk(paint_png, last):
+            paintings.save_paint_grid(run.modules['G_ema'], run.paint_z, run.paint_c, paint_png)
+    return snapshot_pkl, resume_parts
 
-        # Save network snapshot, painting grid, and take the resume checkpoint (written below).
-        snapshot_pkl = resume_parts = resume_bytes = None
-        is_snapshot = network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0)
-        if is_snapshot:
-            if num_gpus > 1:
-                for module in modules.values():
-                    if module is not None:
-                        misc.check_ddp_consistency(module, ignore_regex=r'.*\.[^.]+_(avg|ema)')
-            ada_pending = ada_stats.pending() if ada_stats is not None else {}
-            if rank == 0:
-                snapshot_pkl = os.path.join(run_dir, snapshot_name('network-snapshot', cur_nimg))
-                with reporting_full_disk(snapshot_pkl, last_state):
-                    persistence.save_network(snapshot_pkl, **modules, training_set_kwargs=training_set_kwargs)
-                progress = dict(cur_nimg=cur_nimg, cur_tick=cur_tick + 1, batch_idx=batch_idx, batch_size=batch_size,
-                                num_gpus=num_gpus, random_seed=random_seed, elapsed_sec=total_sec)
-                resume_parts = dict(progress=progress, ada_pending=ada_pending, rng=checkpoint.get_rng_states())   # (Before the metrics draw numbers.)
-                if paint_z is not None:
-                    paint_png = os.path.join(run_dir, snapshot_name('paint', cur_nimg))
-                    with reporting_full_disk(paint_png, last_state):
-                        painting_api.save_paint_grid(G_ema, paint_z, paint_c, paint_png)
+def end_of_tick(c: dnnlib.EasyDict, run: dnnlib.EasyDict, done: bool) -> bool:
+    """Everything a tick ends with, in order: status line, abort check, snapshots, metrics,
+    logs, resume checkpoint; then the next tick starts. Returns whether training is done."""
+    state, say = run.state, run.say
 
-        # Evaluate metrics.
-        if is_snapshot and len(metrics) > 0:
-            say('Evaluating metrics...')
-            from metrics import metric_main   # Imported only when metrics are requested.
-            for metric in metrics:
-                result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=training_set_kwargs,
-                                                      num_gpus=num_gpus, rank=rank, device=device, detectors=metric_detectors)
-                if rank == 0:
-                    with reporting_full_disk(os.path.join(run_dir, f'metric-{metric}.jsonl'), last_state):
-                        metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
-                stats_metrics.update(result_dict.results)
+    # Print the status line, accumulating the same information in training_stats.
+    tick_end_time = time.time()
+    state.elapsed_sec += tick_end_time - run.tick_end_time
+    run.tick_end_time = tick_end_time
+    for line in tick_status(state.cur_tick, state.cur_nimg, state.elapsed_sec, run.tick_start_nimg, tick_end_time - run.tick_start_time,
+                            run.maintenance_time, run.device, run.modules['augment_pipe'], run.nonfinite_collector):
+        say(line)
 
-        # Collect statistics and update the logs.
-        training_stats.report0('Timing/total_hours', total_sec / (60 * 60))    # (Upstream's, for plots.)
-        training_stats.report0('Timing/total_days', total_sec / (24 * 60 * 60))
-        stats_collector.update()
-        if resume_parts is not None:      # Nothing trains between the snapshot and here: the modules are as they were.
-            resume_bytes = checkpoint.encode_resume_state(run_id, modules, optimizers, loss, **resume_parts, stats_kept=stats_collector.kept())
-        write_logs(stats_jsonl, stats_tfevents, stats_collector.as_dict(), stats_metrics, cur_nimg, start_time, last_state)
-        if progress_fn is not None:
-            progress_fn(cur_nimg // 1000, total_kimg)
+    # Check for abort.
+    if not done and c.abort_fn is not None and distributed.broadcast_object(bool(c.abort_fn())):
+        done = True
+        say()
+        say('Aborting...')
 
-        # The resume checkpoint, after the tick's log line: a kill before this point resumes from
-        # the previous checkpoint and redoes the tick, cutting its line (checkpoint.cut_stats_jsonl);
-        # a kill after it finds the line in place. Only the newest checkpoint of this run is kept.
-        if resume_bytes is not None:
-            resume_path = os.path.join(run_dir, snapshot_name('resume', cur_nimg))
-            last_state = checkpoint.write_resume_state(resume_path, resume_bytes, previous=last_state)
+    # Snapshots, then metrics.
+    is_snapshot = c.network_snapshot_ticks is not None and (done or state.cur_tick % c.network_snapshot_ticks == 0)
+    snapshot_pkl, resume_parts = save_snapshots(c, run, done, is_snapshot)
+    if is_snapshot and len(c.metrics) > 0:
+        say('Evaluating metrics...')
+        from metrics import metric_main   # Imported only when metrics are requested.
+        for metric in c.metrics:
+            result_dict = metric_main.calc_metric(metric=metric, G=run.modules['G_ema'], dataset_kwargs=c.training_set_kwargs,
+                                                  num_gpus=c.num_gpus, rank=c.rank, device=run.device, detectors=c.metric_detectors)
+            if c.rank == 0:
+                with reporting_full_disk(os.path.join(c.run_dir, f'metric-{metric}.jsonl'), state.last_checkpoint):
+                    metric_main.report_metric(result_dict, run_dir=c.run_dir, snapshot_pkl=snapshot_pkl)
+            run.stats_metrics.update(result_dict.results)
 
-        # Update state.
-        cur_tick += 1
-        tick_start_nimg = cur_nimg
-        tick_start_time = time.time()
-        maintenance_time = tick_start_time - tick_end_time
-        if done:
-            break
+    # Collect statistics and update the logs.
+    training_stats.report0('Timing/total_hours', state.elapsed_sec / (60 * 60))    # (Upstream's, for plots.)
+    training_stats.report0('Timing/total_days', state.elapsed_sec / (24 * 60 * 60))
+    run.stats_collector.update()
+    resume_bytes = None
+    if resume_parts is not None:      # Nothing trains between the snapshot and here: the modules are as they were.
+        resume_bytes = checkpoint.encode_resume_state(modules=run.modules, optimizers=run.optimizers, loss=run.loss, **resume_parts,
+                                                      stats_kept=run.stats_collector.kept())
+    write_logs(run.stats_jsonl, run.stats_tfevents, run.stats_collector.as_dict(), run.stats_metrics, state.cur_nimg, run.start_time,
+               state.last_checkpoint)
+    if c.progress_fn is not None:
+        c.progress_fn(state.cur_nimg // 1000, c.total_kimg)
 
-    # Done.
-    for log in (stats_jsonl, stats_tfevents):
-        if log is not None:
-            log.close()
-    say()
-    say('Exiting...')
-    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx)
+    # The resume checkpoint, after the tick's log line: a kill before this point resumes from
+    # the previous checkpoint and redoes the tick, cutting its line (checkpoint.cut_stats_jsonl);
+    # a kill after it finds the line in place. Only the newest checkpoint of this run is kept.
+    if resume_bytes is not None:
+        resume_path = os.path.join(c.run_dir, snapshot_name('resume', state.cur_nimg))
+        state.last_checkpoint = checkpoint.write_resume_state(resume_path, resume_bytes, previous=state.last_checkpoint)
+
+    # The next tick.
+    state.cur_tick += 1
+    run.tick_start_nimg = state.cur_nimg
+    run.tick_start_time = time.time()
+    run.maintenance_time = run.tick_start_time - tick_end_time
+    return done
 
 #----------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_bad_input(files, tmp_path):
         ([f'--network={files.network}', '--metrics=is2k'], 'is2k: the Inception Score needs the softmax layer'),
         ([f'--network={files.network}', '--metrics=fid2k_full', f'--inception={tmp_path / "nope.pt"}'], r'inception weights .*nope\.pt: no such file'),
         ([f'--network={files.network}', '--metrics=pr10k3_full'], r'no vgg16 weights: this metric needs vgg16\.pt'),
-        ([f'--network={files.network}', '--metrics=fid_cli_test', '--device=banana'], r'--device.*"banana": expected cpu, cuda or cuda:N'),
+        ([f'--network={files.network}', '--metrics=fid_cli_test', '--device=banana'], r'--device.*"banana" is not a device \(expected auto, cpu, cuda or cuda:N\)'),
         ([f'--network={files.network}', '--metrics=fid_cli_test', '--device=meta'], r'--device.*"meta": expected cpu, cuda or cuda:N'),
         # Fakes at another size or channel count gave exit 0 and FID 409.
         ([f'--fakes={files.data28}', f'--data={files.data}', '--metrics=fid_cli_test'],

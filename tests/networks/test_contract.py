@@ -90,7 +90,7 @@ def test_save_load_round_trip(name, tmp_path):
     z, c = _inputs(G)
     path = str(tmp_path / 'network.pkl')
     persistence.save_network(path, G_ema=G, training_set_kwargs=dict(path='x.zip', resolution=RESOLUTION))
-    loaded = persistence.load_network(path)
+    loaded = networks.load_network(path)
     assert type(loaded.G_ema) is type(G)
     assert loaded.training_set_kwargs.resolution == RESOLUTION
     assert torch.equal(loaded.G_ema(z, c, noise_mode='const'), G(z, c, noise_mode='const'))

@@ -153,7 +153,7 @@ def test_paper_parameter_count():
 
 @pytest.mark.parametrize('name,count', [('fpa', 6_437_891), ('fpa-v1', 7_746_947), ('fpa-oja', 5_387_267), ('fpa-hebbian', 7_743_872), ('fpa-unet', 14_423_366)])
 def test_registered_parameter_counts(name, count):
-    # The reference checkpoints' counts (shared/docs/reference-checkpoint-params.txt) at 64x64 RGB, D_z = 512.
+    # The parameter counts of the FPA authors' reference checkpoints at 64x64 RGB, D_z = 512.
     G = dnnlib.util.construct_class_by_name(**networks.generator_kwargs(name), z_dim=512, c_dim=0, img_resolution=64, img_channels=3)
     assert sum(p.numel() for p in G.parameters()) == count
 

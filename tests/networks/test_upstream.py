@@ -194,7 +194,7 @@ def test_hostile_globals_are_never_called(tmp_path):
 
 #----------------------------------------------------------------------------
 # Every entry point takes an upstream pickle: train.py --resume (path, http URL, upstream's
-# names), generate.py, calc_metrics.py's loader, legacy.py, the painting API.
+# names), generate.py, calc_metrics.py, legacy.py, the painting API.
 
 def _tiny_auto_pair(tmp_path, marker, img_resolution=16):
     """An upstream-format pickle whose networks fit train.py --cfg=auto --cbase=256 --cmax=32 at
@@ -257,7 +257,7 @@ def test_transfer_learning_from_a_url_and_a_name(tmp_path, http_server, monkeypa
     run_dir = tmp_path / 'runs' / '00000-data-auto1-kimg0.004-batch4-noaug-resume'
     assert f'Starting from the weights in "{base_url}/net.pkl"' in (run_dir / 'log.txt').read_text()
     assert 'network-snapshot-000000.pkl' in os.listdir(run_dir) and not marker.exists()
-    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    snapshot = networks.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
     up = dict(G.named_parameters())     # One Adam step (lr 0.0025) from the upstream weights moves each by about lr;
     step = max(float((p.detach() - up[name].detach()).abs().max()) for name, p in snapshot.G.named_parameters())   # a fresh init differs by O(1).
     assert 0 < step < 0.05, step
@@ -303,15 +303,14 @@ def test_unreachable_url_is_one_line(tmp_path, http_server, monkeypatch):
     assert not (tmp_path / 'runs').exists()
 
 def test_scripts_accept_upstream_pickles(tmp_path):
-    """generate.py, legacy.py (-> a code-free network file), calc_metrics.py's loader and the
-    painting API all read an upstream pickle, and give one line for a StyleGAN3 alias-free one."""
+    """generate.py, legacy.py (-> a code-free network file), networks.load_network (what
+    calc_metrics.py calls) and the painting API all read an upstream pickle, and give one line
+    for a StyleGAN3 alias-free one."""
     import subprocess
     import sys
     from click.testing import CliRunner
-    import calc_metrics
     import legacy
     from painting import api
-    from torch_utils import persistence
     marker = tmp_path / 'executed'
     path, G, _ = _write_case(tmp_path, 'sg2ada-cond', marker)
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -322,11 +321,11 @@ def test_scripts_accept_upstream_pickles(tmp_path):
 
     run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={tmp_path / "ours.pkl"}'])
     assert run.exit_code == 0 and 'upstream network pickle (stylegan2-ada)' in run.output, run.output
-    ours = persistence.load_network(str(tmp_path / 'ours.pkl'))
+    ours = networks.load_network(str(tmp_path / 'ours.pkl'))
     assert float(ours.augment_pipe.p) == 0.375 and ours.upstream_source['flavour'] == 'stylegan2-ada'
     assert torch.equal(ours.G_ema.mapping.w_avg, G.mapping.w_avg)
 
-    assert calc_metrics.load_network(path).training_set_kwargs.path == '/data/ffhq.zip'
+    assert networks.load_network(path).training_set_kwargs.path == '/data/ffhq.zip'
     assert api.load_generator(path, device='cpu').c_dim == 10
     G3 = stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
     write_upstream_pickle(tmp_path / 'sg3r.pkl', dict(G_ema=module_record(G3, payload_source(marker, 'stylegan3'), 'Generator', {})))

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 import generate
-from painting import api
+from painting import animation, latents, paintings, pictures
 from tests.networks.test_contract import RESOLUTION
 from tests.painting.test_api import ALL, PAINTERS, build
 from tests.test_legacy import CASES, _reference_kwargs, make_checkpoint, reference_forward, reference_layout
@@ -56,7 +56,7 @@ def test_images_per_seed(tmp_path, name, img_channels):
         one, three = read(tmp_path / 'b1' / f'seed{seed:04d}.png'), read(tmp_path / 'b3' / f'seed{seed:04d}.png')
         assert np.abs(one.astype(int) - three).max() <= 1, 'the same seed must give the same image whatever the batch size'
     G = build(name, img_channels=img_channels)
-    expected = api.to_uint8(G(api.seeds_to_z([5], G.z_dim), None, noise_mode='const'))[0]
+    expected = pictures.to_uint8(G(latents.seeds_to_z([5], G.z_dim), None, noise_mode='const'))[0]
     assert np.abs(read(tmp_path / 'b1' / 'seed0005.png').reshape(expected.shape).astype(int) - expected).max() <= 1
 
 @pytest.mark.parametrize('name', ALL[:1] + NON_PAINTERS[:1])
@@ -82,7 +82,7 @@ def test_painting_outputs(tmp_path, name):
     assert result.exit_code == 0, result.output
     G = build(name)
     T, N = G.num_ws, RESOLUTION
-    refined = api.paint_seeds(G, [2]).refined is not None
+    refined = paintings.paint_seeds(G, [2]).refined is not None
     cols = T + refined
     with PIL.Image.open(out / 'paint-seed0002.png') as im:
         assert im.size == (cols * 2 * N + (cols - 1) * 2, 2 * 2 * N + 2)
@@ -90,10 +90,10 @@ def test_painting_outputs(tmp_path, name):
     for suffix in ('.gif', '.webp'):
         with PIL.Image.open(out / f'paint-seed0004{suffix}') as im:
             assert im.n_frames == T + refined and im.size == (2 * 2 * N + 2, 2 * N)
-    if api.mp4_available():
+    if animation.mp4_available():
         assert os.path.getsize(out / 'paint-seed0004.mp4') > 0
     else:
-        assert api.MP4_MISSING in result.output
+        assert animation.MP4_MISSING in result.output
 
 @pytest.mark.parametrize('name', PAINTERS[:1] + NON_PAINTERS[:1])
 def test_interpolation_and_style_mixing(tmp_path, name):
@@ -120,7 +120,7 @@ def test_reference_checkpoint(tmp_path, case):
     result = run('--network', path, '--seeds', '3', '--outdir', out, '--paint', '--paint-wrap', 3, '--paint-animation', '--scale', 1)
     assert result.exit_code == 0, result.output
     # The reference trains against [0, 1] images and shows 255 * clamp(x, 0, 1): our PNG is that picture.
-    official = reference_forward(GE_state, api.seeds_to_z([3], layout_kwargs['z_dim']), **_reference_kwargs(case))[0]
+    official = reference_forward(GE_state, latents.seeds_to_z([3], layout_kwargs['z_dim']), **_reference_kwargs(case))[0]
     expected = (255 * official.clamp(0, 1)).permute(1, 2, 0).numpy()
     assert (official < 0).any() and (official > 0).any(), 'the test image should need the clamp'
     assert np.abs(read(out / 'seed0003.png').astype(float) - expected).max() <= 1

@@ -30,7 +30,7 @@ def test_reserve_run_dir_takes_the_next_number_when_another_start_wins(tmp_path,
     outdir = tmp_path / 'runs'
     outdir.mkdir()
     scans = []
-    real_next_run_dir = train.next_run_dir
+    real_next_run_dir = checkpoint.next_run_dir
     def racing_next_run_dir(out, desc):
         # The first scan sees an empty outdir; another start then makes 00000-other.
         path = real_next_run_dir(out, desc)
@@ -38,8 +38,8 @@ def test_reserve_run_dir_takes_the_next_number_when_another_start_wins(tmp_path,
             (outdir / '00000-other').mkdir()
         scans.append(path)
         return path
-    monkeypatch.setattr(train, 'next_run_dir', racing_next_run_dir)
-    assert train.reserve_run_dir(str(outdir), 'mine') == str(outdir / '00001-mine')
+    monkeypatch.setattr(checkpoint, 'next_run_dir', racing_next_run_dir)
+    assert checkpoint.reserve_run_dir(str(outdir), 'mine') == str(outdir / '00001-mine')
     assert sorted(os.listdir(outdir)) == ['00000-other', '00001-mine']
 
 def test_reserve_run_dir_concurrent_starts_get_distinct_numbers(tmp_path):
@@ -47,7 +47,7 @@ def test_reserve_run_dir_concurrent_starts_get_distinct_numbers(tmp_path):
     results, barrier = [], threading.Barrier(8)
     def start(i):
         barrier.wait()
-        results.append(train.reserve_run_dir(outdir, f'desc{i}'))
+        results.append(checkpoint.reserve_run_dir(outdir, f'desc{i}'))
     threads = [threading.Thread(target=start, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()

@@ -12,6 +12,7 @@ import dnnlib
 import train
 from tests.training.conftest import make_image_folder
 from torch_utils import persistence
+from training import config as training_config
 
 HELP_PATH = os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'train-help.txt')
 TINY_CLI = ['--cfg=auto', '--cbase=256', '--cmax=32', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0', '--device=cpu']
@@ -106,6 +107,14 @@ def test_help_lists_the_presets():
     from training import config
     for name in config.PRESETS:
         assert any(line.split()[:1] == [name] and config.PRESET_HELP[name] in ' '.join(line.split()) for line in lines), name
+
+def test_click_defaults_are_the_config_builders():
+    # One home for the defaults: an option left out of the command line means what
+    # training.config.DEFAULT_OPTS says (the names outside it are train.py's own).
+    ctx = train.main.make_context('train.py', ['--outdir', 'runs', '--data', 'data.zip'])
+    cli_only = {'outdir', 'desc', 'dry_run', 'minutes'}
+    parsed = {name: value for name, value in ctx.params.items() if name not in cli_only}
+    assert parsed == dict(training_config.DEFAULT_OPTS, data='data.zip')
 
 def test_metrics_checked_before_training(image_folder, tmp_path, monkeypatch):
     monkeypatch.delenv('FPAGAN_VGG16', raising=False)

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import dnnlib
+import networks
 from tests.conftest import assert_close
 from tests.training.tiny import TINY_D, loop_kwargs
 from torch_utils import persistence
 from training import loss as loss_module
-from painting import api as painting_api
+from painting import paintings, pictures
 from training import checkpoint
 from training import training_loop as tl
 
@@ -56,7 +57,7 @@ def test_smoke_run_writes_files_and_trains(image_folder, tmp_path):
     init = _params(dnnlib.util.construct_class_by_name(**kwargs.G_kwargs, c_dim=0, img_resolution=16, img_channels=3))
     changed = [n for n, p in _params(result.G).items() if not torch.equal(p, init[n])]
     assert len(changed) == len(init), f'parameters that did not change: {set(init) - set(changed)}'
-    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    snapshot = networks.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
     for name, p in result.G_ema.named_parameters():
         assert torch.equal(dict(snapshot.G_ema.named_parameters())[name], p.cpu())
     assert snapshot.training_set_kwargs.path == image_folder
@@ -88,6 +89,20 @@ def test_resume_is_exact(image_folder, tmp_path):
         b = dict(getattr(resumed, attr).state_dict())
         for name in a:
             assert torch.equal(a[name], b[name]), f'{attr}.{name} differs after resume (max diff {float((a[name] - b[name]).abs().max())})'
+
+def test_run_state_is_saved_and_restored_whole(image_folder, tmp_path):
+    """The checkpoint holds the run's state as the resumed run starts: the next tick, the
+    counters, the run id; restoring it names the checkpoint as the run's last one."""
+    result = _run(image_folder, tmp_path / 'run', total_kimg=0.016)
+    path = checkpoint.find_latest_resume_state(str(tmp_path / 'run'))
+    data = checkpoint.load_resume_state(path)
+    state = checkpoint.RunState.from_checkpoint(data, path)
+    assert (state.cur_nimg, state.batch_idx, state.cur_tick) == (result.cur_nimg, result.batch_idx, result.cur_tick) == (16, 4, 3)
+    assert state.last_checkpoint == path and state.run_id == data['run_id'] and state.elapsed_sec > 0
+    assert state.stored() == {name: data[name] for name in checkpoint.RunState.STORED}
+    del data['run_id']      # A checkpoint from before run ids: a new id, never pruned.
+    old = checkpoint.RunState.from_checkpoint(data, path)
+    assert old.last_checkpoint is None and old.run_id != state.run_id and old.cur_nimg == state.cur_nimg
 
 def test_unreadable_resume_checkpoint_is_one_clear_line(tmp_path):
     path = tmp_path / 'resume-000000.pt'
@@ -173,12 +188,12 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
         raise KeyboardInterrupt('killed')
     monkeypatch.setattr(os, 'replace', failing_replace)
     with pytest.raises(KeyboardInterrupt):
-        painting_api.save_image_grid(torch.zeros([1, 3, 4, 4]), str(path), drange=(-1, 1), grid_size=(1, 1))
+        pictures.save_image_grid(torch.zeros([1, 3, 4, 4]), str(path), drange=(-1, 1), grid_size=(1, 1))
     assert path.read_bytes() == b'old content'
     assert os.listdir(tmp_path) == ['network-snapshot-000000.pkl']
 
 def test_paint_columns():
-    from painting.api import paint_columns
+    from painting.paintings import paint_columns
     assert paint_columns(4) == [0, 1, 2, 3]
     cols = paint_columns(64)
     assert len(cols) == 16 and cols[0] == 0 and cols[-1] == 63 and cols == sorted(set(cols))
@@ -190,7 +205,7 @@ def test_two_stage_fpa_unet_keeps_the_fpa_frozen(image_folder, tmp_path):
     the FPA weights are copied by name and stay fixed, only the U-Net trains."""
     _run(image_folder, tmp_path / 'fpa', total_kimg=0.004, network_snapshot_ticks=1)
     pkl = str(tmp_path / 'fpa' / 'network-snapshot-000000.pkl')
-    fpa = persistence.load_network(pkl).G
+    fpa = networks.load_network(pkl).G
     unet_kwargs = dict(loop_kwargs(image_folder).G_kwargs, unet_kwargs=dict(dim=8, dim_mults=[1, 2], attn_heads=1, attn_head_dim=8),
                        train_fpa=False)
     result = _run(image_folder, tmp_path / 'unet', total_kimg=0.008, resume_pkl=pkl, G_kwargs=unet_kwargs)
@@ -248,7 +263,7 @@ def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
     G = dnnlib.util.construct_class_by_name(**kwargs, c_dim=0, img_resolution=16, img_channels=3).eval()
     path = str(tmp_path / 'paint.png')
     z = torch.randn([3, G.z_dim])
-    painting_api.save_paint_grid(G, z, torch.zeros([3, 0]), path)
+    paintings.save_paint_grid(G, z, torch.zeros([3, 0]), path)
     img = PIL.Image.open(path)
     assert img.size == (columns * 16, 3 * 2 * 16) and img.mode == 'RGB'
     # Seed 0's last partial image (row 1, last step column) is the FPA's image tanh(W); with a
@@ -257,11 +272,11 @@ def test_paint_grid_layout(tmp_path, num_steps, unet, columns):
     fpa_col = columns - 1 - int(unet)
     with torch.no_grad():
         painting = G.paint(z[:1], torch.zeros([1, 0]))
-    expected = painting_api.to_uint8(painting.image[:1])[0]
+    expected = pictures.to_uint8(painting.image[:1])[0]
     assert np.abs(grid[16:32, fpa_col * 16:(fpa_col + 1) * 16].astype(int) - expected.astype(int)).max() <= 1
     if unet:
         with torch.no_grad():
-            out = painting_api.to_uint8(G(z[:1], torch.zeros([1, 0])))[0]
+            out = pictures.to_uint8(G(z[:1], torch.zeros([1, 0])))[0]
         assert np.abs(grid[16:32, -16:].astype(int) - out.astype(int)).max() <= 1
 
 @pytest.mark.gpu
@@ -281,7 +296,7 @@ def test_cuda_run_trains_and_snapshots(image_folder, tmp_path, monkeypatch, prec
     lines = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
     for name in ('Loss/G/loss', 'Loss/D/loss', 'Loss/r1_penalty'):
         assert all(torch.isfinite(torch.tensor(line[name]['mean'])) for line in lines if name in line), name
-    snapshot = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    snapshot = networks.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
     z = torch.randn([3, result.G_ema.z_dim], generator=torch.Generator().manual_seed(0))
     c = torch.zeros([3, 0])
     with torch.no_grad():
