@@ -114,7 +114,7 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
                                    f'{args.G.img_resolution}x{args.G.img_resolution}')
     for metric in metrics:
         try:
-            metric_main.check_metric(metric, num_real=len(dataset), detectors=args.detectors)
+            metric_main.check_metric(metric, num_real=len(dataset), detectors=args.detectors, G=args.G)
         except ValueError as err:
             raise click.ClickException(f'--data: {err}') from None
     return args
