@@ -28,7 +28,7 @@ def test_collapse_index_reals_against_reals_is_one_half():
     same = collapse_index.collapse_index(real, real)
     assert 0.5 - 4 / 256 <= same <= 0.5      # Only ties at the median (mutual nearest neighbours) take from 0.5.
     other = collapse_index.collapse_index(real, rng.standard_normal([256, 64]))
-    assert abs(other - 0.5) < 0.1
+    assert abs(other - 0.5) < 0.1                # (One draw: the spread is about 0.06 for 64-d features.)
 
 def test_collapse_index_of_a_collapsed_and_a_spread_out_set():
     rng = np.random.default_rng(1)
