@@ -4,6 +4,8 @@ generators whose equivariance is known (a band-limited function of the transform
 coordinates, and one whose brightness changes with the transform), and the one-line refusal
 for generators without an input transform (calc_metric, check_metric, train.py's preflight)."""
 
+import os
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -81,12 +83,12 @@ class ToyGenerator(torch.nn.Module):
     def forward(self, z, c, **kwargs):
         return self.synthesis(self.mapping(z, c), **kwargs)
 
-def eq_metric(G, name, num_samples=8, seed=0):
-    return metric_main.calc_metric(name, G=G, dataset_kwargs={}, device='cpu', seed=seed).results[name]
+def eq_metric(G, name, seed=0, num_gpus=1, rank=0):
+    return metric_main.calc_metric(name, G=G, dataset_kwargs={}, device='cpu', seed=seed, num_gpus=num_gpus, rank=rank).results[name]
 
-for _kind, _name in (('int', 'eqt_int_test'), ('frac', 'eqt_frac_test'), ('rot', 'eqr_test')):
+for _kind, _name, _num in (('int', 'eqt_int_test', 8), ('frac', 'eqt_frac_test', 8), ('rot', 'eqr_test', 8), ('frac', 'eqt_frac_test12', 12)):
     if not metric_main.is_valid_metric(_name):
-        metric_main.register_metric(_name, metric_main.eq, (), scores='network', input_transform=True, num_samples=8, kind=_kind)
+        metric_main.register_metric(_name, metric_main.eq, (), scores='network', input_transform=True, num_samples=_num, kind=_kind)
 
 #----------------------------------------------------------------------------
 # The ops against float64 references from their formulas.
@@ -230,9 +232,24 @@ def test_translation_ignoring_generator_scores_the_hand_computed_psnr():
         sq_err, count = sq_err + (slope * t[0]) ** 2 * n, count + n
     assert abs(eq_metric(G, 'eqt_int_test') - 10 * np.log10(4 / (sq_err / count))) < 1e-3
 
-def test_seeded_and_independent_of_batching():
+def test_seeded():
     G = ToyGenerator(WaveSynthesis(8, 16, 3, max_freq=3))
     assert eq_metric(G, 'eqt_frac_test', seed=3) == eq_metric(G, 'eqt_frac_test', seed=3) != eq_metric(G, 'eqt_frac_test', seed=4)
+
+def _two_process_worker(rank, init_file, out_dir):
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
+    value = eq_metric(ToyGenerator(WaveSynthesis(8, 16, 3, max_freq=3)), 'eqt_frac_test12', num_gpus=2, rank=rank)
+    torch.save(value, os.path.join(out_dir, f'rank{rank}.pt'))
+    torch.distributed.destroy_process_group()
+
+def test_two_processes_equal_one(tmp_path):
+    """Three groups of samples over two processes (2 + 1): the same value on both, equal to one
+    process's up to the order of the float64 sums."""
+    torch.multiprocessing.spawn(_two_process_worker, args=(str(tmp_path / 'init'), str(tmp_path)), nprocs=2)
+    one = eq_metric(ToyGenerator(WaveSynthesis(8, 16, 3, max_freq=3)), 'eqt_frac_test12')
+    for rank in range(2):
+        assert torch.load(tmp_path / f'rank{rank}.pt') == pytest.approx(one, rel=1e-12)
 
 #----------------------------------------------------------------------------
 # Generators without an input transform: one line, up front.
