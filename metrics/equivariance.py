@@ -120,9 +120,9 @@ def bandlimit_filter(mat: torch.Tensor, a: int, amax: int, up: int, aflt: int = 
     m = mat.to(torch.float64)
     xo, yo = m[0, 0] * xi + m[0, 1] * yi, m[1, 0] * xi + m[1, 1] * yi
 
-    def convolve(u, v):     # Circular convolution of two grids centred at index n - 1.
-        spectrum = torch.fft.fft2(torch.fft.ifftshift(u)) * torch.fft.fft2(torch.fft.ifftshift(v))
-        return torch.fft.fftshift(torch.fft.ifft2(spectrum).real)
+    def convolve(u, v):     # Circular convolution of two real grids centred at index n - 1.
+        spectrum = torch.fft.rfft2(torch.fft.ifftshift(u)) * torch.fft.rfft2(torch.fft.ifftshift(v))
+        return torch.fft.fftshift(torch.fft.irfft2(spectrum, s=u.shape))
 
     ideal = convolve(sinc(xi) * sinc(yi), sinc(xo) * sinc(yo))
     window = convolve(lanczos_window(xi, a) * lanczos_window(yi, a), lanczos_window(xo, a) * lanczos_window(yo, a))
