@@ -58,8 +58,8 @@ def lanczos_window(x: torch.Tensor, a: float) -> torch.Tensor:
 
 def rotation_matrix(angle: float) -> torch.Tensor:
     """float32 [3, 3] [[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]] (StyleGAN3's convention):
-    the input transform rotation_matrix(-angle) rotates the image content by `angle`
-    (clockwise on screen, since y points down)."""
+    the input transform rotation_matrix(-angle) rotates the image content by `angle`,
+    counterclockwise as displayed (y points down), as rotate_fractional(x, angle) does."""
     c, s = float(np.cos(angle)), float(np.sin(angle))
     return torch.tensor([[c, s, 0], [-s, c, 0], [0, 0, 1]], dtype=torch.float32)
 
@@ -134,7 +134,8 @@ def bandlimit_filter(mat: torch.Tensor, a: int, amax: int, up: int, aflt: int = 
     return f.reshape(size, size)[:-1, :-1].to(torch.float32)
 
 def rotate_fractional(x: torch.Tensor, angle: float, a: int = LANCZOS_A, up: int = ROTATE_UP) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate the content by `angle` (the operator R_alpha of Appendix E.3): out(u) = x(R u),
+    """Rotate the content by `angle`, counterclockwise as displayed (the operator R_alpha of
+    Appendix E.3; pi / 2 is torch.rot90(x, 1, dims=(2, 3)) for band-limited x): out(u) = x(R u),
     u in normalised coordinates, R = inverse(rotation_matrix(angle)); x is upsampled by `up`
     with bandlimit_filter, then sampled bilinearly. Square images."""
     assert x.ndim == 4 and x.shape[2] == x.shape[3], x.shape
@@ -142,16 +143,18 @@ def rotate_fractional(x: torch.Tensor, angle: float, a: int = LANCZOS_A, up: int
     mat = rotation_matrix(angle)
     f = bandlimit_filter(mat, a=a, amax=2 * a, up=up).to(x.device)
     p = f.shape[0] // 2
-    y = upfirdn2d.upsample2d(x, f, up=up, padding=p)      # [N, C, up H + 2p, up W + 2p]; sample i sits at (i - p) / up input pixels.
+    y = upfirdn2d.upsample2d(x, f, up=up, padding=p)      # [N, C, up H + 2p, up W + 2p].
     theta = torch.linalg.inv(mat)[:2].clone()
-    theta[0, 2] += 1 / (up * W)    # Half a fine pixel: grid_sample takes fine sample i to be at (i + 1/2 - p) / up.
+    # Fine sample i lies (i - p) / up pixels from the image's edge (pixel n: n + 1/2); grid_sample
+    # puts it at (i + 1/2 - p) / up, so the grid moves by half a fine pixel.
+    theta[0, 2] += 1 / (up * W)
     theta[1, 2] += 1 / (up * H)
     theta[0] *= W / (W + 2 * p / up)       # Normalised coordinates of x -> of the larger y.
     theta[1] *= H / (H + 2 * p / up)
     grid = torch.nn.functional.affine_grid(theta[None].repeat(x.shape[0], 1, 1).to(x.device), list(x.shape), align_corners=False)
     out = torch.nn.functional.grid_sample(y, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
     valid = torch.zeros_like(y)
-    c = 2 * p + 1           # Fine samples this close to the border saw taps outside the image.
+    c = 2 * p + 1           # Fine samples within amax pixels of the image's edge saw taps outside it.
     valid[:, :, c:-c, c:-c] = 1
     mask = torch.nn.functional.grid_sample(valid, grid, mode='nearest', padding_mode='zeros', align_corners=False)
     return out, mask
