@@ -1,5 +1,6 @@
 """Score a trained network, or a folder/zip of images made by any program, with the metrics of
-metrics/metric_main.py (FID, KID, precision/recall, IS, PPL).
+metrics/metric_main.py (FID, KID, precision/recall, IS, PPL, the equivariance metrics, density/
+coverage and the collapse index).
 
 Examples:
 
@@ -108,6 +109,10 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
         raise click.ClickException(f'--data: images are {dataset.resolution}x{dataset.resolution} but the network makes '
                                    f'{args.G.img_resolution}x{args.G.img_resolution}')
     for metric in metrics:
+        try:
+            metric_main.check_metric(metric, detectors=args.detectors, G=args.G)
+        except ValueError as err:
+            raise click.ClickException(f'--network: {err}') from None
         try:
             metric_main.check_metric(metric, num_real=len(dataset), detectors=args.detectors)
         except ValueError as err:

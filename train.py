@@ -112,9 +112,9 @@ def preflight(c: dnnlib.EasyDict, info: dnnlib.EasyDict) -> None:
         raise click.ClickException(str(err)) from None
     if c.metrics:
         from metrics import metric_main
-        for metric in c.metrics:    # Detector weights and enough real images, before the first snapshot needs them.
+        for metric in c.metrics:    # Detector weights, enough real images, G's input transform: before the first snapshot needs them.
             try:
-                metric_main.check_metric(metric, num_real=info.num_images, detectors=c.metric_detectors, scoring='network')
+                metric_main.check_metric(metric, num_real=info.num_images, detectors=c.metric_detectors, scoring='network', G=G)
             except ValueError as err:
                 raise click.ClickException(f'--metrics: {err}; or train with --metrics=none') from None
 

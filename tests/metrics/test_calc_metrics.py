@@ -101,6 +101,8 @@ def test_bad_input(files, tmp_path):
         ([f'--network={tmp_path / "missing.pkl"}', '--metrics=fid_cli_test'], '--network: .*missing.pkl: no such file'),
         ([f'--network={files.network}', '--metrics=fid_full'], 'fid_full scores a folder of images .* only'),
         ([f'--fakes={files.data}', f'--data={files.data}', '--metrics=ppl2_wend'], 'ppl2_wend scores a generator .* only'),
+        ([f'--network={files.network}', '--metrics=eqt2k_int'], r'--network: eqt2k_int is undefined for networks\.fpa\.Generator: .*input\.transform'),
+        ([f'--fakes={files.data}', f'--data={files.data}', '--metrics=eqr2k'], 'eqr2k scores a generator .* only'),
         ([f'--network={files.network}', '--metrics=is2k'], 'is2k: the Inception Score needs the softmax layer'),
         ([f'--network={files.network}', '--metrics=fid2k_full', f'--inception={tmp_path / "nope.pt"}'], r'inception weights .*nope\.pt: no such file'),
         ([f'--network={files.network}', '--metrics=pr10k3_full'], r'no vgg16 weights: this metric needs vgg16\.pt'),
