@@ -15,6 +15,7 @@ W, then shown as the output is), so the last partial frame is the output image.
 import io
 import math
 import os
+import tempfile
 from collections.abc import Iterable
 
 import numpy as np
@@ -66,6 +67,32 @@ def load_generator(network: str, device: str | torch.device = 'auto') -> torch.n
         raise ValueError(f'{network}: {err}') from None
     return G.eval().requires_grad_(False).to(resolve_device(device))
 
+def check_outputs_free(outdir: str, names: Iterable[str], overwrite: bool, print_fn=print) -> None:
+    """Refuse (ValueError '--outdir: ...') to replace files that `outdir` already holds under the
+    names a run will write, unless `overwrite`; with it, say once how many will be replaced."""
+    if not os.path.isdir(outdir):
+        return
+    existing = set(os.listdir(outdir))
+    clash = [name for name in names if name in existing]
+    if not clash:
+        return
+    listed = f'{clash[0]}' + (f' and {len(clash) - 1} more file{"s" if len(clash) > 2 else ""}' if len(clash) > 1 else '')
+    if not overwrite:
+        raise ValueError(f'--outdir: "{outdir}" already holds {listed} of the same name as this run\'s outputs; '
+                         'give --overwrite to replace them, or another --outdir')
+    print_fn(f'Note: --overwrite: replacing {listed} in "{outdir}"')
+
+def check_writable_dir(outdir: str) -> None:
+    """Create `outdir` and write (then remove) a file in it, so that a read-only or full place
+    is a ValueError '--outdir: ...' before any work, not after."""
+    try:
+        os.makedirs(outdir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=outdir, prefix='.tmp-write-test-')
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(f'--outdir: cannot write to "{outdir}" ({err.strerror or err})') from None
+
 def open_generator_for_script(network: str, device: str, outdir: str, print_fn=print) -> torch.nn.Module:
     """What generate.py and projector.py do first: check --outdir, resolve --device, load the
     G_ema of --network onto it. ValueError '--option: reason' for the first problem found."""
@@ -93,10 +120,12 @@ def _device_of(G: torch.nn.Module) -> torch.device:
 # Seeds, latents and labels.
 
 MAX_SEED = 2**32 - 1 # np.random.RandomState accepts seeds in [0, 2**32).
+MAX_SEEDS = 10**6    # Seeds in one list (a million images per run; split larger ranges over runs).
 
 def parse_seeds(text: str | list) -> list[int]:
-    """'0,3,5-12' -> [0, 3, 5, ..., 12]; ValueError naming the bad part."""
-    seeds = dnnlib.util.parse_int_list(text)
+    """'0,3,5-12' -> [0, 3, 5, ..., 12]; ValueError naming the bad part, or the count when it
+    is above MAX_SEEDS (checked before the list is built)."""
+    seeds = dnnlib.util.parse_int_list(text, max_count=MAX_SEEDS)
     if not seeds:
         raise ValueError('expected at least one seed')
     for seed in seeds:
@@ -139,6 +168,21 @@ def to_pil(image: np.ndarray) -> PIL.Image.Image:
 
 def save_image(image: np.ndarray, path: str) -> None:
     to_pil(image).save(path)
+
+def check_finite_images(images: torch.Tensor, what: str = 'the generated images') -> torch.Tensor:
+    """images, or a ValueError when they hold NaN or infinity (they would be written as black
+    pictures without a word)."""
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f'{what}: NaN or infinite values (the network\'s output is not finite); nothing written for them')
+    return images
+
+MAX_SCALED_SIDE = 4096  # Pixels of one image after --scale in figures, animations and videos.
+
+def check_scale(resolution: int, scale: int) -> None:
+    """ValueError when `scale` would make images of `resolution` pixels wider than MAX_SCALED_SIDE."""
+    if resolution * scale > MAX_SCALED_SIDE:
+        raise ValueError(f'{scale} would show the {resolution}-pixel images {resolution * scale:,} pixels wide; '
+                         f'the limit is {MAX_SCALED_SIDE} (a scale of at most {max(1, MAX_SCALED_SIDE // resolution)})')
 
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour enlargement of an HWC image by an integer factor."""

@@ -32,7 +32,8 @@ def exif_oriented_size(img: PIL.Image.Image) -> tuple[int, int]:
 def standardize_image(img: PIL.Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> tuple[PIL.Image.Image, list[str]]:
     """Decode `img` into mode 'L' or 'RGB'. Returns the image and the conversions applied:
     'exif-rotated' (EXIF orientation applied), 'alpha-composited' (RGBA/LA/transparent palette
-    composited onto `background`), '16-bit' (scaled to 8 bits with rounding), 'palette',
+    composited onto `background`), '16-bit' (scaled to 8 bits with rounding), 'float' (32-bit
+    floats: values in [0, 1] scaled by 255, values up to 255 rounded; others refused), 'palette',
     'cmyk' (PIL's conversion, no colour management), 'other-mode'. Raises OSError/ValueError
     for files PIL cannot decode."""
     notes = []
@@ -49,6 +50,13 @@ def standardize_image(img: PIL.Image.Image, background: tuple[int, int, int] = (
         values = np.asarray(img, dtype=np.float64)
         notes.append('16-bit')
         return PIL.Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8)), notes
+    if mode == 'F':     # 32-bit float (e.g. TIFF): values in [0, 1] or [0, 255], by their range.
+        values = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
+            raise ValueError('a floating-point image with values outside [0, 255] (or not finite); expected [0, 1] or [0, 255]')
+        notes.append('float')
+        scale = 255 if values.max() <= 1 else 1
+        return PIL.Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)), notes
     if mode == 'P':
         notes.append('palette')
         img = img.convert('RGBA' if 'transparency' in img.info else 'RGB')
