@@ -20,7 +20,8 @@ import PIL.Image
 import torch
 
 from dnnlib import util
-from training.image_files import GREY_MODES, IMAGE_EXTENSIONS, exif_oriented_size, image_to_array, is_image_file, parse_labels, standardize_image
+from training.image_files import GREY_MODES, IMAGE_EXTENSIONS, exif_oriented_size, image_to_array, is_image_file, parse_labels, standardize_image, \
+    unsafe_archive_names
 
 #----------------------------------------------------------------------------
 
@@ -51,6 +52,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         elif os.path.isfile(self._path) and zipfile.is_zipfile(self._path):
             self._type = 'zip'
             all_fnames = [info.filename for info in self._get_zipfile().infolist() if not info.is_dir()]
+            unsafe = unsafe_archive_names(all_fnames)
+            if unsafe:
+                raise IOError(f'{self._path}: {len(unsafe)} entr{"ies have" if len(unsafe) > 1 else "y has"} an absolute or ".." name '
+                              f'(e.g. "{unsafe[0]}"); re-make the zip with relative names (dataset_tool.py --source=DIR)')
         elif os.path.exists(self._path):
             raise IOError(f'{self._path}: not a directory or a zip archive')
         else:

@@ -4,7 +4,9 @@ dataset_tool.py (which reports the conversions). No torch here, so that dataset_
 starts quickly.
 """
 
+import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -88,15 +90,34 @@ def image_to_array(img: PIL.Image.Image) -> np.ndarray:
 
 MAX_CLASSES = 2 ** 16   # Largest class count (label_dim of one-hot labels) a dataset.json may ask for.
 
+def labels_by_path(labels_json: Any, where: str) -> dict:
+    """dataset.json's "labels" ([[relpath, label], ...]) as {relpath with '/': label}. ValueError
+    naming `where` when it is malformed or gives one image two different labels."""
+    if not isinstance(labels_json, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in labels_json):
+        raise ValueError(f'{where}: "labels" must be a list of [relative/path, label] pairs or null')
+    table = {}
+    for path, label in labels_json:
+        path = path.replace('\\', '/')
+        if path in table and table[path] != label:
+            raise ValueError(f'{where}: two different labels for "{path}" ({json.dumps(table[path])[:40]} and {json.dumps(label)[:40]})')
+        table[path] = label
+    return table
+
+def unsafe_archive_names(names: list[str]) -> list[str]:
+    """The entry names of an archive that are absolute or climb out of it with '..' (a zip's
+    names are paths chosen by whoever made it)."""
+    def unsafe(name: str) -> bool:
+        name = name.replace('\\', '/')
+        return name.startswith('/') or bool(re.match(r'[A-Za-z]:', name)) or '..' in name.split('/')
+    return [name for name in names if unsafe(name)]
+
 def parse_labels(labels_json: Any, fnames: list[str], where: str) -> np.ndarray | None:
     """`labels_json` is the value of dataset.json's "labels" ([[relpath, label], ...] or None).
     Returns int64 [N] class indices, float32 [N, D] vectors, or None when there are no labels.
     Raises ValueError naming `where` when a file has no label or the labels are malformed."""
     if labels_json is None:
         return None
-    if not isinstance(labels_json, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in labels_json):
-        raise ValueError(f'{where}: "labels" must be a list of [relative/path, label] pairs or null')
-    table = {path.replace('\\', '/'): label for path, label in labels_json}
+    table = labels_by_path(labels_json, where)
     missing = [fname for fname in fnames if fname not in table]
     if missing:
         raise ValueError(f'{where}: no label for {len(missing)} image(s), e.g. "{missing[0]}"')
@@ -112,7 +133,12 @@ def parse_labels(labels_json: Any, fnames: list[str], where: str) -> np.ndarray 
         lengths = sorted({len(v) for v in values})
         if len(lengths) != 1:
             raise ValueError(f'{where}: label vectors have different lengths {lengths}')
-        return np.array(values, dtype=np.float32).reshape(len(values), lengths[0])
+        with np.errstate(over='ignore'):   # Numbers beyond float32 become inf, refused below.
+            array = np.array(values, dtype=np.float32).reshape(len(values), lengths[0])
+        if not np.isfinite(array).all():
+            bad = fnames[int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])]
+            raise ValueError(f'{where}: the label of "{bad}" holds NaN or infinite values (or numbers beyond float32)')
+        return array
     raise ValueError(f'{where}: each label must be an integer class or a list of numbers (all of one kind)')
 
 #----------------------------------------------------------------------------
