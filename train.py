@@ -48,6 +48,13 @@ class Tee:
 
 #----------------------------------------------------------------------------
 
+def cut_log_for_resume(c: dnnlib.EasyDict) -> int:
+    """A resumed run's log.txt without the lines of ticks it redoes (as stats.jsonl)."""
+    if c.get('resume_state') is None:
+        return 0
+    next_tick = checkpoint.load_resume_state(c.resume_state)['cur_tick']
+    return checkpoint.cut_log_txt(os.path.join(c.run_dir, 'log.txt'), next_tick)
+
 def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_rank: int | None = None,
                   minutes: float | None = None) -> None:
     """One training process. `init_file` = file:// rendezvous for spawned processes, None when
@@ -56,8 +63,11 @@ def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_ra
     deadline = None if minutes is None else time.time() + minutes * 60
     saved_streams = sys.stdout, sys.stderr
     if rank == 0:
+        dropped = cut_log_for_resume(c)
         sys.stdout = Tee(os.path.join(c.run_dir, 'log.txt'), sys.stdout)
         sys.stderr = Tee(os.path.join(c.run_dir, 'log.txt'), sys.stderr)
+        if dropped:
+            print(f'log.txt: removed {dropped} line(s) written after the checkpoint; they are redone')
     local_rank = rank if local_rank is None else local_rank
     if c.device == 'cuda':
         device = f'cuda:{local_rank}'
@@ -81,7 +91,7 @@ def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str, minutes: float | N
     """Entry point of each spawned process: a full disk ends it with one line, exit code 1."""
     try:
         subprocess_fn(rank, c, init_file, minutes=minutes)
-    except checkpoint.DiskFullError as err:
+    except (checkpoint.DiskFullError, checkpoint.ResumeStateError) as err:
         print(f'Error: {err}', file=sys.stderr, flush=True)
         sys.exit(1)
 
@@ -425,7 +435,7 @@ def main(**kwargs):
             torch.multiprocessing.set_start_method('spawn', force=True)
             with tempfile.TemporaryDirectory() as temp_dir:
                 torch.multiprocessing.spawn(fn=spawned_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init'), minutes), nprocs=c.num_gpus)
-    except checkpoint.DiskFullError as err:
+    except (checkpoint.DiskFullError, checkpoint.ResumeStateError) as err:
         raise click.ClickException(str(err)) from None
     except torch.multiprocessing.ProcessExitedException as err:
         raise click.ClickException(f'process {err.error_index} failed (its error is printed above)') from None

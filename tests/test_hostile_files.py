@@ -3,6 +3,7 @@ callable outside the explicit allow-lists, sizes a file asks for are bounded bef
 is allocated, and each refusal is one line naming the key and the value. Each hostile file
 would write a marker file or overwrite a victim file if a name in it were ever called."""
 
+import io
 import json
 import os
 import re
@@ -300,3 +301,57 @@ def test_load_network_misuse_and_wrong_files_say_what_they_are(tmp_path):
     torch.save(dict(format=checkpoint.RESUME_STATE_FORMAT, version=checkpoint.RESUME_STATE_VERSION), resume)
     with pytest.raises(ValueError, match=r'resume-000000.pt: a resume checkpoint of train.py, not a network file'):
         networks.load_network(resume)
+
+#----------------------------------------------------------------------------
+# Hand-made resume checkpoints: the right format and version, but parts missing or out of range.
+
+def valid_resume_state() -> dict:
+    """The plain data of a checkpoint as encode_resume_state writes it (tiny modules)."""
+    G, D = tiny_fpa(), torch.nn.Linear(2, 1)
+    opts = {name: torch.optim.Adam(module.parameters()) for name, module in (('G_opt', G), ('D_opt', D))}
+    loss = dnnlib.EasyDict(state_dict=lambda: dict(pl_mean=torch.zeros([])))
+    progress = dict(cur_nimg=64, cur_tick=2, batch_idx=16, batch_size=4, num_gpus=1, random_seed=0, elapsed_sec=1.5)
+    data = checkpoint.encode_resume_state('abc', dict(G=G, D=D, G_ema=G, augment_pipe=None), opts, loss, progress,
+                                          ada_pending={}, rng=checkpoint.get_rng_states(), stats_kept={})
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+@pytest.mark.parametrize('edit,match', [
+    (lambda s: s.pop('G'), r'"G" is missing, expected a dict'),
+    (lambda s: s.pop('rng'), r'"rng" is missing, expected a dict'),
+    (lambda s: s['G_opt'].update(param_groups=[]), r'optimiser state "G_opt" has no parameter groups'),
+    (lambda s: s['rng'].update(torch=torch.zeros(3, dtype=torch.uint8)), r'the torch RNG state is not a torch.uint8 tensor of shape \[5056\]'),
+    (lambda s: s['rng']['python'].update(state=[1, 2]), r'the python RNG state is not a list of 625 integers'),
+    (lambda s: s.update(cur_nimg=-5000), r'counter cur_nimg=-5000 is not an integer in \[0, 9007199254740992\]'),
+    (lambda s: s.update(batch_idx=2 ** 60), r'counter batch_idx=1152921504606846976 is not an integer in \[0, \d+\]'),
+    (lambda s: s.update(elapsed_sec=float('nan')), r'elapsed_sec=nan is not a finite non-negative number'),
+])
+def test_hand_made_resume_checkpoints_one_line_each(tmp_path, edit, match):
+    state = valid_resume_state()
+    path = str(tmp_path / 'resume-000000.pt')
+    torch.save(state, path)
+    checkpoint.load_resume_state(path)     # The unedited checkpoint loads.
+    edit(state)
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=rf'resume-000000.pt: {match}; the checkpoint is damaged or was not written by train.py'):
+        checkpoint.load_resume_state(path)
+    data = make_image_folder(tmp_path / 'data')
+    result = CliRunner().invoke(train.main, ['--outdir', str(tmp_path / 'runs'), '--data', data, '--cfg=fpa-cpu', '--metrics=none',
+                                             f'--resume={path}', '--dry-run'])
+    assert result.exit_code != 0 and 'the checkpoint is damaged' in one_line_error(result.output)
+
+@pytest.mark.parametrize('options', ['{"training_set_kwargs": "abc", "G_kwargs": {}}', '{}', '{"training_set_kwargs": {}, "G_kwargs": {}}',
+                                     '{not json', None])
+def test_broken_neighbour_run_is_skipped_by_resume_search(tmp_path, options):
+    data = make_image_folder(tmp_path / 'data')
+    bad = tmp_path / 'runs' / '00007-bad'
+    bad.mkdir(parents=True)
+    (bad / 'resume-000000.pt').write_bytes(b'x')
+    if options is not None:
+        (bad / 'training_options.json').write_text(options)
+    common = ['--outdir', str(tmp_path / 'runs'), '--data', data, '--cfg=fpa-cpu', '--metrics=none', '--dry-run']
+    result = CliRunner().invoke(train.main, common + ['--resume=latest'])
+    error = one_line_error(result.output)
+    assert result.exit_code != 0 and 'skipped 1 run whose training_options.json is missing or corrupt (00007-bad)' in error, error
+    result = CliRunner().invoke(train.main, common + ['--resume=auto'])
+    assert result.exit_code == 0 and 'Traceback' not in result.output, result.output
+    assert 'skipped 1 run whose training_options.json is missing or corrupt (00007-bad); starting a new run' in result.output

@@ -93,14 +93,63 @@ def encode_resume_state(
     torch.save(state, buffer)
     return buffer.getvalue()
 
+class ResumeStateError(ValueError):
+    """A resume checkpoint that does not fit the run it is restored into (one line, no traceback)."""
+
+# Counters of a checkpoint: name -> smallest value. All at most MAX_COUNTER (exact in a float64).
+RESUME_COUNTERS = dict(cur_nimg=0, cur_tick=0, batch_idx=0, batch_size=1, num_gpus=1)
+MAX_COUNTER = 2 ** 53
+
 def load_resume_state(path: str) -> dict:
-    """A checkpoint written by encode_resume_state, as plain data; one-line ValueError otherwise."""
+    """A checkpoint written by encode_resume_state, as plain data, after check_resume_state; a
+    one-line ValueError otherwise."""
     state = persistence.load_plain_data(path, path, 'resume checkpoint')
     if not isinstance(state, dict) or state.get('format') != RESUME_STATE_FORMAT:
         raise ValueError(f'{path}: not a resume checkpoint of this codebase (expected a resume-KKKKKK.pt written by training)')
     if state.get('version') != RESUME_STATE_VERSION:
         raise ValueError(f'{path}: resume checkpoint version {state.get("version")} is not supported (expected {RESUME_STATE_VERSION})')
+    problem = resume_state_problem(state)
+    if problem is not None:
+        raise ValueError(f'{path}: {problem}; the checkpoint is damaged or was not written by train.py')
     return state
+
+def resume_state_problem(state: dict) -> str | None:
+    """What is missing or out of range in a loaded checkpoint (the entries, the counters, the
+    optimiser states and the RNG states restore_resume_state uses), or None."""
+    for name in ('G', 'D', 'G_ema', 'G_opt', 'D_opt', 'rng', 'ada_pending'):
+        if not isinstance(state.get(name), dict):
+            return f'"{name}" is {"missing" if name not in state else f"a {type(state[name]).__name__}"}, expected a dict'
+    if not isinstance(state.get('loss', state.get('pl_mean')), (dict, torch.Tensor)):
+        return '"loss" is missing or not a dict'
+    for name, lowest in RESUME_COUNTERS.items():
+        value = state.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= MAX_COUNTER:
+            return f'counter {name}={value!r} is not an integer in [{lowest}, {MAX_COUNTER}]'
+    elapsed = state.get('elapsed_sec')
+    if not isinstance(elapsed, (int, float)) or not 0 <= elapsed < float('inf'):
+        return f'elapsed_sec={elapsed!r} is not a finite non-negative number'
+    for name in ('G_opt', 'D_opt'):
+        groups = state[name].get('param_groups')
+        if not isinstance(state[name].get('state'), dict) or not isinstance(groups, list) or not groups \
+                or not all(isinstance(g, dict) and isinstance(g.get('params'), list) for g in groups):
+            return f'optimiser state "{name}" has no parameter groups'
+    return _rng_problem(state['rng'])
+
+def _rng_problem(rng: dict) -> str | None:
+    """What get_rng_states' structure lacks in `rng`, or None (checked before anything is set)."""
+    torch_state, n, p = rng.get('torch'), rng.get('numpy'), rng.get('python')
+    expected = torch.get_rng_state()
+    if not isinstance(torch_state, torch.Tensor) or torch_state.dtype != expected.dtype or torch_state.shape != expected.shape:
+        return f'the torch RNG state is not a {expected.dtype} tensor of shape {list(expected.shape)}'
+    if not isinstance(rng.get('cuda'), list) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in rng['cuda']):
+        return 'the CUDA RNG states are not a list of uint8 tensors'
+    if not isinstance(n, dict) or n.get('name') != 'MT19937' or not isinstance(n.get('keys'), torch.Tensor) or n['keys'].shape != (624,) \
+            or not all(isinstance(n.get(k), t) for k, t in (('pos', int), ('has_gauss', int), ('cached_gaussian', float))):
+        return 'the numpy RNG state is not an MT19937 state of 624 keys'
+    if not isinstance(p, dict) or not isinstance(p.get('state'), list) or len(p['state']) != 625 \
+            or not all(isinstance(x, int) for x in p['state']) or not isinstance(p.get('version'), int):
+        return 'the python RNG state is not a list of 625 integers'
+    return None
 
 def load_module_state(module: torch.nn.Module, state_dict: dict, name: str, path: str) -> None:
     """One module's tensors from a checkpoint; a mismatch is a one-line ValueError naming both."""
@@ -116,10 +165,14 @@ def restore_resume_state(state: dict, path: str, modules: dict, optimizers: dict
     for name, module in modules.items():
         if module is not None and state.get(name) is not None:
             load_module_state(module, state[name], name, path)
-    for name, opt in optimizers.items():
-        opt.load_state_dict(state[name])
-    loss.load_state_dict(state['loss'] if 'loss' in state else dict(pl_mean=state['pl_mean']))   # (Early checkpoints: pl_mean alone.)
-    set_rng_states(state['rng'])
+    try:
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state[name])
+        loss.load_state_dict(state['loss'] if 'loss' in state else dict(pl_mean=state['pl_mean']))   # (Early checkpoints: pl_mean alone.)
+        set_rng_states(state['rng'])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+        detail = ' '.join(str(err).split())[:200] or type(err).__name__
+        raise ResumeStateError(f'{path}: cannot restore the optimiser, loss or RNG states ({detail}); was it written with other options?') from None
 
 #----------------------------------------------------------------------------
 # Starting from a network file (--resume=NETWORK.pkl, URL or name).
@@ -182,6 +235,24 @@ def cut_stats_jsonl(path: str, next_tick: int) -> int:
     if len(kept) != len(lines):
         dnnlib.util.atomic_write(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
     return len(lines) - len(kept)
+
+TICK_LINE_RE = re.compile(r'tick\s+(\d+)\s')
+
+def cut_log_txt(path: str, next_tick: int) -> int:
+    """On resume, before the log is reopened: cut log.txt back to before its first progress
+    line of tick `next_tick` or later (lines a killed run wrote after the checkpoint, which
+    the resumed run writes again), in place. Returns the number of lines dropped."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path, 'rb') as f:
+        lines = f.read().splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        m = TICK_LINE_RE.match(line.decode('utf-8', errors='replace'))
+        if m and int(m.group(1)) >= next_tick:
+            with open(path, 'r+b') as f:
+                f.truncate(sum(len(kept) for kept in lines[:index]))
+            return len(lines) - index
+    return 0
 
 def cut_metric_jsonl(run_dir: str, state_path: str) -> int:
     """On resume: drop the lines of metric-*.jsonl that were written after the checkpoint
