@@ -291,3 +291,15 @@ def test_float_target_by_value_range(tmp_path):
     PIL.Image.fromarray(values - 5, mode='F').save(tmp_path / 'negative.tif')
     with pytest.raises(ValueError, match=r'negative.tif.*outside \[0, 255\]'):
         projector.load_target(str(tmp_path / 'negative.tif'), 16, 1)
+
+def test_projected_w_that_is_not_an_npz_archive(tmp_path):
+    G = lively('fpa', img_channels=1)
+    network = save(tmp_path, G, 'fpa')
+    np.save(tmp_path / 'w.npy', np.zeros([1, G.num_ws, G.w_dim], dtype=np.float32))
+    np.savez(tmp_path / 'objects.npz', w=np.array([{'a': 1}], dtype=object))
+    for path, words in [(tmp_path / 'w.npy', ['a single array', 'expected projector.py\'s projected_w.npz']),
+                        (tmp_path / 'objects.npz', ['it holds Python objects, which are never loaded']),
+                        (tmp_path, ['is a directory'])]:
+        result = CliRunner().invoke(generate.main, ['--network', network, '--projected-w', str(path), '--outdir', str(tmp_path / 'out')])
+        assert_fails_with_one_line(result, '--projected-w', *words)
+        assert 'allow_pickle' not in result.output
