@@ -91,7 +91,7 @@ def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str, minutes: float | N
     """Entry point of each spawned process: a full disk ends it with one line, exit code 1."""
     try:
         subprocess_fn(rank, c, init_file, minutes=minutes)
-    except (checkpoint.DiskFullError, checkpoint.ResumeStateError) as err:
+    except checkpoint.RunStopped as err:
         print(f'Error: {err}', file=sys.stderr, flush=True)
         sys.exit(1)
 
@@ -435,7 +435,7 @@ def main(**kwargs):
             torch.multiprocessing.set_start_method('spawn', force=True)
             with tempfile.TemporaryDirectory() as temp_dir:
                 torch.multiprocessing.spawn(fn=spawned_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init'), minutes), nprocs=c.num_gpus)
-    except (checkpoint.DiskFullError, checkpoint.ResumeStateError) as err:
+    except checkpoint.RunStopped as err:
         raise click.ClickException(str(err)) from None
     except torch.multiprocessing.ProcessExitedException as err:
         raise click.ClickException(f'process {err.error_index} failed (its error is printed above)') from None

@@ -93,7 +93,10 @@ def encode_resume_state(
     torch.save(state, buffer)
     return buffer.getvalue()
 
-class ResumeStateError(ValueError):
+class RunStopped(ValueError):
+    """A training run that stops with one line and no traceback (train.py prints it)."""
+
+class ResumeStateError(RunStopped):
     """A resume checkpoint that does not fit the run it is restored into (one line, no traceback)."""
 
 # Counters of a checkpoint: name -> smallest value. All at most MAX_COUNTER (exact in a float64).
@@ -294,8 +297,20 @@ def write_resume_state(path: str, data: bytes, previous: str | None) -> str:
         os.remove(previous)
     return path
 
-class DiskFullError(ValueError):
+class DiskFullError(RunStopped):
     """No space left on the device while the run wrote one of its files (one line, no traceback)."""
+
+def check_finite_weights(modules: dict, cur_nimg: int, last_state: str | None) -> None:
+    """Stop the run (RunStopped) when a parameter or buffer of G, D or G_ema is NaN or
+    infinite: every later snapshot would be broken, while the last checkpoint is intact."""
+    for name, module in modules.items():
+        if module is None:
+            continue
+        for tensor_name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                kept = f'the last good checkpoint {last_state} is kept' if last_state else 'no checkpoint was written yet'
+                raise RunStopped(f'{name}.{tensor_name} became NaN or infinite at {cur_nimg / 1000:.1f} kimg; training stopped and '
+                                 f'{kept} (lower learning rates --glr/--dlr, or more --gamma, may keep it finite)')
 
 @contextlib.contextmanager
 def reporting_full_disk(path: str, previous_state: str | None):

@@ -34,6 +34,7 @@ import json
 import os
 import random
 import time
+import zipfile
 from typing import Callable
 
 import numpy as np
@@ -123,6 +124,30 @@ def setup_phases(params: dict, opt_kwargs: dict, reg_intervals: dict) -> tuple[l
             phases.append(dnnlib.EasyDict(name=name + 'main', params=params[name], opt=opt, interval=1))
             phases.append(dnnlib.EasyDict(name=name + 'reg', params=params[name], opt=opt, interval=interval))
     return phases, optimizers
+
+DATA_ERRORS = (OSError, KeyError, zipfile.BadZipFile)    # What reading a changed or damaged --data raises (dataset.py: IOError).
+
+def open_training_set(training_set_kwargs: dict):
+    """The training set; a dataset that no longer reads (changed after train.py checked it)
+    stops the run with one line (checkpoint.RunStopped)."""
+    try:
+        return dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    except (*DATA_ERRORS, ValueError) as err:   # (The constructor's size checks raise ValueError.)
+        raise checkpoint.RunStopped(f'the training data no longer reads as at the start ({_last_line(err)})') from None
+
+def next_batch(iterator, training_set_kwargs: dict):
+    """The next batch; an image that no longer reads (the data was replaced or damaged after
+    the start) stops the run with one line naming it."""
+    try:
+        return next(iterator)
+    except DATA_ERRORS as err:
+        raise checkpoint.RunStopped(f'--data={training_set_kwargs.get("path")}: the training data changed or was damaged after the '
+                                    f'start ({_last_line(err)})') from None
+
+def _last_line(err: Exception) -> str:
+    """The message of an error, also when a DataLoader worker wrapped it in its traceback."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:300]
 
 @torch.no_grad()
 def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, ema_kimg: float, ema_rampup: float | None, cur_nimg: int, batch_size: int) -> None:
@@ -266,7 +291,7 @@ def training_loop(
 
     # Training data.
     say('Loading training set...')
-    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    training_set = open_training_set(training_set_kwargs)
     say(f'Num images:  {len(training_set)}')
     say(f'Image shape: {training_set.image_shape}')
     say(f'Label shape: {training_set.label_shape}')
@@ -396,7 +421,7 @@ def training_loop(
 
         # Fetch training data: reals from this rank's shard of the stream, latents and fake
         # labels (drawn from the dataset's labels) as this rank's slice of the global batch.
-        phase_real_img, phase_real_c = next(training_set_iterator)
+        phase_real_img, phase_real_c = next_batch(training_set_iterator, training_set_kwargs)
         phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
         phase_real_c = phase_real_c.to(device).split(batch_gpu)
         all_gen_z = torch.randn([len(phases), batch_size, G.z_dim], generator=batch_gen)
@@ -441,6 +466,7 @@ def training_loop(
         for line in tick_status(cur_tick, cur_nimg, total_sec, tick_start_nimg, tick_end_time - tick_start_time, maintenance_time,
                                 device, augment_pipe, nonfinite_collector):
             say(line)
+        checkpoint.check_finite_weights(modules, cur_nimg, last_state)   # Before any file of the tick is written.
 
         # Check for abort.
         if not done and abort_fn is not None and distributed.broadcast_object(bool(abort_fn())):
