@@ -355,3 +355,12 @@ def test_broken_neighbour_run_is_skipped_by_resume_search(tmp_path, options):
     result = CliRunner().invoke(train.main, common + ['--resume=auto'])
     assert result.exit_code == 0 and 'Traceback' not in result.output, result.output
     assert 'skipped 1 run whose training_options.json is missing or corrupt (00007-bad); starting a new run' in result.output
+
+def test_constructor_complaints_name_the_file(tmp_path):
+    entry = persistence.module_to_data(tiny_fpa())
+    entry['init_kwargs']['z_dim'] = 16.0
+    path = save_network_with(tmp_path / 'float.pkl', G_ema=entry)
+    with pytest.raises(ValueError, match=r'float.pkl: G_ema: .*z_dim.*16.0'):
+        networks.load_network(path)
+    result = CliRunner().invoke(generate.main, ['--network', path, '--seeds', '0', '--outdir', str(tmp_path / 'out')])
+    assert 'float.pkl: G_ema:' in one_line_error(result.output)

@@ -221,8 +221,11 @@ def check_constructor_args(cls: type, init_kwargs: dict, where: str) -> torch.nn
     try:
         with FakeTensorMode():
             return cls(**init_kwargs)
-    except (TypeError, ValueError):
-        raise   # The class's own complaint about its arguments, as the real construction would give it.
+    except TypeError:
+        raise   # An argument the class does not take: the caller names the class and the file.
+    except ValueError as err:   # The class's own complaint about its arguments, naming the file.
+        message = ' '.join(str(err).split())
+        raise ValueError(message if message.startswith(where) else f'{where}: {message}') from None
     except Exception as err:   # An operation that fake tensors do not support: refuse rather than allocate blindly.
         raise ValueError(f'{where}: cannot check the sizes init_kwargs ask for ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ""})') from None
 
