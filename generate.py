@@ -166,15 +166,17 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         raise click.ClickException(str(err)) from None
     try:   # Every file goes under --outdir: one line when it cannot be written (e.g. /proc/x, a full disk).
         os.makedirs(outdir, exist_ok=True)
-        common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size)
+        # Forward passes hold at most api.MAX_BATCH_ELEMENTS output values: a painting keeps num_ws frames per sample.
+        common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=api.bounded_batch(G, batch_size, frames=G.num_ws))
+        image_batch = api.bounded_batch(G, batch_size)
 
         # Images, one PNG per seed, as upstream, written batch by batch.
-        if len(seeds) > batch_size:
+        if len(seeds) > image_batch:
             print(f'Writing {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
-        for start in range(0, len(seeds), batch_size):
-            batch = seeds[start : start + batch_size]
+        for start in range(0, len(seeds), image_batch):
+            batch = seeds[start : start + image_batch]
             try:
-                images = api.check_finite_images(api.generate_images(G, batch, noise_mode=noise_mode, **common),
+                images = api.check_finite_images(api.generate_images(G, batch, noise_mode=noise_mode, **dict(common, batch_size=image_batch)),
                                                   f'the images of seeds {batch[0]}..{batch[-1]}' if len(batch) > 1 else f'the image of seed {batch[0]}')
             except ValueError as err:
                 _fail('--network', f'{network_pkl}: {err}')

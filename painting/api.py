@@ -177,6 +177,14 @@ def check_finite_images(images: torch.Tensor, what: str = 'the generated images'
         raise ValueError(f'{what}: NaN or infinite values (the network\'s output is not finite); nothing written for them')
     return images
 
+MAX_BATCH_ELEMENTS = 2 ** 28   # Output values of one forward pass (1 GiB of float32): the batch is made smaller beyond it.
+
+def bounded_batch(G: torch.nn.Module, batch_size: int, frames: int = 1) -> int:
+    """batch_size, lowered (to at least 1) so that a batch of `frames` images per sample (the
+    painting: num_ws) holds at most MAX_BATCH_ELEMENTS values; the images are the same."""
+    per_sample = G.img_channels * G.img_resolution ** 2 * frames
+    return max(1, min(batch_size, MAX_BATCH_ELEMENTS // per_sample))
+
 MAX_SCALED_SIDE = 4096  # Pixels of one image after --scale in figures, animations and videos.
 
 def check_scale(resolution: int, scale: int) -> None:

@@ -225,3 +225,12 @@ def test_sizes_are_refused_before_any_work(tmp_path):
     assert_fails_with_one_line(run('--network', network, '--seeds', '0-100000000', '--outdir', out), '--seeds', 'more than 1,000,000 values')
     assert_fails_with_one_line(run('--network', network, '--seeds', str(2 ** 32), '--outdir', out), '--seeds', 'out of range')
     assert not out.exists()
+
+def test_batches_are_bounded_by_the_values_they_hold():
+    G = build('fpa')
+    per_image = G.img_channels * G.img_resolution ** 2
+    assert api.bounded_batch(G, 16) == 16
+    assert api.bounded_batch(G, 10 ** 9) == api.MAX_BATCH_ELEMENTS // per_image
+    assert api.bounded_batch(G, 10 ** 9, frames=G.num_ws) == api.MAX_BATCH_ELEMENTS // (per_image * G.num_ws)
+    G.img_resolution = 2 ** 15      # One sample over the bound still runs, alone.
+    assert api.bounded_batch(G, 16) == 1
