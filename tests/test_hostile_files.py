@@ -146,8 +146,7 @@ def test_network_file_within_bounds_still_loads(tmp_path):
 
 def test_resume_checkpoint_with_names_and_code(tmp_path, victim):
     path = str(tmp_path / 'resume-000000.pt')
-    torch.save(dict(format=checkpoint.RESUME_STATE_FORMAT, version=checkpoint.RESUME_STATE_VERSION,
-                    G=hostile_module_entry(PAYLOAD_NAMES[0], victim.marker)), path)
+    torch.save(dict(valid_resume_state(), G=hostile_module_entry(PAYLOAD_NAMES[0], victim.marker)), path)
     G = tiny_fpa()
     state = checkpoint.load_resume_state(path)
     with pytest.raises(ValueError, match='G does not match this run'):
