@@ -16,7 +16,7 @@ import PIL.ImageOps
 #----------------------------------------------------------------------------
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
-GREY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N')  # Header modes that decode to greyscale.
+GREY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')  # Header modes that decode to greyscale.
 EXIF_ORIENTATION = 0x0112
 
 def is_image_file(relpath: str) -> bool:

@@ -397,8 +397,9 @@ def test_float_images_by_value_range(tmp_path):
     save(f'{tmp_path}/src/a_unit.tif', PIL.Image.fromarray(unit, mode='F'))
     save(f'{tmp_path}/src/b_bytes.tif', PIL.Image.fromarray(unit * 255, mode='F'))
     result = ok('--source', tmp_path / 'src', '--dest', tmp_path / 'out.zip')
-    assert '2 float' in result.stdout
+    assert '2 float' in result.stdout and 'greyscale->RGB' not in result.stdout, result.stdout
     images = load(tmp_path / 'out.zip')[1]
+    assert images.shape[1] == 1, 'float images are greyscale'
     expected = np.rint(unit * 255).astype(np.uint8)
     np.testing.assert_array_equal(images[0][0], expected)
     assert np.abs(images[1][0].astype(int) - expected).max() <= 1
