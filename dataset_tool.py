@@ -62,7 +62,7 @@ def _labels_table(json_bytes: bytes | None, where: str) -> dict | None:
     if labels is None:
         return None
     try:
-        return labels_by_path(labels, f'{where}: dataset.json')
+        return labels_by_path(labels, where)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
 

@@ -146,14 +146,17 @@ MAX_DOWNLOAD_TIMEOUTS = 2           # Attempts that time out before the download
 class _DownloadRefused(Exception):
     """A download that another attempt would not fix (over a bound)."""
 
-def _download(session, url: str, deadline: float, max_seconds: float, max_bytes: int) -> bytes:
-    """One attempt: the body of `url`, refused once it exceeds max_bytes or the deadline passes."""
+def _download(session, url: str, sink: Any, deadline: float, max_seconds: float, max_bytes: int) -> None:
+    """One attempt: the body of `url` written to the file object `sink` (from its start), refused
+    once it exceeds max_bytes or the deadline passes. Memory holds one chunk at a time."""
+    sink.seek(0)
+    sink.truncate()
     with session.get(url, timeout=(min(DOWNLOAD_READ_TIMEOUT, max(deadline - time.monotonic(), 1)), DOWNLOAD_READ_TIMEOUT), stream=True) as res:
         res.raise_for_status()
         size = res.headers.get('Content-Length', '')
         if size.isdigit() and int(size) > max_bytes:
             raise _DownloadRefused(f'the server announces {int(size):,} bytes, above the limit of {max_bytes:,} bytes for a download')
-        chunks, total = [], 0
+        total = 0
         for chunk in res.iter_content(chunk_size=2 ** 20):
             total += len(chunk)
             if total > max_bytes:
@@ -161,10 +164,9 @@ def _download(session, url: str, deadline: float, max_seconds: float, max_bytes:
             if time.monotonic() > deadline:
                 raise _DownloadRefused(f'stopped after {format_time(max_seconds)} with {total:,} bytes received, '
                                        'the time limit for a download')
-            chunks.append(chunk)
+            sink.write(chunk)
         if total == 0:
             raise IOError('empty response')
-        return b''.join(chunks)
 
 def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 10, verbose: bool = True,
              return_filename: bool = False, cache: bool = True, max_seconds: float = MAX_DOWNLOAD_SECONDS,
@@ -204,9 +206,37 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 10, ver
                 path = os.path.join(cache_dir, name)
                 return path if return_filename else open(path, 'rb')
 
-    import requests # Imported lazily: only downloads need it.
+    if return_filename and not cache:
+        raise ValueError('open_url: return_filename=True requires cache=True for URLs')
     url_name = os.path.basename(urllib.parse.urlparse(url).path) or 'download'
     url_name = re.sub(r'[^0-9a-zA-Z._-]', '_', url_name)
+    if cache:   # The body goes to a temporary file beside its cache entry, renamed into place when complete.
+        os.makedirs(cache_dir, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(dir=cache_dir, prefix='.tmp-')
+        sink = os.fdopen(fd, 'w+b')
+    else:
+        sink = io.BytesIO()
+    try:
+        complete = _download_attempts(url, sink, num_attempts, verbose, max_seconds, max_bytes)
+    except BaseException:
+        if cache:
+            sink.close()
+            os.remove(tmp_path)
+        raise
+    if verbose:
+        print(' done')
+    if not cache:
+        complete.seek(0)
+        return complete
+    sink.close()
+    path = os.path.join(cache_dir, f'{url_md5}_{url_name}')
+    os.replace(tmp_path, path)
+    return path if return_filename else open(path, 'rb')
+
+def _download_attempts(url: str, sink: Any, num_attempts: int, verbose: bool, max_seconds: float, max_bytes: int) -> Any:
+    """Up to num_attempts downloads of `url` into `sink` within the bounds (see open_url);
+    returns `sink` holding the body, or raises IOError naming the URL."""
+    import requests # Imported lazily: only downloads need it.
     data, last_error, num_timeouts = None, None, 0
     deadline = time.monotonic() + max_seconds
     with requests.Session() as session:
@@ -214,7 +244,8 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 10, ver
             if verbose and attempt == 0:
                 print(f'Downloading {url} ...', end='', flush=True)
             try:
-                data = _download(session, url, deadline, max_seconds, max_bytes)
+                _download(session, url, sink, deadline, max_seconds, max_bytes)
+                data = sink
                 break
             except _DownloadRefused as err:     # Too large, or out of time: trying again cannot help.
                 if verbose:
@@ -237,21 +268,7 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 10, ver
         spent = f' in {format_time(max_seconds)}' if time.monotonic() >= deadline - 1 else ''
         raise IOError(f'{url}: download failed after {num_attempts} attempt{"s" if num_attempts != 1 else ""}{spent} '
                       f'({type(last_error).__name__}: {" ".join(str(last_error).split())[:200]})')
-    if verbose:
-        print(' done')
-
-    if cache:
-        os.makedirs(cache_dir, exist_ok=True)
-        path = os.path.join(cache_dir, f'{url_md5}_{url_name}')
-        fd, tmp_path = tempfile.mkstemp(dir=cache_dir, prefix='.tmp-')
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp_path, path)
-        if return_filename:
-            return path
-    elif return_filename:
-        raise ValueError('open_url: return_filename=True requires cache=True for URLs')
-    return io.BytesIO(data)
+    return data
 
 #----------------------------------------------------------------------------
 # Writing files atomically: the destination either keeps its old content or gets the new one.

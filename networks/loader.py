@@ -119,8 +119,8 @@ def _convert(data: bytes, where: str, **convert_options) -> dnnlib.EasyDict:
         return reference.convert_reference_checkpoint(obj, where=where, **convert_options)
 
     if isinstance(obj, dict) and obj.get('format') == 'fpa-gan-resume':
-        raise ValueError(f'{where}: a resume checkpoint of train.py, not a network file (give it to train.py --resume; '
-                         'the network of the same moment is the network-snapshot-KKKKKK.pkl beside it)')
+        raise ValueError(f'{where}: a resume checkpoint of train.py, not a network file (train.py --resume takes it under its '
+                         'own name, resume-KKKKKK.pt; the network of the same moment is the network-snapshot-KKKKKK.pkl beside it)')
     unknown = safe_pickle.unknown_names(obj)
     if any(name.startswith('dnnlib.tflib') for name in unknown):
         raise ValueError(f'{where}: a TensorFlow-era StyleGAN pickle ({", ".join(sorted(unknown)[:2])}) is not supported; '
