@@ -60,6 +60,8 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
         raise click.BadParameter(f'"{device}": expected cpu, cuda or cuda:N', param_hint='--device')
     if device.type == 'cuda' and gpus > torch.cuda.device_count():
         raise click.BadParameter(f'{gpus} processes need {gpus} CUDA devices, found {torch.cuda.device_count()}', param_hint='--gpus')
+    if device.type == 'cpu' and gpus > (os.cpu_count() or 1):
+        raise click.BadParameter(f'{gpus}: more CPU processes than the {os.cpu_count()} cores', param_hint='--gpus')
 
     args = dnnlib.EasyDict(metrics=metrics, num_gpus=gpus, device_type=device.type, device=str(device), verbose=verbose, seed=seed,
                            batch_size=batch, G=None, fakes_kwargs=None, run_dir=None, network=network,
@@ -100,6 +102,11 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
         fakes_dataset = metric_utils.construct_dataset(args.fakes_kwargs, what='--fakes') if args.fakes_kwargs is not None else None
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+    if fakes_dataset is not None:   # Every image of another program: one of another size fails here, not after minutes of features.
+        try:
+            fakes_dataset.check_images()
+        except (OSError, ValueError) as err:
+            raise click.ClickException(f'--fakes: {err}') from None
     if fakes_dataset is not None and (fakes_dataset.resolution, fakes_dataset.num_channels) != (dataset.resolution, dataset.num_channels):
         raise click.ClickException(f'--fakes={fakes}: images are {fakes_dataset.resolution}x{fakes_dataset.resolution} with '
                                    f'{fakes_dataset.num_channels} channel(s), but --data={data} has {dataset.resolution}x{dataset.resolution} '

@@ -12,6 +12,7 @@ Examples:
     python dataset_tool.py --source=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz --dest=fmnist32.zip
 """
 
+import errno
 import gzip
 import io
 import json
@@ -32,7 +33,7 @@ import PIL.Image
 import PIL.ImageColor
 
 from dnnlib import util
-from training.image_files import GREY_MODES, exif_oriented_size, is_image_file, parse_labels, standardize_image
+from training.image_files import GREY_MODES, exif_oriented_size, is_image_file, labels_by_path, parse_labels, standardize_image, unsafe_archive_names
 
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError)
 RESIZE_FILTERS = {'lanczos': PIL.Image.LANCZOS, 'box': PIL.Image.BOX}
@@ -60,9 +61,10 @@ def _labels_table(json_bytes: bytes | None, where: str) -> dict | None:
         raise click.ClickException(f'{where}: dataset.json is not a JSON object with a "labels" entry') from None
     if labels is None:
         return None
-    if not isinstance(labels, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in labels):
-        raise click.ClickException(f'{where}: dataset.json "labels" must be a list of [relative/path, label] pairs or null')
-    return {path.replace('\\', '/'): label for path, label in labels}
+    try:
+        return labels_by_path(labels, where)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
 
 def open_image_folder(path: str) -> util.EasyDict:
     relpaths = sorted(os.path.relpath(os.path.join(root, fname), start=path).replace(os.sep, '/')
@@ -81,6 +83,10 @@ def open_image_zip(path: str) -> util.EasyDict:
     except (zipfile.BadZipFile, OSError) as err:
         raise click.ClickException(f'{path}: cannot read the zip archive ({err})') from None
     names = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+    unsafe = unsafe_archive_names(names)
+    if unsafe:
+        raise click.ClickException(f'{path}: {len(unsafe)} entr{"ies have" if len(unsafe) > 1 else "y has"} an absolute or ".." name '
+                                   f'(e.g. "{unsafe[0]}"); such a zip is refused: make it again from a directory of the images')
     table = _labels_table(archive.read('dataset.json') if 'dataset.json' in names else None, f'{path}:dataset.json')
     def open_fn(name):
         return lambda: PIL.Image.open(archive.open(name))
@@ -281,8 +287,12 @@ class DatasetWriter:
         os.replace(self.tmp_path, self.dest)   # An empty destination directory is replaced atomically.
 
     def abort(self) -> None:
+        """Remove the partial output; closing a zip on a full disk fails again, which changes nothing."""
         if self.is_zip:
-            self.archive.close()
+            try:
+                self.archive.close()
+            except OSError:
+                pass
             if os.path.exists(self.tmp_path):
                 os.remove(self.tmp_path)
         else:
@@ -390,6 +400,8 @@ def main(source, dest, max_images, resolution, width, height, transform, resize_
     except BaseException as err:
         writer.abort()
         if isinstance(err, OSError):
+            if err.errno == errno.ENOSPC:
+                raise click.ClickException(f'--dest {dest}: no space left on the device; the partial output was removed') from None
             raise click.ClickException(f'{err}') from None
         raise
     click.echo(f'Wrote {summary.written} images ({summary.shape}, labels: {summary.labels}) to {dest}')

@@ -49,13 +49,23 @@ def main(source, outdir, kimg, cfg):
                 f'"apt-get install dataset-fashion-mnist" (as root), or run the demo on your own images: '
                 f'python demo.py --source=DIR_OR_ZIP')
         source = FASHION_MNIST
+    source, outdir = os.path.abspath(source), os.path.abspath(outdir)   # Relative to where the demo is started, not the repository.
     os.makedirs(outdir, exist_ok=True)
 
-    # 1. The dataset (built once).
+    # 1. The dataset (built once per source; the source it was made from is recorded beside it).
     data = os.path.join(outdir, 'fashion-mnist-32.zip' if source == FASHION_MNIST else 'dataset-32.zip')
-    if not os.path.isfile(data):
+    record = data + '.source'
+    if os.path.isfile(data):
+        made_from = open(record).read().strip() if os.path.isfile(record) else None
+        if made_from != source and not (made_from is None and source == FASHION_MNIST):   # (Its name says what it was made from.)
+            raise click.ClickException(f'--outdir={outdir} already holds {os.path.basename(data)}, made from '
+                                       f'{made_from or "a source this demo did not record"}, not from --source={source}; '
+                                       'give another --outdir (its training run would continue on the old data)')
+    else:
         resolution = [] if source == FASHION_MNIST else ['--resolution=32x32', '--transform=center-crop']
         run(['dataset_tool.py', f'--source={source}', f'--dest={data}'] + resolution)   # MNIST files: 28 -> 32 by padding.
+        with open(record, 'w') as f:
+            f.write(source + '\n')
 
     # 2. Training; a second run of the demo continues the first.
     runs = os.path.join(outdir, 'runs')
@@ -72,7 +82,7 @@ def main(source, outdir, kimg, cfg):
 
     # 3. Pictures of the painting.
     images = os.path.join(outdir, 'images')
-    run(['generate.py', f'--network={network}', '--seeds=0-3', f'--outdir={images}', '--paint', '--paint-animation'])
+    run(['generate.py', f'--network={network}', '--seeds=0-3', f'--outdir={images}', '--paint', '--paint-animation', '--overwrite'])
 
     print(f'\nDone in {(time.time() - t_start) / 60:.1f} minutes.')
     print(f'  training run:        {run_dir}  (fakes*.png, paint*.png, log.txt, stats.jsonl)')

@@ -44,19 +44,36 @@ def _fail(option: str, err: Exception):
 def _fail_outdir(outdir: str, err: OSError):
     raise click.ClickException(f'--outdir={outdir}: cannot write {err.filename or "there"} ({err.strerror or err})') from None
 
-def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
+def write_projected(G, projected_w: str, outdir: str, noise_mode: str, overwrite: bool) -> None:
     """projNN.png for each row of the codes in projected_w, as upstream; the noise maps the
     projector optimised (stored beside w) replace the network's own constant noise."""
     try:
         projected = latents.load_projected_w(projected_w, G)
     except ValueError as err:
         _fail('--projected-w', err)
+    try:
+        api.check_outputs_free(outdir, [f'proj{idx:02d}.png' for idx in range(len(projected.ws))], overwrite)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
     latents.set_noise_buffers(G, projected.noise)
     os.makedirs(outdir, exist_ok=True)
     for idx, ws in enumerate(projected.ws):
-        image = pictures.to_uint8(G.synthesis(ws.unsqueeze(0), noise_mode=noise_mode))[0]
+        try:
+            image = pictures.to_uint8(api.check_finite_images(G.synthesis(ws.unsqueeze(0), noise_mode=noise_mode), f'the image of code {idx}'))[0]
+        except ValueError as err:
+            _fail('--projected-w', err)
         pictures.save_image(image, os.path.join(outdir, f'proj{idx:02d}.png'))
     print(f'Wrote {len(projected.ws)} images of projected codes to "{outdir}" (proj00.png ...)')
+
+def output_names(seeds: list[int], paint: bool, paint_channels: bool, paint_animation: bool, interp: str | None,
+                 mix_steps: list[int] | None) -> list[str]:
+    """The names of the files a run writes under --outdir (for the check against replacing files)."""
+    names = [f'seed{seed:04d}.png' for seed in seeds]
+    suffixes = (['.png'] if paint else []) + (['-channels.png'] if paint_channels else []) + (['.gif', '.webp', '.mp4'] if paint_animation else [])
+    names += [f'paint-seed{seed:04d}{suffix}' for seed in seeds for suffix in suffixes]
+    names += [f'interp-{interp}{suffix}' for suffix in ('.gif', '.mp4')] if interp is not None else []
+    names += [f'stylemix-k{k:02d}.png' for k in mix_steps or []]
+    return names
 
 #----------------------------------------------------------------------------
 
@@ -83,9 +100,10 @@ def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
 @click.option('--frames',                   help='Interpolation frames per keyframe transition', type=click.IntRange(min=1), default=24, show_default=True)
 @click.option('--style-mix', 'mix_cols',    help='Style-mixing grid: these column seeds against the --seeds rows', metavar='LIST', callback=_seeds)
 @click.option('--mix-steps',                help='Rows of ws (painting steps) taken from the row seed, e.g. 4,8 [default: num_ws/2]', metavar='LIST')
+@click.option('--overwrite',                help='Replace files of the same names in --outdir', is_flag=True)
 def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode, outdir, batch_size, device,
          paint, paint_wrap, paint_channels, paint_animation, anim_updates, frame_ms, hold_ms, scale,
-         interp, grid, frames, mix_cols, mix_steps):
+         interp, grid, frames, mix_cols, mix_steps, overwrite):
     """Generate images (seedNNNN.png), painting figures and animations, interpolation videos
     and style-mixing grids.
 
@@ -107,7 +125,7 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         raise click.ClickException(str(err)) from None
     if projected_w is not None:
         try:
-            write_projected(G, projected_w, outdir, noise_mode)
+            write_projected(G, projected_w, outdir, noise_mode, overwrite)
         except OSError as err:
             _fail_outdir(outdir, err)
         return
@@ -135,15 +153,35 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
             animation.check_interpolation(len(seeds), *grid)
         except ValueError as err:
             _fail('--interp', err)
+    if scale is not None:
+        try:
+            pictures.check_scale(G.img_resolution, scale)
+        except ValueError as err:
+            _fail('--scale', err)
     scale = scale or pictures.auto_scale(G.img_resolution)
+    try:
+        api.check_outputs_free(outdir, output_names(seeds, paint, paint_channels, paint_animation, interp,
+                                                    mix_steps if mix_cols is not None else None), overwrite)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
     try:   # Every file goes under --outdir: one line when it cannot be written (e.g. /proc/x, a full disk).
         os.makedirs(outdir, exist_ok=True)
-        common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size)
+        # Forward passes hold at most api.MAX_BATCH_ELEMENTS output values: a painting keeps num_ws frames per sample.
+        common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=api.bounded_batch(G, batch_size, frames=G.num_ws))
+        image_batch = api.bounded_batch(G, batch_size)
 
-        # Images, one PNG per seed, as upstream.
-        images = pictures.to_uint8(api.generate_images(G, seeds, noise_mode=noise_mode, **common))
-        for seed, image in zip(seeds, images):
-            pictures.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
+        # Images, one PNG per seed, as upstream, written batch by batch.
+        if len(seeds) > image_batch:
+            print(f'Writing {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
+        for start in range(0, len(seeds), image_batch):
+            batch = seeds[start : start + image_batch]
+            try:
+                images = api.check_finite_images(api.generate_images(G, batch, noise_mode=noise_mode, **dict(common, batch_size=image_batch)),
+                                                  f'the images of seeds {batch[0]}..{batch[-1]}' if len(batch) > 1 else f'the image of seed {batch[0]}')
+            except ValueError as err:
+                _fail('--network', f'{network_pkl}: {err}')
+            for seed, image in zip(batch, pictures.to_uint8(images)):
+                pictures.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
         print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
 
         # The painting.

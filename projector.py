@@ -247,6 +247,11 @@ class ProgressPrinter:
 def _fail(option: str, err: Exception):
     raise click.ClickException(f'{option}: {err}')
 
+def output_names(paints: bool, save_video: bool) -> list[str]:
+    """The names of the files a run writes under --outdir (for the check against replacing files)."""
+    names = ['target.png', 'proj.png', 'projected_w.npz'] + (['proj.mp4', 'proj.gif'] if save_video else [])
+    return names + (['proj-paint.png'] + (['proj-paint.gif', 'proj-paint.webp', 'proj-paint.mp4'] if save_video else []) if paints else [])
+
 MAX_GIF_FRAMES = 100 # The GIF of the optimisation shows at most this many steps, evenly spaced; the MP4 shows every step.
 
 @click.command()
@@ -260,7 +265,8 @@ MAX_GIF_FRAMES = 100 # The GIF of the optimisation shows at most this many steps
 @click.option('--vgg16',                    help='VGG16 weights (vgg16.pt, path or URL) for upstream\'s distance  [default: $FPAGAN_VGG16, else a multi-scale pixel distance]', metavar='PATH|URL')
 @click.option('--class', 'class_idx',       help='Class label (conditional networks only)', type=int, metavar='INT')
 @click.option('--device',                   help='auto, cpu, cuda or cuda:N', default='auto', show_default=True)
-def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, vgg16, class_idx, device):
+@click.option('--overwrite',                help='Replace files of the same names in --outdir', is_flag=True)
+def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, vgg16, class_idx, device, overwrite):
     """Project a target image into a network: target.png, proj.png, projected_w.npz (for
     generate.py --projected-w), proj.mp4 or proj.gif of the optimisation, and for a painting
     generator the painting of the projection (proj-paint.png, .gif, .webp, .mp4).
@@ -289,7 +295,11 @@ def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, v
         _fail('--vgg16', err)
     paints = callable(getattr(G, 'synthesis_paint', None))
     tied = not paints if tied is None else tied
-    os.makedirs(outdir, exist_ok=True)
+    try:   # Before the optimisation: files it would replace, and a place it cannot write to.
+        api.check_outputs_free(outdir, output_names(paints, save_video), overwrite)
+        api.check_writable_dir(outdir)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
 
     # Optimise.
     print(f'Distance: {distance.description}')
@@ -303,8 +313,14 @@ def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, v
     # The result, as upstream: target.png, proj.png, projected_w.npz.
     latents.set_noise_buffers(G, result.noise)
     ws = result.ws[-1:].to(device)
+    try:
+        if not (np.isfinite(result.dists).all() and bool(torch.isfinite(ws).all())):
+            raise ValueError('the optimisation diverged: NaN or infinite distances or codes; nothing written')
+        projection = pictures.to_uint8(api.check_finite_images(G.synthesis(ws, noise_mode='const'), 'the projection'))[0]
+    except ValueError as err:
+        _fail('--network', f'{network_pkl}: {err}')
     pictures.save_image(target_uint8, os.path.join(outdir, 'target.png'))
-    pictures.save_image(synthesize(G, ws)[0], os.path.join(outdir, 'proj.png'))
+    pictures.save_image(projection, os.path.join(outdir, 'proj.png'))
     latents.save_projected_w(os.path.join(outdir, 'projected_w.npz'), ws, result.noise)
     print(f'Wrote target.png, proj.png and projected_w.npz (w [1, {G.num_ws}, {G.w_dim}]) to "{outdir}"')
 

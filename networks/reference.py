@@ -17,6 +17,7 @@ import torch
 
 import dnnlib
 from networks import fpa
+from torch_utils import persistence
 
 #----------------------------------------------------------------------------
 # The reference model types (docs/legacy.md). `kv` is the reference's name of the projection
@@ -340,15 +341,25 @@ def _side_candidates(rows: int, C: int, spec: dnnlib.EasyDict) -> list[tuple[int
 OURS_ONLY = ('mapping.w_avg',)      # Ours without a reference counterpart: kept as constructed (zeros).
 
 def build_generator(kwargs: dict, state: dict, where: str, label: str) -> torch.nn.Module:
-    """networks.fpa.Generator(**kwargs) with every tensor copied by explicit name mapping."""
+    """networks.fpa.Generator(**kwargs) with every tensor copied by explicit name mapping,
+    built only after persistence.check_init_kwargs has bounded what kwargs ask for against the
+    tensors the file holds (by the shapes of a construction with fake tensors)."""
+    targets = {}
+    for name in state:
+        try:
+            targets[name] = generator_name(name)
+        except ValueError:
+            raise ValueError(f'{where}: {label}.{name} has no counterpart in networks.fpa.Generator') from None
+    try:
+        persistence.check_init_kwargs(fpa.Generator, kwargs, {targets[k]: v for k, v in state.items()}, where)
+    except (TypeError, ValueError, AssertionError) as err:
+        message = ' '.join(str(err).split())
+        raise ValueError(message if message.startswith(where) else f'{where}: {message[:300]}') from None
     G = fpa.Generator(**kwargs)
     ours = G.state_dict()
     mapped = {}
     for name, tensor in state.items():
-        try:
-            target = generator_name(name)
-        except ValueError:
-            raise ValueError(f'{where}: {label}.{name} has no counterpart in networks.fpa.Generator') from None
+        target = targets[name]
         if target not in ours:
             raise ValueError(f'{where}: {label}.{name} maps to "{target}", which the inferred generator does not have')
         if tuple(tensor.shape) != tuple(ours[target].shape):

@@ -517,6 +517,17 @@ class SynthesisBlock(torch.nn.Module):
 
 #----------------------------------------------------------------------------
 
+def channel_counts(channel_base: int, channel_max: int, resolutions: list[int], where: str) -> dict[int, int]:
+    """{resolution: min(channel_base // resolution, channel_max)}; ValueError when a count is below 1."""
+    channels = {res: min(channel_base // res, channel_max) for res in resolutions}
+    empty = [res for res, num in channels.items() if num < 1]
+    if empty:
+        raise ValueError(f'{where}: channel_base={channel_base}, channel_max={channel_max} give no channels at {max(empty)}x{max(empty)}; '
+                         f'channel_base must be at least {max(empty)} and channel_max at least 1')
+    return channels
+
+#----------------------------------------------------------------------------
+
 class SynthesisNetwork(torch.nn.Module):
     def __init__(self,
         w_dim,                      # Intermediate latent (W) dimensionality.
@@ -535,7 +546,7 @@ class SynthesisNetwork(torch.nn.Module):
         self.img_channels = img_channels
         self.num_fp16_res = num_fp16_res
         self.block_resolutions = [2 ** i for i in range(2, img_resolution_log2 + 1)]
-        channels_dict = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        channels_dict = channel_counts(channel_base, channel_max, self.block_resolutions, 'SynthesisNetwork')
         fp16_resolution = max(2 ** (img_resolution_log2 + 1 - num_fp16_res), 8)
 
         self.num_ws = 0
@@ -809,7 +820,7 @@ class Discriminator(torch.nn.Module):
         self.img_channels = img_channels
         self.freeze_layers = freeze_layers
         self.block_resolutions = [2 ** i for i in range(img_resolution_log2, 2, -1)]
-        channels_dict = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
+        channels_dict = channel_counts(channel_base, channel_max, self.block_resolutions + [4], 'Discriminator')
         fp16_resolution = max(2 ** (img_resolution_log2 + 1 - num_fp16_res), 8)
         if cmap_dim is None:
             cmap_dim = channels_dict[4]

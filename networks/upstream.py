@@ -93,6 +93,11 @@ def record_tensors(record: safe_pickle.PersistentRecord, where: str) -> dict[str
         if depth > MAX_RECORD_DEPTH or count > MAX_RECORD_MODULES:
             raise ValueError(f'{where}: module tree deeper than {MAX_RECORD_DEPTH} or larger than {MAX_RECORD_MODULES} modules')
         non_persistent = state.get('_non_persistent_buffers_set') or set()
+        if not isinstance(non_persistent, (set, frozenset, list, tuple)):
+            raise ValueError(f'{where}: {prefix}_non_persistent_buffers_set is a {type(non_persistent).__name__}, expected a set of names')
+        for group in ('_parameters', '_buffers', '_modules'):
+            if not isinstance(state.get(group) or {}, dict):
+                raise ValueError(f'{where}: {prefix}{group} is a {type(state.get(group)).__name__}, expected a dict')
         for group in ('_parameters', '_buffers'):
             for name, tensor in (state.get(group) or {}).items():
                 if tensor is None or (group == '_buffers' and name in non_persistent):

@@ -11,6 +11,8 @@ latent whatever the batch size or the other seeds requested.
 """
 
 import os
+import tempfile
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -39,6 +41,32 @@ def load_generator(network: str, device: str | torch.device = 'auto') -> torch.n
         raise ValueError(f'{network}: {err}') from None
     return G.eval().requires_grad_(False).to(misc.resolve_device(device))
 
+def check_outputs_free(outdir: str, names: Iterable[str], overwrite: bool, print_fn=print) -> None:
+    """Refuse (ValueError '--outdir: ...') to replace files that `outdir` already holds under the
+    names a run will write, unless `overwrite`; with it, say once how many will be replaced."""
+    if not os.path.isdir(outdir):
+        return
+    existing = set(os.listdir(outdir))
+    clash = [name for name in names if name in existing]
+    if not clash:
+        return
+    listed = f'{clash[0]}' + (f' and {len(clash) - 1} more file{"s" if len(clash) > 2 else ""}' if len(clash) > 1 else '')
+    if not overwrite:
+        raise ValueError(f'--outdir: "{outdir}" already holds {listed} of the same name as this run\'s outputs; '
+                         'give --overwrite to replace them, or another --outdir')
+    print_fn(f'Note: --overwrite: replacing {listed} in "{outdir}"')
+
+def check_writable_dir(outdir: str) -> None:
+    """Create `outdir` and write (then remove) a file in it, so that a read-only or full place
+    is a ValueError '--outdir: ...' before any work, not after."""
+    try:
+        os.makedirs(outdir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=outdir, prefix='.tmp-write-test-')
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(f'--outdir: cannot write to "{outdir}" ({err.strerror or err})') from None
+
 def open_generator_for_script(network: str, device: str, outdir: str, print_fn=print) -> torch.nn.Module:
     """What generate.py and projector.py do first: check --outdir, resolve --device, load the
     G_ema of --network onto it. ValueError '--option: reason' for the first problem found."""
@@ -56,6 +84,21 @@ def open_generator_for_script(network: str, device: str, outdir: str, print_fn=p
 
 def generator_name(G: torch.nn.Module) -> str:
     return getattr(G, 'class_name', f'{type(G).__module__}.{type(G).__qualname__}')
+
+def check_finite_images(images: torch.Tensor, what: str = 'the generated images') -> torch.Tensor:
+    """images, or a ValueError when they hold NaN or infinity (they would be written as black
+    pictures without a word)."""
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f'{what}: NaN or infinite values (the network\'s output is not finite); nothing written for them')
+    return images
+
+MAX_BATCH_ELEMENTS = 2 ** 28   # Output values of one forward pass (1 GiB of float32): the batch is made smaller beyond it.
+
+def bounded_batch(G: torch.nn.Module, batch_size: int, frames: int = 1) -> int:
+    """batch_size, lowered (to at least 1) so that a batch of `frames` images per sample (the
+    painting: num_ws) holds at most MAX_BATCH_ELEMENTS values; the images are the same."""
+    per_sample = G.img_channels * G.img_resolution ** 2 * frames
+    return max(1, min(batch_size, MAX_BATCH_ELEMENTS // per_sample))
 
 #----------------------------------------------------------------------------
 # Generating images.

@@ -1,6 +1,8 @@
 """Seeds, latents and labels (a seed gives the same z whatever the batch), spherical
 interpolation of latents, and projector.py's projected codes (projected_w.npz)."""
 
+import zipfile
+
 import numpy as np
 import torch
 
@@ -11,10 +13,12 @@ from torch_utils import misc
 # Seeds, latents and labels.
 
 MAX_SEED = 2**32 - 1 # np.random.RandomState accepts seeds in [0, 2**32).
+MAX_SEEDS = 10**6    # Seeds in one list (a million images per run; split larger ranges over runs).
 
 def parse_seeds(text: str | list) -> list[int]:
-    """'0,3,5-12' -> [0, 3, 5, ..., 12]; ValueError naming the bad part."""
-    seeds = dnnlib.util.parse_int_list(text)
+    """'0,3,5-12' -> [0, 3, 5, ..., 12]; ValueError naming the bad part, or the count when it
+    is above MAX_SEEDS (checked before the list is built)."""
+    seeds = dnnlib.util.parse_int_list(text, max_count=MAX_SEEDS)
     if not seeds:
         raise ValueError('expected at least one seed')
     for seed in seeds:
@@ -79,12 +83,22 @@ def load_projected_w(path: str, G: torch.nn.Module) -> dnnlib.EasyDict:
     """EasyDict(ws [N, num_ws, w_dim] float32 on G's device, noise {buffer name: map}) from a
     projected_w.npz, checked against G; every problem is a one-line ValueError naming the file."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f'"{path}": a single array ({type(loaded).__name__}, e.g. a .npy file); expected projector.py\'s '
+                             'projected_w.npz, an .npz archive holding "w"')
+        with loaded as data:
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise ValueError(f'"{path}": no such file') from None
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f'"{path}": not a readable .npz file ({err})') from None
+    except IsADirectoryError:
+        raise ValueError(f'"{path}": is a directory, expected projector.py\'s projected_w.npz') from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        if str(err).startswith(f'"{path}"'):
+            raise
+        # numpy's own message on object arrays advises allow_pickle=True, which would run code from the file.
+        reason = 'it holds Python objects, which are never loaded' if 'allow_pickle' in str(err) else ' '.join(str(err).split())[:200]
+        raise ValueError(f'"{path}": not a readable .npz file ({reason})') from None
     if 'w' not in arrays:
         raise ValueError(f'"{path}" holds no array "w" (keys: {", ".join(sorted(arrays)) or "none"}); expected projector.py\'s projected_w.npz')
     ws = arrays.pop('w')

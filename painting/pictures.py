@@ -28,6 +28,14 @@ def to_pil(image: np.ndarray) -> PIL.Image.Image:
 def save_image(image: np.ndarray, path: str) -> None:
     to_pil(image).save(path)
 
+MAX_SCALED_SIDE = 4096  # Pixels of one image after --scale in figures, animations and videos.
+
+def check_scale(resolution: int, scale: int) -> None:
+    """ValueError when `scale` would make images of `resolution` pixels wider than MAX_SCALED_SIDE."""
+    if resolution * scale > MAX_SCALED_SIDE:
+        raise ValueError(f'{scale} would show the {resolution}-pixel images {resolution * scale:,} pixels wide; '
+                         f'the limit is {MAX_SCALED_SIDE} (a scale of at most {max(1, MAX_SCALED_SIDE // resolution)})')
+
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour enlargement of an HWC image by an integer factor."""
     assert scale >= 1

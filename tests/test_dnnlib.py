@@ -35,19 +35,22 @@ def test_open_url_local_and_file_urls(tmp_path):
     with pytest.raises(IOError, match='no such file'):
         util.open_url(str(tmp_path / 'missing.bin'))
 
+class FakeResponse:
+    """What open_url uses of a requests response: the headers and the body in chunks."""
+    def __init__(self, chunks, headers=None):
+        self.chunks, self.headers = chunks, headers or {}
+    def raise_for_status(self): pass
+    def iter_content(self, chunk_size): yield from self.chunks
+    def __enter__(self): return self
+    def __exit__(self, *args): return False
+
 def test_open_url_http_downloads_once_into_cache(tmp_path, monkeypatch):
     import requests
     calls = []
 
-    class FakeResponse:
-        content = b'payload'
-        def raise_for_status(self): pass
-        def __enter__(self): return self
-        def __exit__(self, *args): return False
-
-    def fake_get(self, url, timeout):
+    def fake_get(self, url, timeout, stream):
         calls.append(url)
-        return FakeResponse()
+        return FakeResponse([b'pay', b'load'])
 
     monkeypatch.setattr(requests.Session, 'get', fake_get)
     url = 'https://example.invalid/models/net.pt'
@@ -59,12 +62,45 @@ def test_open_url_http_downloads_once_into_cache(tmp_path, monkeypatch):
 
 def test_open_url_reports_failed_download(tmp_path, monkeypatch):
     import requests
-    def failing_get(self, url, timeout):
+    def failing_get(self, url, timeout, stream):
         raise requests.ConnectionError('unreachable')
     monkeypatch.setattr(requests.Session, 'get', failing_get)
     monkeypatch.setattr(util.time, 'sleep', lambda s: None)
     with pytest.raises(IOError, match='example.invalid.*download failed'):
         util.open_url('https://example.invalid/x.pt', cache_dir=str(tmp_path), verbose=False, num_attempts=2)
+
+def test_open_url_bounds_the_size_of_a_download(tmp_path, monkeypatch):
+    import requests
+    endless = lambda: iter(lambda: b'x' * 1000, None)     # A body that never ends.
+    monkeypatch.setattr(requests.Session, 'get', lambda self, url, timeout, stream: FakeResponse(endless()))
+    with pytest.raises(IOError, match=r'example.invalid/x.pt: stopped after 10,000 bytes, the limit for a download'):
+        util.open_url('https://example.invalid/x.pt', cache_dir=str(tmp_path), verbose=False, max_bytes=10_000)
+    monkeypatch.setattr(requests.Session, 'get', lambda self, url, timeout, stream: FakeResponse([b'x'], {'Content-Length': '99999'}))
+    with pytest.raises(IOError, match=r'announces 99,999 bytes, above the limit of 10,000'):
+        util.open_url('https://example.invalid/y.pt', cache_dir=str(tmp_path), verbose=False, max_bytes=10_000)
+    assert os.listdir(tmp_path) == [], 'nothing may be cached from a refused download'
+
+def test_open_url_bounds_the_time_of_a_download(tmp_path, monkeypatch):
+    import requests
+    clock = [0.0]
+    def slow_chunks():
+        while True:
+            clock[0] += 10
+            yield b'x'
+    monkeypatch.setattr(util.time, 'monotonic', lambda: clock[0])
+    monkeypatch.setattr(requests.Session, 'get', lambda self, url, timeout, stream: FakeResponse(slow_chunks()))
+    with pytest.raises(IOError, match=r'stopped after 1m 00s with 7 bytes received, the time limit for a download'):
+        util.open_url('https://example.invalid/x.pt', cache_dir=str(tmp_path), verbose=False, max_seconds=60)
+    # A server that accepts and never answers: two timed-out attempts end it, not ten.
+    calls = []
+    def silent(self, url, timeout, stream):
+        calls.append(timeout)
+        raise requests.ReadTimeout('read timed out')
+    monkeypatch.setattr(requests.Session, 'get', silent)
+    monkeypatch.setattr(util.time, 'sleep', lambda s: None)
+    with pytest.raises(IOError, match=r'download failed after 2 attempts \(ReadTimeout: read timed out\)'):
+        util.open_url('https://example.invalid/x.pt', cache_dir=str(tmp_path), verbose=False)
+    assert len(calls) == 2 and all(read == util.DOWNLOAD_READ_TIMEOUT for _connect, read in calls)
 
 def test_parse_int_list():
     assert util.parse_int_list('0,3,5-8') == [0, 3, 5, 6, 7, 8]

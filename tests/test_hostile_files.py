@@ -4,8 +4,10 @@ is allocated, and each refusal is one line naming the key and the value. Each ho
 would write a marker file or overwrite a victim file if a name in it were ever called."""
 
 import importlib
+import io
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -26,7 +28,8 @@ RESOLUTION = 16
 
 def tiny_fpa(**overrides) -> torch.nn.Module:
     kwargs = networks.generator_kwargs('fpa')
-    kwargs.update(num_steps=4, step_latent_dim=4, step_input_dim=16, hidden_dim=32, **overrides)
+    kwargs.update(num_steps=4, step_latent_dim=4, step_input_dim=16, hidden_dim=32)
+    kwargs.update(overrides)
     return dnnlib.util.construct_class_by_name(**kwargs, z_dim=16, c_dim=0, img_resolution=RESOLUTION, img_channels=3).eval()
 
 @pytest.fixture
@@ -147,8 +150,7 @@ def test_network_file_within_bounds_still_loads(tmp_path):
 
 def test_resume_checkpoint_with_names_and_code(tmp_path, victim):
     path = str(tmp_path / 'resume-000000.pt')
-    torch.save(dict(format=checkpoint.RESUME_STATE_FORMAT, version=checkpoint.RESUME_STATE_VERSION,
-                    G=hostile_module_entry(PAYLOAD_NAMES[0], victim.marker)), path)
+    torch.save(dict(valid_resume_state(), G=hostile_module_entry(PAYLOAD_NAMES[0], victim.marker)), path)
     G = tiny_fpa()
     state = checkpoint.load_resume_state(path)
     with pytest.raises(ValueError, match='G does not match this run'):
@@ -188,3 +190,180 @@ def test_detector_file_with_code(tmp_path, victim):
     assert 'weights_only' not in str(info.value) and '\n' not in str(info.value)
 
 #----------------------------------------------------------------------------
+# Structures that cost unbounded time to walk, tensors that claim more than they store, and
+# sizes that a forward pass would allocate: refused in one line, in every kind of file.
+
+def list_bomb(levels: int = 40) -> list:
+    """A list holding one list twice, 40 levels deep: a few hundred bytes in a file, 2^40 values to a walker."""
+    value = [0]
+    for _ in range(levels):
+        value = [value, value]
+    return value
+
+def test_structure_bombs_in_every_file_kind(tmp_path):
+    from tests import upstream_format   # pylint: disable=import-outside-toplevel
+    from tests.test_legacy import make_checkpoint, reference_layout   # pylint: disable=import-outside-toplevel
+    match = r'data with more than 1,000,000 values \(lists or dicts repeated by reference\?\)'
+    for name, entries in [('tsk', dict(training_set_kwargs=dict(path='x', extra=list_bomb()))), ('other', dict(notes=list_bomb()))]:
+        path = save_network_with(tmp_path / f'bomb-{name}.pkl', **entries)
+        with pytest.raises(ValueError, match=match):
+            networks.load_network(path)
+    deep = {}
+    for _ in range(dnnlib.util.MAX_STRUCTURE_DEPTH + 2):
+        deep = {'a': deep}
+    path = save_network_with(tmp_path / 'deep.pkl', training_set_kwargs=deep)
+    with pytest.raises(ValueError, match=r'deep.pkl: data nested deeper than 128 levels'):
+        networks.load_network(path)
+    # A resume checkpoint.
+    path = str(tmp_path / 'resume-000000.pt')
+    torch.save(dict(format=checkpoint.RESUME_STATE_FORMAT, version=checkpoint.RESUME_STATE_VERSION, stats_kept=dict(x=list_bomb())), path)
+    with pytest.raises(ValueError, match=match):
+        checkpoint.load_resume_state(path)
+    # A reference checkpoint (read by the restricted unpickler: the bomb sits in an argparse stand-in).
+    ckpt, _, _ = make_checkpoint(reference_layout('lstm_delta_split_v2', z_dim=8, T=4, H=16, L=1, C=3, N=8))
+    ckpt['args'].extra = list_bomb()
+    torch.save(ckpt, str(tmp_path / 'ref.pt'))
+    with pytest.raises(ValueError, match=match):
+        networks.load_network(str(tmp_path / 'ref.pt'))
+    # An upstream pickle: constructor arguments, and a _parameters entry that is not a dict.
+    meta = dict(type='class', version=6, module_src=upstream_format.SOURCE_MARKERS['stylegan2-ada'], class_name='Generator',
+                state=dict(_parameters={}, _buffers={}, _modules={}, _init_args=(), _init_kwargs=dict(z_dim=8, extra=list_bomb())))
+    upstream_format.write_upstream_pickle(tmp_path / 'up.pkl', dict(G_ema=upstream_format._Record(meta)))
+    with pytest.raises(ValueError, match=match):
+        networks.load_network(str(tmp_path / 'up.pkl'))
+    meta['state'].update(_parameters=[1, 2], _init_kwargs=dict(z_dim=8))
+    upstream_format.write_upstream_pickle(tmp_path / 'up.pkl', dict(G_ema=upstream_format._Record(meta)))
+    with pytest.raises(ValueError, match=r'up.pkl: G_ema: _parameters is a list, expected a dict'):
+        networks.load_network(str(tmp_path / 'up.pkl'))
+
+def test_check_structure_size_counts_shared_values_each_time():
+    dnnlib.util.check_structure_size(list_bomb(18), 'x')     # 2^19 values: within the bound.
+    with pytest.raises(ValueError, match=r'^x: data with more than'):
+        dnnlib.util.check_structure_size(list_bomb(20), 'x')
+
+def test_stride_zero_tensors_count_what_the_file_holds(tmp_path):
+    from torch._subclasses.fake_tensor import FakeTensorMode   # pylint: disable=import-outside-toplevel
+    entry = persistence.module_to_data(tiny_fpa())
+    entry['init_kwargs']['hidden_dim'] = 2 ** 14
+    with FakeTensorMode():
+        shapes = {k: v.shape for k, v in tiny_fpa(hidden_dim=2 ** 14).state_dict().items()}
+    entry['state_dict'] = {k: torch.zeros(1).expand(shape) for k, shape in shapes.items()}   # A few KB claiming 4 GiB.
+    path = save_network_with(tmp_path / 'stride0.pkl', G_ema=entry)
+    assert os.path.getsize(path) < 200_000
+    with pytest.raises(ValueError, match=r'G_ema: init_kwargs ask for 4.01 GiB of tensors; the limit is what the file stores \(4.84e-08 GiB\)'):
+        networks.load_network(path)
+
+def test_reference_checkpoint_sizes_are_bounded_before_building(tmp_path):
+    from tests.test_legacy import reference_layout   # pylint: disable=import-outside-toplevel
+    def expanded(**sizes):
+        layout = reference_layout('lstm_delta_split_v2', z_dim=8, C=3, L=1, **sizes)
+        gan = {f'{prefix}.{name}': torch.zeros(1).expand(shape) for name, shape, _ in layout for prefix in ('G', 'GE')}
+        path = str(tmp_path / 'ref.pt')
+        torch.save({'GAN': gan}, path)
+        return path
+    with pytest.raises(ValueError, match=r'ref.pt: init_kwargs ask for [\d.]+ GiB of tensors'):
+        networks.load_network(expanded(T=4, H=16384, N=8))
+    with pytest.raises(ValueError, match=r'ref.pt: img_resolution=20000 is above the limit 4096'):
+        networks.load_network(expanded(T=4, H=16, N=20000))
+    with pytest.raises(ValueError, match=r'ref.pt: init_kwargs.img_resolution=200000 is above the limit 65536'):
+        networks.load_network(expanded(T=4, H=16, N=200000))
+    with pytest.raises(ValueError, match=r'ref.pt: img_channels \* img_resolution\^2 \* num_steps = 3\*64\^2\*60000 = '):
+        networks.load_network(expanded(T=60000, H=16, N=64))
+    result = CliRunner().invoke(legacy.convert_main, ['--source', expanded(T=4, H=16, N=200000), '--dest', str(tmp_path / 'out.pkl')])
+    assert result.exit_code != 0 and 'img_resolution=200000' in one_line_error(result.output)
+    assert not (tmp_path / 'out.pkl').exists()
+
+def test_non_finite_weights_buffers_and_arguments_are_refused(tmp_path):
+    from tests.test_legacy import make_checkpoint, reference_layout   # pylint: disable=import-outside-toplevel
+    G = tiny_fpa()
+    for name in ('mapping.w_avg', next(k for k, v in G.state_dict().items() if v.ndim == 2)):
+        entry = persistence.module_to_data(G)
+        entry['state_dict'][name].view(-1)[0] = float('nan')
+        with pytest.raises(ValueError, match=rf'nan.pkl: G_ema.{re.escape(name)} holds NaN or infinite values'):
+            networks.load_network(save_network_with(tmp_path / 'nan.pkl', G_ema=entry))
+    S = dnnlib.util.construct_class_by_name(**dict(networks.generator_kwargs('stylegan2'), w_dim=8), z_dim=8, c_dim=0,
+                                            img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
+    for key, value in [('w_avg_beta', float('nan')), ('lr_multiplier', float('inf'))]:
+        entry = persistence.module_to_data(S)
+        entry['init_kwargs']['mapping_kwargs'][key] = value
+        with pytest.raises(ValueError, match=rf'G_ema: init_kwargs.mapping_kwargs.{key}={value}: expected a finite number'):
+            networks.load_network(save_network_with(tmp_path / 'bad.pkl', G_ema=entry))
+    ckpt, _, _ = make_checkpoint(reference_layout('lstm_delta_split_v2', z_dim=8, T=4, H=16, L=1, C=3, N=8))
+    ckpt['GAN']['GE.kvb_net.bias'][0] = float('nan')
+    torch.save(ckpt, str(tmp_path / 'ref.pt'))
+    with pytest.raises(ValueError, match=r'ref.pt: G_ema.synthesis.\S+ holds NaN or infinite values'):
+        networks.load_network(str(tmp_path / 'ref.pt'))
+
+def test_load_network_misuse_and_wrong_files_say_what_they_are(tmp_path):
+    path = save_network_with(tmp_path / 'net.pkl')
+    with pytest.raises(ValueError, match=r"load_network: unknown option 'bogus'"):
+        networks.load_network(path, bogus=1)
+    with pytest.raises(ValueError, match=r'is a directory, expected a file'):
+        networks.load_network(str(tmp_path))
+    resume = str(tmp_path / 'resume-000000.pt')
+    torch.save(dict(format=checkpoint.RESUME_STATE_FORMAT, version=checkpoint.RESUME_STATE_VERSION), resume)
+    with pytest.raises(ValueError, match=r'resume-000000.pt: a resume checkpoint of train.py, not a network file'):
+        networks.load_network(resume)
+
+#----------------------------------------------------------------------------
+# Hand-made resume checkpoints: the right format and version, but parts missing or out of range.
+
+def valid_resume_state() -> dict:
+    """The plain data of a checkpoint as encode_resume_state writes it (tiny modules)."""
+    G, D = tiny_fpa(), torch.nn.Linear(2, 1)
+    opts = {name: torch.optim.Adam(module.parameters()) for name, module in (('G_opt', G), ('D_opt', D))}
+    loss = dnnlib.EasyDict(state_dict=lambda: dict(pl_mean=torch.zeros([])))
+    state = checkpoint.RunState(run_id='abc', random_seed=0, batch_size=4, num_gpus=1, cur_nimg=64, cur_tick=2, batch_idx=16, elapsed_sec=1.5)
+    data = checkpoint.encode_resume_state(state, dict(G=G, D=D, G_ema=G, augment_pipe=None), opts, loss,
+                                          ada_pending={}, rng=checkpoint.get_rng_states(), stats_kept={})
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+@pytest.mark.parametrize('edit,match', [
+    (lambda s: s.pop('G'), r'"G" is missing, expected a dict'),
+    (lambda s: s.pop('rng'), r'"rng" is missing, expected a dict'),
+    (lambda s: s['G_opt'].update(param_groups=[]), r'optimiser state "G_opt" has no parameter groups'),
+    (lambda s: s['rng'].update(torch=torch.zeros(3, dtype=torch.uint8)), r'the torch RNG state is not a torch.uint8 tensor of shape \[5056\]'),
+    (lambda s: s['rng']['python'].update(state=[1, 2]), r'the python RNG state is not a list of 625 integers'),
+    (lambda s: s.update(cur_nimg=-5000), r'counter cur_nimg=-5000 is not an integer in \[0, 9007199254740992\]'),
+    (lambda s: s.update(batch_idx=2 ** 60), r'counter batch_idx=1152921504606846976 is not an integer in \[0, \d+\]'),
+    (lambda s: s.update(elapsed_sec=float('nan')), r'elapsed_sec=nan is not a finite non-negative number'),
+])
+def test_hand_made_resume_checkpoints_one_line_each(tmp_path, edit, match):
+    state = valid_resume_state()
+    path = str(tmp_path / 'resume-000000.pt')
+    torch.save(state, path)
+    checkpoint.load_resume_state(path)     # The unedited checkpoint loads.
+    edit(state)
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=rf'resume-000000.pt: {match}; the checkpoint is damaged or was not written by train.py'):
+        checkpoint.load_resume_state(path)
+    data = make_image_folder(tmp_path / 'data')
+    result = CliRunner().invoke(train.main, ['--outdir', str(tmp_path / 'runs'), '--data', data, '--cfg=fpa-cpu', '--metrics=none',
+                                             f'--resume={path}', '--dry-run'])
+    assert result.exit_code != 0 and 'the checkpoint is damaged' in one_line_error(result.output)
+
+@pytest.mark.parametrize('options', ['{"training_set_kwargs": "abc", "G_kwargs": {}}', '{}', '{"training_set_kwargs": {}, "G_kwargs": {}}',
+                                     '{not json', None])
+def test_broken_neighbour_run_is_skipped_by_resume_search(tmp_path, options):
+    data = make_image_folder(tmp_path / 'data')
+    bad = tmp_path / 'runs' / '00007-bad'
+    bad.mkdir(parents=True)
+    (bad / 'resume-000000.pt').write_bytes(b'x')
+    if options is not None:
+        (bad / 'training_options.json').write_text(options)
+    common = ['--outdir', str(tmp_path / 'runs'), '--data', data, '--cfg=fpa-cpu', '--metrics=none', '--dry-run']
+    result = CliRunner().invoke(train.main, common + ['--resume=latest'])
+    error = one_line_error(result.output)
+    assert result.exit_code != 0 and 'skipped 1 run whose training_options.json is missing or corrupt (00007-bad)' in error, error
+    result = CliRunner().invoke(train.main, common + ['--resume=auto'])
+    assert result.exit_code == 0 and 'Traceback' not in result.output, result.output
+    assert 'skipped 1 run whose training_options.json is missing or corrupt (00007-bad); starting a new run' in result.output
+
+def test_constructor_complaints_name_the_file(tmp_path):
+    entry = persistence.module_to_data(tiny_fpa())
+    entry['init_kwargs']['z_dim'] = 16.0
+    path = save_network_with(tmp_path / 'float.pkl', G_ema=entry)
+    with pytest.raises(ValueError, match=r'float.pkl: G_ema: .*z_dim.*16.0'):
+        networks.load_network(path)
+    result = CliRunner().invoke(generate.main, ['--network', path, '--seeds', '0', '--outdir', str(tmp_path / 'out')])
+    assert 'float.pkl: G_ema:' in one_line_error(result.output)

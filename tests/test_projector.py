@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import dnnlib
 import generate
 import networks
 import projector
@@ -253,3 +254,52 @@ def test_projector_depends_on_the_contract_alone():
             assert token not in forbidden, f'projector.py names a generator family: "{token}" in {text!r}'
 
 #----------------------------------------------------------------------------
+
+def test_outputs_and_outdir_are_checked_before_optimising(tmp_path, monkeypatch):
+    network = save(tmp_path, lively('fpa', img_channels=1), 'fpa')
+    pictures.save_image(np.zeros([16, 16, 1], dtype=np.uint8), str(tmp_path / 'black.png'))
+    optimised = []
+    monkeypatch.setattr(projector, 'project', lambda *args, **kwargs: optimised.append(1))
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'projected_w.npz').write_text('precious')
+    result = run(projector, '--network', network, '--target', tmp_path / 'black.png', '--outdir', out, '--save-video', 0)
+    assert_fails_with_one_line(result, '--outdir', 'projected_w.npz', '--overwrite')
+    assert (out / 'projected_w.npz').read_text() == 'precious'
+    (tmp_path / 'a-file').write_text('x')
+    result = run(projector, '--network', network, '--target', tmp_path / 'black.png', '--outdir', tmp_path / 'a-file' / 'sub')
+    assert_fails_with_one_line(result, '--outdir', 'cannot write to')
+    assert optimised == [], 'no optimisation before the checks'
+
+def test_non_finite_projection_is_an_error(tmp_path, monkeypatch):
+    G = lively('fpa', img_channels=1)
+    network = save(tmp_path, G, 'fpa')
+    pictures.save_image(np.zeros([16, 16, 1], dtype=np.uint8), str(tmp_path / 'black.png'))
+    monkeypatch.setattr(projector, 'project', lambda G, *args, num_steps, **kwargs: dnnlib.EasyDict(
+        ws=torch.full([num_steps, G.num_ws, G.w_dim], float('nan')), noise={}, dists=[float('nan')] * num_steps))
+    result = run(projector, '--network', network, '--target', tmp_path / 'black.png', '--outdir', tmp_path / 'out', '--num-steps', 2)
+    assert_fails_with_one_line(result, '--network', 'the optimisation diverged')
+    assert os.listdir(tmp_path / 'out') == []
+
+def test_float_target_by_value_range(tmp_path):
+    values = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
+    PIL.Image.fromarray(values, mode='F').save(tmp_path / 'unit.tif')
+    target = projector.load_target(str(tmp_path / 'unit.tif'), 16, 1)
+    assert target.max() == 255 and target.min() == 0, 'a float image in [0, 1] is scaled by 255, not shown black'
+    PIL.Image.fromarray(values * 255, mode='F').save(tmp_path / 'byte.tif')
+    assert np.abs(projector.load_target(str(tmp_path / 'byte.tif'), 16, 1).astype(int) - target).max() <= 1
+    PIL.Image.fromarray(values - 5, mode='F').save(tmp_path / 'negative.tif')
+    with pytest.raises(ValueError, match=r'negative.tif.*outside \[0, 255\]'):
+        projector.load_target(str(tmp_path / 'negative.tif'), 16, 1)
+
+def test_projected_w_that_is_not_an_npz_archive(tmp_path):
+    G = lively('fpa', img_channels=1)
+    network = save(tmp_path, G, 'fpa')
+    np.save(tmp_path / 'w.npy', np.zeros([1, G.num_ws, G.w_dim], dtype=np.float32))
+    np.savez(tmp_path / 'objects.npz', w=np.array([{'a': 1}], dtype=object))
+    for path, words in [(tmp_path / 'w.npy', ['a single array', 'expected projector.py\'s projected_w.npz']),
+                        (tmp_path / 'objects.npz', ['it holds Python objects, which are never loaded']),
+                        (tmp_path, ['is a directory'])]:
+        result = CliRunner().invoke(generate.main, ['--network', network, '--projected-w', str(path), '--outdir', str(tmp_path / 'out')])
+        assert_fails_with_one_line(result, '--projected-w', *words)
+        assert 'allow_pickle' not in result.output

@@ -21,6 +21,7 @@ import copy
 import functools
 import inspect
 import io
+import math
 import re
 import warnings
 from typing import Any
@@ -42,6 +43,8 @@ NETWORK_CLASSES = networks.network_classes()
 # before the real construction (see check_init_kwargs).
 MAX_INIT_INT = 2 ** 16              # Largest integer in init_kwargs (sizes, layer counts, label dims).
 MAX_UNSTORED_BYTES = 2 ** 28        # Tensors a module may hold beyond those the file stores (non-persistent buffers).
+MAX_IMAGE_SIDE = 2 ** 12            # img_resolution: what a forward pass allocates grows with its square.
+MAX_SAMPLE_ELEMENTS = 2 ** 28       # img_channels * img_resolution^2 * num_steps: one sample's painting (all T frames).
 
 #----------------------------------------------------------------------------
 
@@ -136,40 +139,90 @@ def _large_ints(value: Any, path: str) -> list[tuple[str, int]]:
         return [found for i, v in enumerate(value) for found in _large_ints(v, f'{path}[{i}]')]
     return [(path, value)] if isinstance(value, int) and abs(value) > MAX_INIT_INT else []
 
+def _non_finite_floats(value: Any, path: str) -> list[str]:
+    """Dotted paths of every NaN or infinite float in nested init_kwargs."""
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _non_finite_floats(v, f'{path}.{k}')]
+    if isinstance(value, (list, tuple)):
+        return [found for i, v in enumerate(value) for found in _non_finite_floats(v, f'{path}[{i}]')]
+    return [f'{path}={value}'] if isinstance(value, float) and not math.isfinite(value) else []
+
 def _tensor_bytes(tensors: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+def _stored_bytes(tensors: Any) -> int:
+    """Bytes the file really holds for these tensors: each storage once, whatever the views
+    claim (a tensor stored with stride 0, torch.zeros(1).expand(shape), holds one element)."""
+    storages = {}
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            storage = t.untyped_storage()
+            storages[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+    return sum(storages.values())
+
+def check_forward_size(init_kwargs: dict, where: str) -> None:
+    """Bound what one forward pass of a generator built from init_kwargs allocates per sample:
+    img_resolution at most MAX_IMAGE_SIDE, and img_channels * img_resolution^2 * num_steps
+    (the T frames of an FPA painting; num_steps = 1 for other classes) at most MAX_SAMPLE_ELEMENTS."""
+    side, channels, steps = (init_kwargs.get(k, 1) for k in ('img_resolution', 'img_channels', 'num_steps'))
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (side, channels, steps)):
+        return      # The constructor's own check names a non-integer size.
+    if side > MAX_IMAGE_SIDE:
+        raise ValueError(f'{where}: img_resolution={side} is above the limit {MAX_IMAGE_SIDE}')
+    if channels * side * side * steps > MAX_SAMPLE_ELEMENTS:
+        raise ValueError(f'{where}: img_channels * img_resolution^2 * num_steps = {channels}*{side}^2*{steps} = '
+                         f'{channels * side * side * steps:,} values per sample is above the limit {MAX_SAMPLE_ELEMENTS:,}')
 
 def check_init_kwargs(cls: type, init_kwargs: dict, state_dict: Any, where: str) -> None:
     """Bound what `cls(**init_kwargs)`, asked for by a file, would allocate, before allocating
     anything: every integer in init_kwargs at most MAX_INIT_INT (they size layers and loops),
+    every float finite, the per-sample size of a forward pass bounded (check_forward_size),
     then a construction with fake tensors (shapes only, no memory) whose state must have the
-    shapes the file stores, and whose tensors may exceed the stored ones by at most
-    MAX_UNSTORED_BYTES. Any violation is a ValueError naming the field and the limit."""
-    from torch._subclasses.fake_tensor import FakeTensorMode   # pylint: disable=import-outside-toplevel
-    large = _large_ints(init_kwargs, 'init_kwargs')
-    if large:
-        path, value = large[0]
-        raise ValueError(f'{where}: {path}={value} is above the limit {MAX_INIT_INT} for integers in a network file')
+    shapes the file stores, and whose tensors may exceed the bytes the file really holds
+    (each storage once: stride-0 views count one element) by at most MAX_UNSTORED_BYTES.
+    Any violation is a ValueError naming the field and the limit."""
+    fake = check_constructor_args(cls, init_kwargs, where)
     if not isinstance(state_dict, dict):
         raise ValueError(f'{where}: state_dict is a {type(state_dict).__name__}, expected a dict of tensors')
-    try:
-        with FakeTensorMode():
-            fake = cls(**init_kwargs)
-    except (TypeError, ValueError):
-        raise   # The class's own complaint about its arguments, as the real construction would give it.
-    except Exception as err:   # An operation that fake tensors do not support: refuse rather than allocate blindly.
-        raise ValueError(f'{where}: cannot check the sizes init_kwargs ask for ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ""})') from None
     differ = [f'{name} of shape {list(tensor.shape)}, the file stores {list(state_dict[name].shape)}'
               for name, tensor in fake.state_dict().items()
               if isinstance(state_dict.get(name), torch.Tensor) and state_dict[name].shape != tensor.shape]
     if differ:
         more = f' (and {len(differ) - 3} more tensors)' if len(differ) > 3 else ''
         raise ValueError(f'{where}: init_kwargs make {"; ".join(differ[:3])}{more}')
-    needed_bytes = _tensor_bytes(fake.parameters()) + _tensor_bytes(fake.buffers())
-    stored_bytes = _tensor_bytes(state_dict.values())
+    needed_bytes = module_bytes(fake)
+    stored_bytes = _stored_bytes(state_dict.values())
     if needed_bytes > stored_bytes + MAX_UNSTORED_BYTES:
         raise ValueError(f'{where}: init_kwargs ask for {needed_bytes / 2**30:.3g} GiB of tensors; the limit is what the file '
                          f'stores ({stored_bytes / 2**30:.3g} GiB) plus {MAX_UNSTORED_BYTES / 2**30:.3g} GiB')
+
+def module_bytes(module: torch.nn.Module) -> int:
+    """Bytes of a module's parameters and buffers (also of one built with fake tensors)."""
+    return _tensor_bytes(module.parameters()) + _tensor_bytes(module.buffers())
+
+def check_constructor_args(cls: type, init_kwargs: dict, where: str) -> torch.nn.Module:
+    """The checks of check_init_kwargs that need no file: every integer in init_kwargs at most
+    MAX_INIT_INT, every float finite, check_forward_size; then `cls(**init_kwargs)` built with
+    fake tensors (shapes only, no memory), which is returned."""
+    from torch._subclasses.fake_tensor import FakeTensorMode   # pylint: disable=import-outside-toplevel
+    large = _large_ints(init_kwargs, 'init_kwargs')
+    if large:
+        path, value = large[0]
+        raise ValueError(f'{where}: {path}={value} is above the limit {MAX_INIT_INT} for integers in a network file')
+    non_finite = _non_finite_floats(init_kwargs, 'init_kwargs')
+    if non_finite:
+        raise ValueError(f'{where}: {non_finite[0]}: expected a finite number')
+    check_forward_size(init_kwargs, where)
+    try:
+        with FakeTensorMode():
+            return cls(**init_kwargs)
+    except TypeError:
+        raise   # An argument the class does not take: the caller names the class and the file.
+    except ValueError as err:   # The class's own complaint about its arguments, naming the file.
+        message = ' '.join(str(err).split())
+        raise ValueError(message if message.startswith(where) else f'{where}: {message}') from None
+    except Exception as err:   # An operation that fake tensors do not support: refuse rather than allocate blindly.
+        raise ValueError(f'{where}: cannot check the sizes init_kwargs ask for ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ""})') from None
 
 #----------------------------------------------------------------------------
 
@@ -193,13 +246,15 @@ def _load_error_reason(err: Exception) -> str:
 def load_plain_data(f: Any, where: str, what: str) -> Any:
     """torch.load(weights_only=True) of a file of tensors and plain data onto the CPU, never
     executing code from it. A file it refuses is a ValueError: '<where>: not a readable <what>
-    (<cause>)'."""
+    (<cause>)'; so is a structure beyond dnnlib.util.check_structure_size's bounds."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')     # torch warns about pickle protocols of files it then refuses.
-            return torch.load(f, map_location='cpu', weights_only=True)
+            data = torch.load(f, map_location='cpu', weights_only=True)
     except Exception as err:
         raise ValueError(f'{where}: not a readable {what} ({_load_error_reason(err)})') from None
+    util.check_structure_size(data, where)
+    return data
 
 def is_network_data(data: Any) -> bool:
     return isinstance(data, dict) and data.get('format') == FORMAT_NAME

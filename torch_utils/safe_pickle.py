@@ -189,37 +189,57 @@ def _one_line(err: Exception) -> str:
     message = ' '.join(str(err).split()) or type(err).__name__
     return message[:200]
 
+def _held_objects(obj: Any) -> list | None:
+    """What the stand-ins of this module hold, for dnnlib.util.check_structure_size."""
+    if isinstance(obj, UnknownGlobal):
+        return [obj.args, obj.kwargs, obj.state, vars(obj).get('items'), vars(obj).get('elements')]
+    if isinstance(obj, PersistentRecord):
+        return [obj.state]
+    return None
+
+def check_loaded_size(obj: Any, where: str) -> Any:
+    """obj, after dnnlib.util.check_structure_size has bounded its depth and number of values."""
+    util.check_structure_size(obj, where, children=_held_objects)
+    return obj
+
 def safe_torch_load(data: bytes, where: str) -> Any:
     """torch.load without running code from the file: weights_only=True, else the restricted
-    unpickler. ValueError naming `where` when it is not a readable torch file."""
+    unpickler. ValueError naming `where` when it is not a readable torch file or its structure
+    is beyond the bounds of dnnlib.util.check_structure_size."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
+            return check_loaded_size(torch.load(io.BytesIO(data), map_location='cpu', weights_only=True), where)
+    except ValueError as err:
+        if str(err).startswith(where):
+            raise
     except Exception:
         pass
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            return torch.load(io.BytesIO(data), map_location='cpu', weights_only=False, pickle_module=_RestrictedPickleModule)
+            obj = torch.load(io.BytesIO(data), map_location='cpu', weights_only=False, pickle_module=_RestrictedPickleModule)
     except Exception as err:
         # The restricted unpickler's error says what is wrong with the bytes; torch's weights_only
         # error would advise weights_only=False, which this codebase never does.
         raise ValueError(f'{where}: not a readable PyTorch file ({_one_line(err)})') from None
+    return check_loaded_size(obj, where)
 
 def safe_pickle_load(data: bytes, where: str) -> Any:
     """A plain pickle (e.g. a StyleGAN2-ADA network pickle) through RestrictedUnpickler.
-    ValueError naming `where` for a truncated or malformed file."""
+    ValueError naming `where` for a truncated or malformed file, or one whose structure is
+    beyond the bounds of dnnlib.util.check_structure_size."""
     def refuse_persistent_id(pid):
         raise pickle.UnpicklingError('persistent ids are not supported in a plain pickle')
     unpickler = RestrictedUnpickler(io.BytesIO(data))
     unpickler.persistent_load = refuse_persistent_id
     try:
-        return unpickler.load()
+        obj = unpickler.load()
     except Exception as err:
         if isinstance(err, EOFError) or 'truncated' in str(err):
             raise ValueError(f'{where}: truncated pickle (the file ends before the data does)') from None
         raise ValueError(f'{where}: not a readable pickle ({_one_line(err)})') from None
+    return check_loaded_size(obj, where)
 
 def is_zip(data: bytes) -> bool:
     return data[:4] == b'PK\x03\x04'

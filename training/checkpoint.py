@@ -121,43 +121,50 @@ def run_identity(c: dict) -> dict:
         G_kwargs=json.loads(json.dumps(c['G_kwargs'])),     # As training_options.json stores it.
     )
 
-def read_run_options(run_dir: str) -> dict | None:
-    """A run directory's training_options.json, or None when missing or unreadable."""
+def read_run_identity(run_dir: str) -> dict | None:
+    """run_identity of a run directory's training_options.json, or None when the file is
+    missing, unreadable or lacks what run_identity needs (a neighbour's broken directory)."""
     try:
         with open(os.path.join(run_dir, 'training_options.json')) as f:
-            options = json.load(f)
-    except (OSError, ValueError):
+            return run_identity(json.load(f))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
-    return options if isinstance(options, dict) and 'training_set_kwargs' in options and 'G_kwargs' in options else None
 
-def find_matching_resume_state(outdir: str, c: dict) -> tuple[str | None, int]:
+def find_matching_resume_state(outdir: str, c: dict) -> tuple[str | None, int, list[str]]:
     """(newest resume checkpoint of the highest-numbered matching run or None, number of runs
-    with a checkpoint that did not match)."""
+    with a checkpoint that did not match, names of the runs with a checkpoint skipped because
+    their training_options.json is missing or corrupt)."""
     names = os.listdir(outdir) if os.path.isdir(outdir) else []
     runs = sorted(((int(m.group(1)), name) for name in names if (m := RUN_DIR_RE.match(name))), reverse=True)
     wanted = run_identity(c)
-    num_other = 0
+    num_other, broken = 0, []
     for _num, name in runs:
         run_dir = os.path.join(outdir, name)
         state = find_latest_resume_state(run_dir)
         if state is None:
             continue
-        options = read_run_options(run_dir)
-        if options is not None and run_identity(options) == wanted:
-            return state, num_other
-        num_other += 1
-    return None, num_other
+        identity = read_run_identity(run_dir)
+        if identity is None:
+            broken.append(name)
+        elif identity == wanted:
+            return state, num_other, broken
+        else:
+            num_other += 1
+    return None, num_other, broken
 
 def find_run_to_resume(mode: str, outdir: str, c: dict) -> dnnlib.EasyDict:
     """EasyDict(resume = checkpoint path or None, message = one line for the user, error = None
     or the one-line reason to stop). `mode` is one of RESUME_SEARCH_MODES."""
     assert mode in RESUME_SEARCH_MODES
-    state, num_other = find_matching_resume_state(outdir, c)
+    state, num_other, broken = find_matching_resume_state(outdir, c)
+    skipped = (f'; skipped {len(broken)} run{"s" if len(broken) != 1 else ""} whose training_options.json is missing or corrupt '
+               f'({", ".join(broken[:3])}{" ..." if len(broken) > 3 else ""})') if broken else ''
     if state is not None:
         run_name = os.path.basename(os.path.dirname(state))
         return dnnlib.EasyDict(resume=state, error=None,
-            message=f'--resume={mode}: continuing run {run_name} from {os.path.basename(state)} (same data, resolution and generator)')
+            message=f'--resume={mode}: continuing run {run_name} from {os.path.basename(state)} (same data, resolution and generator){skipped}')
     others = f' ({num_other} other run{"s" if num_other != 1 else ""} with a checkpoint: other data, resolution or generator options)' if num_other else ''
+    others += skipped
     if mode == 'latest':
         return dnnlib.EasyDict(resume=None, message=None,
             error=f'--resume=latest: no run in --outdir={outdir} with a resume checkpoint (resume-KKKKKK.pt) matches this command{others}')
@@ -239,14 +246,66 @@ def encode_resume_state(
     torch.save(data, buffer)
     return buffer.getvalue()
 
+class RunStopped(ValueError):
+    """A training run that stops with one line and no traceback (train.py prints it)."""
+
+class ResumeStateError(RunStopped):
+    """A resume checkpoint that does not fit the run it is restored into (one line, no traceback)."""
+
+# Counters of a checkpoint: name -> smallest value. All at most MAX_COUNTER (exact in a float64).
+RESUME_COUNTERS = dict(cur_nimg=0, cur_tick=0, batch_idx=0, batch_size=1, num_gpus=1)
+MAX_COUNTER = 2 ** 53
+
 def load_resume_state(path: str) -> dict:
-    """A checkpoint written by encode_resume_state, as plain data; one-line ValueError otherwise."""
+    """A checkpoint written by encode_resume_state, as plain data, after check_resume_state; a
+    one-line ValueError otherwise."""
     state = persistence.load_plain_data(path, path, 'resume checkpoint')
     if not isinstance(state, dict) or state.get('format') != RESUME_STATE_FORMAT:
         raise ValueError(f'{path}: not a resume checkpoint of this codebase (expected a resume-KKKKKK.pt written by training)')
     if state.get('version') != RESUME_STATE_VERSION:
         raise ValueError(f'{path}: resume checkpoint version {state.get("version")} is not supported (expected {RESUME_STATE_VERSION})')
+    problem = resume_state_problem(state)
+    if problem is not None:
+        raise ValueError(f'{path}: {problem}; the checkpoint is damaged or was not written by train.py')
     return state
+
+def resume_state_problem(state: dict) -> str | None:
+    """What is missing or out of range in a loaded checkpoint (the entries, the counters, the
+    optimiser states and the RNG states restore_resume_state uses), or None."""
+    for name in ('G', 'D', 'G_ema', 'G_opt', 'D_opt', 'rng', 'ada_pending'):
+        if not isinstance(state.get(name), dict):
+            return f'"{name}" is {"missing" if name not in state else f"a {type(state[name]).__name__}"}, expected a dict'
+    if not isinstance(state.get('loss', state.get('pl_mean')), (dict, torch.Tensor)):
+        return '"loss" is missing or not a dict'
+    for name, lowest in RESUME_COUNTERS.items():
+        value = state.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= MAX_COUNTER:
+            return f'counter {name}={value!r} is not an integer in [{lowest}, {MAX_COUNTER}]'
+    elapsed = state.get('elapsed_sec')
+    if not isinstance(elapsed, (int, float)) or not 0 <= elapsed < float('inf'):
+        return f'elapsed_sec={elapsed!r} is not a finite non-negative number'
+    for name in ('G_opt', 'D_opt'):
+        groups = state[name].get('param_groups')
+        if not isinstance(state[name].get('state'), dict) or not isinstance(groups, list) or not groups \
+                or not all(isinstance(g, dict) and isinstance(g.get('params'), list) for g in groups):
+            return f'optimiser state "{name}" has no parameter groups'
+    return _rng_problem(state['rng'])
+
+def _rng_problem(rng: dict) -> str | None:
+    """What get_rng_states' structure lacks in `rng`, or None (checked before anything is set)."""
+    torch_state, n, p = rng.get('torch'), rng.get('numpy'), rng.get('python')
+    expected = torch.get_rng_state()
+    if not isinstance(torch_state, torch.Tensor) or torch_state.dtype != expected.dtype or torch_state.shape != expected.shape:
+        return f'the torch RNG state is not a {expected.dtype} tensor of shape {list(expected.shape)}'
+    if not isinstance(rng.get('cuda'), list) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in rng['cuda']):
+        return 'the CUDA RNG states are not a list of uint8 tensors'
+    if not isinstance(n, dict) or n.get('name') != 'MT19937' or not isinstance(n.get('keys'), torch.Tensor) or n['keys'].shape != (624,) \
+            or not all(isinstance(n.get(k), t) for k, t in (('pos', int), ('has_gauss', int), ('cached_gaussian', float))):
+        return 'the numpy RNG state is not an MT19937 state of 624 keys'
+    if not isinstance(p, dict) or not isinstance(p.get('state'), list) or len(p['state']) != 625 \
+            or not all(isinstance(x, int) for x in p['state']) or not isinstance(p.get('version'), int):
+        return 'the python RNG state is not a list of 625 integers'
+    return None
 
 def load_module_state(module: torch.nn.Module, state_dict: dict, name: str, path: str) -> None:
     """One module's tensors from a checkpoint; a mismatch is a one-line ValueError naming both."""
@@ -262,10 +321,14 @@ def restore_resume_state(state: dict, path: str, modules: dict, optimizers: dict
     for name, module in modules.items():
         if module is not None and state.get(name) is not None:
             load_module_state(module, state[name], name, path)
-    for name, opt in optimizers.items():
-        opt.load_state_dict(state[name])
-    loss.load_state_dict(state['loss'] if 'loss' in state else dict(pl_mean=state['pl_mean']))   # (Early checkpoints: pl_mean alone.)
-    set_rng_states(state['rng'])
+    try:
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state[name])
+        loss.load_state_dict(state['loss'] if 'loss' in state else dict(pl_mean=state['pl_mean']))   # (Early checkpoints: pl_mean alone.)
+        set_rng_states(state['rng'])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+        detail = ' '.join(str(err).split())[:200] or type(err).__name__
+        raise ResumeStateError(f'{path}: cannot restore the optimiser, loss or RNG states ({detail}); was it written with other options?') from None
 
 #----------------------------------------------------------------------------
 # Starting from a network file (--resume=NETWORK.pkl, URL or name).
@@ -333,6 +396,24 @@ def cut_stats_jsonl(path: str, next_tick: int) -> int:
         return 0
     return _cut_jsonl(path, lambda record: record['Progress/tick']['mean'] < next_tick)
 
+TICK_LINE_RE = re.compile(r'tick\s+(\d+)\s')
+
+def cut_log_txt(path: str, next_tick: int) -> int:
+    """On resume, before the log is reopened: cut log.txt back to before its first progress
+    line of tick `next_tick` or later (lines a killed run wrote after the checkpoint, which
+    the resumed run writes again), in place. Returns the number of lines dropped."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path, 'rb') as f:
+        lines = f.read().splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        m = TICK_LINE_RE.match(line.decode('utf-8', errors='replace'))
+        if m and int(m.group(1)) >= next_tick:
+            with open(path, 'r+b') as f:
+                f.truncate(sum(len(kept) for kept in lines[:index]))
+            return len(lines) - index
+    return 0
+
 def cut_metric_jsonl(run_dir: str, state_path: str) -> int:
     """On resume: drop the lines of metric-*.jsonl that were written after the checkpoint
     `state_path` (timestamp after its modification time) for a snapshot the resumed run writes
@@ -357,8 +438,20 @@ def write_resume_state(path: str, data: bytes, previous: str | None) -> str:
         os.remove(previous)
     return path
 
-class DiskFullError(ValueError):
+class DiskFullError(RunStopped):
     """No space left on the device while the run wrote one of its files (one line, no traceback)."""
+
+def check_finite_weights(modules: dict, cur_nimg: int, last_state: str | None) -> None:
+    """Stop the run (RunStopped) when a parameter or buffer of G, D or G_ema is NaN or
+    infinite: every later snapshot would be broken, while the last checkpoint is intact."""
+    for name, module in modules.items():
+        if module is None:
+            continue
+        for tensor_name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                kept = f'the last good checkpoint {last_state} is kept' if last_state else 'no checkpoint was written yet'
+                raise RunStopped(f'{name}.{tensor_name} became NaN or infinite at {cur_nimg / 1000:.1f} kimg; training stopped and '
+                                 f'{kept} (lower learning rates --glr/--dlr, or more --gamma, may keep it finite)')
 
 @contextlib.contextmanager
 def reporting_full_disk(path: str, previous_state: str | None):

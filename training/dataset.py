@@ -20,7 +20,8 @@ import PIL.Image
 import torch
 
 from dnnlib import util
-from training.image_files import GREY_MODES, IMAGE_EXTENSIONS, exif_oriented_size, image_to_array, is_image_file, parse_labels, standardize_image
+from training.image_files import GREY_MODES, IMAGE_EXTENSIONS, exif_oriented_size, image_to_array, is_image_file, parse_labels, standardize_image, \
+    unsafe_archive_names
 
 #----------------------------------------------------------------------------
 
@@ -51,6 +52,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         elif os.path.isfile(self._path) and zipfile.is_zipfile(self._path):
             self._type = 'zip'
             all_fnames = [info.filename for info in self._get_zipfile().infolist() if not info.is_dir()]
+            unsafe = unsafe_archive_names(all_fnames)
+            if unsafe:
+                raise IOError(f'{self._path}: {len(unsafe)} entr{"ies have" if len(unsafe) > 1 else "y has"} an absolute or ".." name '
+                              f'(e.g. "{unsafe[0]}"); re-make the zip with relative names (dataset_tool.py --source=DIR)')
         elif os.path.exists(self._path):
             raise IOError(f'{self._path}: not a directory or a zip archive')
         else:
@@ -245,60 +250,51 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 class InfiniteSampler(torch.utils.data.Sampler):
     """Endless stream of dataset indices, sharded over `num_replicas` processes.
 
-    The global stream is a seeded permutation that is progressively reshuffled: after
-    position i is visited it is swapped with a random position at most `window_size * N`
-    places behind it, so later passes differ from the first while every index still
-    recurs about once per N steps. Replica r yields global positions r, r + R, r + 2R, ...
-    `start_idx` counts items this replica has already yielded; the sampler replays the
-    reshuffling up to that point, so a resumed run continues exactly the same stream."""
+    The global stream visits the data in passes of N positions; pass p is the permutation
+    drawn by numpy's generator seeded with (seed, p), so every index occurs once per pass and
+    each pass has its own order. Replica r yields global positions r, r + R, r + 2R, ...
+    `start_idx` counts items this replica has already yielded; the position is restored by
+    drawing only the permutation of the pass it falls in (constant time in start_idx), so a
+    resumed run continues exactly the same stream."""
 
     def __init__(self,
         dataset:       torch.utils.data.Dataset,  # Anything with __len__.
         rank:          int = 0,                   # This process's index in [0, num_replicas).
         num_replicas:  int = 1,                   # Number of processes sharing the stream.
-        seed:          int = 0,                   # Seed of the permutation and the reshuffling.
+        seed:          int = 0,                   # Seed of the permutations.
         shuffle:       bool = True,               # False = 0, 1, 2, ... in order.
-        window_size:   float = 0.5,               # Reshuffling window as a fraction of the dataset.
         start_idx:     int = 0,                   # Items already yielded by this replica (resume).
     ):
         if len(dataset) < 1:
             raise ValueError('InfiniteSampler: the dataset is empty')
         if not (num_replicas >= 1 and 0 <= rank < num_replicas):
             raise ValueError(f'InfiniteSampler: need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}')
-        if not 0 <= window_size <= 1:
-            raise ValueError(f'InfiniteSampler: window_size must be in [0, 1], got {window_size}')
         if start_idx < 0:
             raise ValueError(f'InfiniteSampler: start_idx must be >= 0, got {start_idx}')
+        if seed < 0:
+            raise ValueError(f'InfiniteSampler: seed must be >= 0, got {seed}')
         super().__init__()
         self.num_items = len(dataset)
         self.rank = rank
         self.num_replicas = num_replicas
         self.seed = seed
         self.shuffle = shuffle
-        self.window_size = window_size
         self.start_idx = start_idx
 
+    def pass_order(self, pass_idx: int) -> list[int]:
+        """The dataset indices in the order of pass `pass_idx` of the global stream."""
+        if not self.shuffle:
+            return list(range(self.num_items))
+        return np.random.default_rng([self.seed, pass_idx]).permutation(self.num_items).tolist()
+
     def __iter__(self) -> Iterator[int]:
-        num_items = self.num_items
-        order = np.arange(num_items)
-        window = 0
-        rnd = np.random.RandomState(self.seed)
-        if self.shuffle:
-            rnd.shuffle(order)
-            window = int(np.rint(num_items * self.window_size))
-        order = order.tolist()
-        chunk = 4096  # Random offsets are drawn in chunks; replay draws exactly the same ones.
-        first_yield = self.start_idx * self.num_replicas
-        idx = 0
+        idx = self.start_idx * self.num_replicas + self.rank     # Global position of this replica's next item.
+        order_pass, order = -1, None
         while True:
-            offsets = rnd.randint(window, size=chunk).tolist() if window >= 2 else None
-            for k in range(chunk):
-                i = idx % num_items
-                if idx >= first_yield and idx % self.num_replicas == self.rank:
-                    yield order[i]
-                if offsets is not None:
-                    j = (i - offsets[k]) % num_items
-                    order[i], order[j] = order[j], order[i]
-                idx += 1
+            pass_idx, i = divmod(idx, self.num_items)
+            if pass_idx != order_pass:
+                order_pass, order = pass_idx, self.pass_order(pass_idx)
+            yield order[i]
+            idx += self.num_replicas
 
 #----------------------------------------------------------------------------

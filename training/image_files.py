@@ -4,7 +4,9 @@ dataset_tool.py (which reports the conversions). No torch here, so that dataset_
 starts quickly.
 """
 
+import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ import PIL.ImageOps
 #----------------------------------------------------------------------------
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
-GREY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N')  # Header modes that decode to greyscale.
+GREY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')  # Header modes that decode to greyscale.
 EXIF_ORIENTATION = 0x0112
 
 def is_image_file(relpath: str) -> bool:
@@ -32,7 +34,8 @@ def exif_oriented_size(img: PIL.Image.Image) -> tuple[int, int]:
 def standardize_image(img: PIL.Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> tuple[PIL.Image.Image, list[str]]:
     """Decode `img` into mode 'L' or 'RGB'. Returns the image and the conversions applied:
     'exif-rotated' (EXIF orientation applied), 'alpha-composited' (RGBA/LA/transparent palette
-    composited onto `background`), '16-bit' (scaled to 8 bits with rounding), 'palette',
+    composited onto `background`), '16-bit' (scaled to 8 bits with rounding), 'float' (32-bit
+    floats: values in [0, 1] scaled by 255, values up to 255 rounded; others refused), 'palette',
     'cmyk' (PIL's conversion, no colour management), 'other-mode'. Raises OSError/ValueError
     for files PIL cannot decode."""
     notes = []
@@ -49,6 +52,13 @@ def standardize_image(img: PIL.Image.Image, background: tuple[int, int, int] = (
         values = np.asarray(img, dtype=np.float64)
         notes.append('16-bit')
         return PIL.Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8)), notes
+    if mode == 'F':     # 32-bit float (e.g. TIFF): values in [0, 1] or [0, 255], by their range.
+        values = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
+            raise ValueError('a floating-point image with values outside [0, 255] (or not finite); expected [0, 1] or [0, 255]')
+        notes.append('float')
+        scale = 255 if values.max() <= 1 else 1
+        return PIL.Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)), notes
     if mode == 'P':
         notes.append('palette')
         img = img.convert('RGBA' if 'transparency' in img.info else 'RGB')
@@ -80,15 +90,34 @@ def image_to_array(img: PIL.Image.Image) -> np.ndarray:
 
 MAX_CLASSES = 2 ** 16   # Largest class count (label_dim of one-hot labels) a dataset.json may ask for.
 
+def labels_by_path(labels_json: Any, where: str) -> dict:
+    """dataset.json's "labels" ([[relpath, label], ...]) as {relpath with '/': label}. ValueError
+    naming `where` when it is malformed or gives one image two different labels."""
+    if not isinstance(labels_json, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in labels_json):
+        raise ValueError(f'{where}: "labels" must be a list of [relative/path, label] pairs or null')
+    table = {}
+    for path, label in labels_json:
+        path = path.replace('\\', '/')
+        if path in table and table[path] != label:
+            raise ValueError(f'{where}: two different labels for "{path}" ({json.dumps(table[path])[:40]} and {json.dumps(label)[:40]})')
+        table[path] = label
+    return table
+
+def unsafe_archive_names(names: list[str]) -> list[str]:
+    """The entry names of an archive that are absolute or climb out of it with '..' (a zip's
+    names are paths chosen by whoever made it)."""
+    def unsafe(name: str) -> bool:
+        name = name.replace('\\', '/')
+        return name.startswith('/') or bool(re.match(r'[A-Za-z]:', name)) or '..' in name.split('/')
+    return [name for name in names if unsafe(name)]
+
 def parse_labels(labels_json: Any, fnames: list[str], where: str) -> np.ndarray | None:
     """`labels_json` is the value of dataset.json's "labels" ([[relpath, label], ...] or None).
     Returns int64 [N] class indices, float32 [N, D] vectors, or None when there are no labels.
     Raises ValueError naming `where` when a file has no label or the labels are malformed."""
     if labels_json is None:
         return None
-    if not isinstance(labels_json, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in labels_json):
-        raise ValueError(f'{where}: "labels" must be a list of [relative/path, label] pairs or null')
-    table = {path.replace('\\', '/'): label for path, label in labels_json}
+    table = labels_by_path(labels_json, where)
     missing = [fname for fname in fnames if fname not in table]
     if missing:
         raise ValueError(f'{where}: no label for {len(missing)} image(s), e.g. "{missing[0]}"')
@@ -104,7 +133,12 @@ def parse_labels(labels_json: Any, fnames: list[str], where: str) -> np.ndarray 
         lengths = sorted({len(v) for v in values})
         if len(lengths) != 1:
             raise ValueError(f'{where}: label vectors have different lengths {lengths}')
-        return np.array(values, dtype=np.float32).reshape(len(values), lengths[0])
+        with np.errstate(over='ignore'):   # Numbers beyond float32 become inf, refused below.
+            array = np.array(values, dtype=np.float32).reshape(len(values), lengths[0])
+        if not np.isfinite(array).all():
+            bad = fnames[int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])]
+            raise ValueError(f'{where}: the label of "{bad}" holds NaN or infinite values (or numbers beyond float32)')
+        return array
     raise ValueError(f'{where}: each label must be an integer class or a list of numbers (all of one kind)')
 
 #----------------------------------------------------------------------------

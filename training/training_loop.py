@@ -39,6 +39,7 @@ import json
 import os
 import random
 import time
+import zipfile
 from typing import Callable
 
 import numpy as np
@@ -128,6 +129,30 @@ def setup_phases(params: dict, opt_kwargs: dict, reg_intervals: dict) -> tuple[l
             phases.append(dnnlib.EasyDict(name=name + 'main', params=params[name], opt=opt, interval=1))
             phases.append(dnnlib.EasyDict(name=name + 'reg', params=params[name], opt=opt, interval=interval))
     return phases, optimizers
+
+DATA_ERRORS = (OSError, KeyError, zipfile.BadZipFile)    # What reading a changed or damaged --data raises (dataset.py: IOError).
+
+def open_training_set(training_set_kwargs: dict):
+    """The training set; a dataset that no longer reads (changed after train.py checked it)
+    stops the run with one line (checkpoint.RunStopped)."""
+    try:
+        return dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    except (*DATA_ERRORS, ValueError) as err:   # (The constructor's size checks raise ValueError.)
+        raise checkpoint.RunStopped(f'the training data no longer reads as at the start ({_last_line(err)})') from None
+
+def next_batch(iterator, training_set_kwargs: dict):
+    """The next batch; an image that no longer reads (the data was replaced or damaged after
+    the start) stops the run with one line naming it."""
+    try:
+        return next(iterator)
+    except DATA_ERRORS as err:
+        raise checkpoint.RunStopped(f'--data={training_set_kwargs.get("path")}: the training data changed or was damaged after the '
+                                    f'start ({_last_line(err)})') from None
+
+def _last_line(err: Exception) -> str:
+    """The message of an error, also when a DataLoader worker wrapped it in its traceback."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:300]
 
 @torch.no_grad()
 def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, ema_kimg: float, ema_rampup: float | None, cur_nimg: int, batch_size: int) -> None:
@@ -361,7 +386,7 @@ def setup(c: dnnlib.EasyDict) -> dnnlib.EasyDict:
     run.num_rounds = run.batch_per_gpu // c.batch_gpu
 
     say('Loading training set...')
-    run.training_set = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
+    run.training_set = open_training_set(c.training_set_kwargs)
     say(f'Num images:  {len(run.training_set)}')
     say(f'Image shape: {run.training_set.image_shape}')
     say(f'Label shape: {run.training_set.label_shape}')
@@ -441,7 +466,7 @@ def training_step(c: dnnlib.EasyDict, run: dnnlib.EasyDict) -> None:
 
     # Fetch training data: reals from this rank's shard of the stream, latents and fake
     # labels (drawn from the dataset's labels) as this rank's slice of the global batch.
-    phase_real_img, phase_real_c = next(run.training_set_iterator)
+    phase_real_img, phase_real_c = next_batch(run.training_set_iterator, c.training_set_kwargs)
     phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
     phase_real_c = phase_real_c.to(device).split(batch_gpu)
     all_gen_z = torch.randn([len(run.phases), c.batch_size, G.z_dim], generator=batch_gen)
@@ -520,6 +545,7 @@ def end_of_tick(c: dnnlib.EasyDict, run: dnnlib.EasyDict, done: bool) -> bool:
     for line in tick_status(state.cur_tick, state.cur_nimg, state.elapsed_sec, run.tick_start_nimg, tick_end_time - run.tick_start_time,
                             run.maintenance_time, run.device, run.modules['augment_pipe'], run.nonfinite_collector):
         say(line)
+    checkpoint.check_finite_weights(run.modules, state.cur_nimg, state.last_checkpoint)   # Before any file of the tick is written.
 
     # Check for abort.
     if not done and c.abort_fn is not None and distributed.broadcast_object(bool(c.abort_fn())):

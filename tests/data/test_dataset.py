@@ -180,19 +180,13 @@ def take(sampler, n):
 
 def test_sampler_is_seeded_shuffled_and_covers_the_data():
     data = list(range(50))
-    stream = take(InfiniteSampler(data, seed=3), 50)
-    # Positions swapped early wrap around to the end of the first pass, so it is close to,
-    # but not exactly, a permutation (as upstream).
-    assert len(set(stream)) >= 40 and stream != data
-    assert take(InfiniteSampler(data, seed=3, window_size=0), 50) != data
-    assert sorted(take(InfiniteSampler(data, seed=3, window_size=0), 50)) == data
-    assert take(InfiniteSampler(data, seed=3), 200) == take(InfiniteSampler(data, seed=3), 200)
-    assert take(InfiniteSampler(data, seed=4), 50) != stream
+    stream = take(InfiniteSampler(data, seed=3), 200)
+    for p in range(4):   # Every pass is a permutation, each with its own order.
+        assert sorted(stream[50 * p : 50 * p + 50]) == data
+    assert stream[:50] != data and stream[:50] != stream[50:100]
+    assert take(InfiniteSampler(data, seed=3), 200) == stream
+    assert take(InfiniteSampler(data, seed=4), 50) != stream[:50]
     assert take(InfiniteSampler(data, shuffle=False), 120) == [i % 50 for i in range(120)]
-    later = take(InfiniteSampler(data, seed=3), 400)[50:]
-    assert later[:50] != stream  # The window reshuffle changes later passes.
-    counts = np.bincount(later, minlength=50)
-    assert counts.min() >= 3 and counts.max() <= 12  # Every index keeps recurring (350 draws of 50).
 
 def test_sampler_sharding_interleaves_the_global_stream():
     data = list(range(37))
@@ -205,9 +199,18 @@ def test_sampler_sharding_interleaves_the_global_stream():
 def test_sampler_restart_continues_the_stream(num_replicas, rank):
     data = list(range(23))
     full = take(InfiniteSampler(data, rank=rank, num_replicas=num_replicas, seed=7), 9000)
-    for start_idx in (1, 22, 4095, 5000):  # Across the random-chunk boundary too.
+    for start_idx in (1, 22, 23, 4095, 5000):  # Within a pass and at a pass boundary.
         resumed = take(InfiniteSampler(data, rank=rank, num_replicas=num_replicas, seed=7, start_idx=start_idx), 500)
         assert resumed == full[start_idx:start_idx + 500]
+
+def test_sampler_position_restores_in_constant_time():
+    data = list(range(23))
+    start_idx = 10 ** 15     # A resume checkpoint's batch index can be anything: no replay up to it.
+    sampler = InfiniteSampler(data, rank=1, num_replicas=2, seed=7, start_idx=start_idx)
+    global_idx = start_idx * 2 + 1
+    first = take(sampler, 3)
+    orders = {p: sampler.pass_order(p) for p in range(global_idx // 23, (global_idx + 4) // 23 + 1)}
+    assert first == [orders[(global_idx + 2 * k) // 23][(global_idx + 2 * k) % 23] for k in range(3)]
 
 def test_sampler_rejects_bad_arguments():
     with pytest.raises(ValueError, match='rank'):

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pickle
+import re
 import sys
 import tarfile
 import types
@@ -387,3 +388,70 @@ def test_help_does_not_import_torch():
     assert 'Usage:' in proc.stdout and 'torch imported: False' in proc.stdout, proc.stdout + proc.stderr
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Hostile or odd sources, and a full disk.
+
+def test_float_images_by_value_range(tmp_path):
+    unit = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    save(f'{tmp_path}/src/a_unit.tif', PIL.Image.fromarray(unit, mode='F'))
+    save(f'{tmp_path}/src/b_bytes.tif', PIL.Image.fromarray(unit * 255, mode='F'))
+    result = ok('--source', tmp_path / 'src', '--dest', tmp_path / 'out.zip')
+    assert '2 float' in result.stdout and 'greyscale->RGB' not in result.stdout, result.stdout
+    images = load(tmp_path / 'out.zip')[1]
+    assert images.shape[1] == 1, 'float images are greyscale'
+    expected = np.rint(unit * 255).astype(np.uint8)
+    np.testing.assert_array_equal(images[0][0], expected)
+    assert np.abs(images[1][0].astype(int) - expected).max() <= 1
+    save(f'{tmp_path}/src/c_negative.tif', PIL.Image.fromarray(unit - 1, mode='F'))
+    fails('--source', tmp_path / 'src', '--dest', tmp_path / 'out2.zip', '--strict', match='c_negative.tif')
+
+def test_zip_entries_with_absolute_or_parent_names_are_refused(tmp_path):
+    png = io.BytesIO()
+    PIL.Image.fromarray(noise((16, 16))).save(png, format='png')
+    for bad in ('/abs/y.png', '../x.png', 'a/../../x.png'):
+        path = tmp_path / 'bad.zip'
+        with zipfile.ZipFile(path, 'w') as z:
+            for i in range(2):
+                z.writestr(f'img{i}.png', png.getvalue())
+            z.writestr(zipfile.ZipInfo(bad), png.getvalue())
+        fails('--source', path, '--dest', tmp_path / 'out.zip', match=f'1 entry has an absolute or ".." name (e.g. "{bad}")')
+        with pytest.raises(IOError, match=rf'bad.zip: 1 entry has an absolute or "\.\." name \(e.g. "{re.escape(bad)}"\)'):
+            ImageFolderDataset(str(path))
+        assert not (tmp_path / 'out.zip').exists()
+
+def test_two_labels_for_one_image_are_refused(tmp_path):
+    src = rgb_folder(tmp_path / 'src', count=2)
+    (src / 'dataset.json').write_text(json.dumps({'labels': [['img0.png', 0], ['img1.png', 1], ['img0.png', 1]]}))
+    fails('--source', src, '--dest', tmp_path / 'out.zip', match='two different labels for "img0.png" (0 and 1)')
+    with pytest.raises(ValueError, match=r'two different labels for "img0.png" \(0 and 1\)'):
+        ImageFolderDataset(str(src), use_labels=True)
+    (src / 'dataset.json').write_text(json.dumps({'labels': [['img0.png', [1.0, float('nan')]], ['img1.png', [0.0, 1e39]]]}))
+    with pytest.raises(ValueError, match=r'the label of "img0.png" holds NaN or infinite values'):
+        ImageFolderDataset(str(src), use_labels=True)
+
+@pytest.mark.parametrize('dest', ['out.zip', 'outdir'])
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, dest):
+    import errno   # pylint: disable=import-outside-toplevel
+    import dataset_tool   # pylint: disable=import-outside-toplevel
+    src = rgb_folder(tmp_path / 'src')
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    if dest.endswith('.zip'):   # The second image fills the disk; closing the zip then fails too, as it does on a full disk.
+        real_writestr = zipfile.ZipFile.writestr
+        calls = []
+        def writestr(self, *args, **kwargs):
+            calls.append(1)
+            return full() if len(calls) > 1 else real_writestr(self, *args, **kwargs)
+        real_close, closes = zipfile.ZipFile.close, []
+        def close(self):    # The first close fails as on a full disk; later ones (the garbage collector's) close for real.
+            closes.append(1)
+            return full() if len(closes) == 1 else real_close(self)
+        monkeypatch.setattr(zipfile.ZipFile, 'writestr', writestr)
+        monkeypatch.setattr(zipfile.ZipFile, 'close', close)
+    else:
+        real_open = open
+        monkeypatch.setattr(dataset_tool, 'open', lambda path, mode='r', *a, **k: full() if 'w' in mode else real_open(path, mode, *a, **k), raising=False)
+    result = fails('--source', src, '--dest', tmp_path / dest, match=f'--dest {tmp_path / dest}: no space left on the device; the partial output was removed')
+    assert 'Traceback' not in result.output
+    assert sorted(os.listdir(tmp_path)) == ['src'], 'no output and no temporary file left'

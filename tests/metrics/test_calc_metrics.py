@@ -92,6 +92,8 @@ def _error_line(output):
 
 def test_bad_input(files, tmp_path):
     rgb = fixtures.write_folder(str(tmp_path / 'rgb16'), fixtures.blob_images(NUM_GEN, RESOLUTION, channels=3))
+    mixed = fixtures.write_folder(str(tmp_path / 'mixed'), fixtures.blob_images(NUM_GEN, RESOLUTION, channels=1)[..., 0])
+    PIL.Image.fromarray(np.zeros([32, 32], dtype=np.uint8)).save(os.path.join(mixed, '9.png'))
     cases = [
         ([f'--network={files.network}', '--metrics=fid1k'], 'unknown metric "fid1k"'),
         (['--metrics=fid_cli_test'], 'give --network'),
@@ -112,6 +114,9 @@ def test_bad_input(files, tmp_path):
         ([f'--fakes={files.data28}', f'--data={files.data}', '--metrics=fid_cli_test'],
          r'--fakes=.*data28: images are 28x28 with 1 channel\(s\), but --data=.*data16 has 16x16 with 1; the scores compare like with like'),
         ([f'--fakes={rgb}', f'--data={files.data}', '--metrics=fid_cli_test'], r'images are 16x16 with 3 channel\(s\), but --data=.*data16 has 16x16 with 1'),
+        # One fake of another size among the right ones: found before any features are computed.
+        ([f'--fakes={mixed}', f'--data={files.data}', '--metrics=fid_cli_test'], r'--fakes: .*mixed: "9.png" is 32x32 with 1 channel\(s\)'),
+        ([f'--network={files.network}', '--metrics=fid_cli_test', f'--gpus={(os.cpu_count() or 1) + 1}'], r'--gpus.*more CPU processes than the'),
     ]
     corrupt = tmp_path / 'inception-2015-12-05.pt'
     corrupt.write_bytes(b'PK\x03\x04 truncated archive')

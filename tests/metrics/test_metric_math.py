@@ -33,6 +33,9 @@ def test_fid_same_distribution_is_zero_and_symmetric():
     s1, s2 = _random_cov(rng, 32), _random_cov(rng, 32)
     mu = rng.standard_normal(32)
     assert abs(fid_mod.frechet_distance(mu, s1, mu, s1)) < 1e-9
+    for seed in range(20):   # Rounding leaves about +-1e-12 for equal distributions: never printed as negative.
+        s = _random_cov(np.random.default_rng(seed), 64)
+        assert fid_mod.frechet_distance(mu[:1].repeat(64), s, mu[:1].repeat(64), s) >= 0
     d12 = fid_mod.frechet_distance(mu, s1, mu + 1, s2)
     d21 = fid_mod.frechet_distance(mu + 1, s2, mu, s1)
     assert abs(d12 - d21) < 1e-9 * d12

@@ -299,7 +299,7 @@ def test_unreachable_url_is_one_line(tmp_path, http_server, monkeypatch):
     result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', '--cfg=auto', '--cbase=256', '--cmax=32',
                                              '--metrics=none', '--device=cpu', f'--resume={url}'])
     lines = result.output.strip().splitlines()
-    assert result.exit_code == 1 and len(lines) == 1 and url in lines[0] and 'download failed after 1 attempts' in lines[0], result.output
+    assert result.exit_code == 1 and len(lines) == 1 and url in lines[0] and 'download failed after 1 attempt (' in lines[0], result.output
     assert not (tmp_path / 'runs').exists()
 
 def test_scripts_accept_upstream_pickles(tmp_path):

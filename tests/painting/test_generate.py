@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 import generate
-from painting import animation, latents, paintings, pictures
+from painting import animation, api, latents, paintings, pictures
 from tests.networks.test_contract import RESOLUTION
 from tests.painting.test_api import ALL, PAINTERS, build
 from tests.test_legacy import CASES, _reference_kwargs, make_checkpoint, reference_forward, reference_layout
@@ -182,3 +182,55 @@ def test_bad_options(tmp_path, name):
     assert not out.exists()
     for unwritable in ('/proc/x', str(a_file / 'sub')):
         assert_fails_with_one_line(run('--network', network, '--seeds', '0', '--outdir', unwritable), f'--outdir={unwritable}', 'cannot write')
+
+#----------------------------------------------------------------------------
+# Nothing of the user's replaced, nothing non-finite written, sizes checked before any work.
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path):
+    network = save(tmp_path, 'fpa')
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'seed0001.png').write_text('precious')
+    result = run('--network', network, '--seeds', '0-2', '--outdir', out, '--device', 'cpu')
+    assert_fails_with_one_line(result, '--outdir', 'seed0001.png', '--overwrite')
+    assert (out / 'seed0001.png').read_text() == 'precious' and sorted(os.listdir(out)) == ['seed0001.png'], 'nothing written'
+    result = run('--network', network, '--seeds', '0-2', '--outdir', out, '--device', 'cpu', '--overwrite')
+    assert result.exit_code == 0, result.output
+    assert result.output.count('--overwrite: replacing seed0001.png in') == 1, result.output
+    assert read(out / 'seed0001.png').shape[:2] == (RESOLUTION, RESOLUTION)
+
+def test_images_are_written_batch_by_batch(tmp_path, monkeypatch):
+    network = save(tmp_path, 'fpa')
+    written = []
+    def generate_images(G, seeds, **kwargs):   # Each batch must find the earlier batches on disk already.
+        written.append((list(seeds), sorted(os.listdir(tmp_path / 'out'))))
+        return torch.zeros([len(seeds), G.img_channels, G.img_resolution, G.img_resolution])
+    monkeypatch.setattr(api, 'generate_images', generate_images)
+    result = run('--network', network, '--seeds', '0-4', '--outdir', tmp_path / 'out', '--batch', 2, '--device', 'cpu')
+    assert result.exit_code == 0 and 'Writing 5 images to' in result.output, result.output
+    assert written == [([0, 1], []), ([2, 3], ['seed0000.png', 'seed0001.png']), ([4], [f'seed{s:04d}.png' for s in range(4)])]
+
+def test_non_finite_images_are_an_error(tmp_path, monkeypatch):
+    network = save(tmp_path, 'fpa')
+    monkeypatch.setattr(api, 'generate_images', lambda G, seeds, **kwargs: torch.full([len(seeds), 3, RESOLUTION, RESOLUTION], float('nan')))
+    result = run('--network', network, '--seeds', '0-1', '--outdir', tmp_path / 'out', '--device', 'cpu')
+    assert_fails_with_one_line(result, '--network', 'the images of seeds 0..1: NaN or infinite values')
+    assert os.listdir(tmp_path / 'out') == []
+
+def test_sizes_are_refused_before_any_work(tmp_path):
+    network = save(tmp_path, 'fpa')
+    out = tmp_path / 'out'
+    assert_fails_with_one_line(run('--network', network, '--seeds', '0-1', '--paint', '--scale', 100000, '--outdir', out, '--device', 'cpu'),
+                               '--scale', 'the limit is 4096', f'at most {4096 // RESOLUTION}')
+    assert_fails_with_one_line(run('--network', network, '--seeds', '0-100000000', '--outdir', out), '--seeds', 'more than 1,000,000 values')
+    assert_fails_with_one_line(run('--network', network, '--seeds', str(2 ** 32), '--outdir', out), '--seeds', 'out of range')
+    assert not out.exists()
+
+def test_batches_are_bounded_by_the_values_they_hold():
+    G = build('fpa')
+    per_image = G.img_channels * G.img_resolution ** 2
+    assert api.bounded_batch(G, 16) == 16
+    assert api.bounded_batch(G, 10 ** 9) == api.MAX_BATCH_ELEMENTS // per_image
+    assert api.bounded_batch(G, 10 ** 9, frames=G.num_ws) == api.MAX_BATCH_ELEMENTS // (per_image * G.num_ws)
+    G.img_resolution = 2 ** 15      # One sample over the bound still runs, alone.
+    assert api.bounded_batch(G, 16) == 1

@@ -155,6 +155,16 @@ def test_stats_jsonl_of_an_interrupted_run_equals_an_uninterrupted_one(image_fol
     _run(image_folder, split, resume_state=checkpoint.find_latest_resume_state(str(split)), **SCHEDULE)
     assert _stats(split) == _stats(straight)
 
+def test_log_txt_is_cut_back_on_resume_as_stats_jsonl_is(tmp_path):
+    path = tmp_path / 'log.txt'
+    header = 'Loading training set...\nTraining for 0.028 kimg...\n\n'
+    ticks = lambda first, last: ''.join(f'tick {t:<5d} kimg {t * 0.004:<8.1f} time 1s\nEvaluating metrics...\n' for t in range(first, last))
+    path.write_text(header + ticks(0, 5) + 'tick 5     kimg 0.0')     # Killed after tick 4's lines, inside tick 5's.
+    assert checkpoint.cut_log_txt(str(path), next_tick=3) == 5
+    assert path.read_text() == header + ticks(0, 3)
+    assert checkpoint.cut_log_txt(str(path), next_tick=3) == 0
+    assert checkpoint.cut_log_txt(str(tmp_path / 'missing.txt'), next_tick=3) == 0
+
 #----------------------------------------------------------------------------
 # A full disk.
 

@@ -166,6 +166,25 @@ def test_batch_not_divisible(image_folder, tmp_path):
     assert 'not a multiple of the minibatch-std group 4' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--cfg=stylegan2',
                                                                    '--batch=12', '--batch-gpu=6', '--metrics=none', '--device=cpu')
 
+def test_options_refused_before_anything_is_made(image_folder, tmp_path):
+    outdir = tmp_path / 'runs'
+    common = [f'--outdir={outdir}', f'--data={image_folder}', '--cfg=fpa-cpu', '--metrics=none']
+    for args, words in [
+        (['--desc=x/..'], ['--desc', '"x/.."', 'part of a directory name']),
+        (['--desc=../../escape'], ['--desc', '"../../escape"']),
+        (['--glr=inf'], ['--glr', 'inf is not a finite number']),
+        (['--dlr=nan'], ['--dlr', 'nan is not a finite number']),
+        (['--minutes=nan'], ['--minutes', 'nan is not a finite number']),
+        (['--seed=4294967296'], ['--seed', '4294967296']),
+        (['--cbase=1'], ['Discriminator: channel_base=1, channel_max=128 give no channels at 16x16']),
+        (['--fpa-steps=1000000000'], ['G: init_kwargs.num_steps=1000000000 is above the limit 65536']),
+        (['--cbase=65536', '--cmax=65536'], ['a D of', 'GiB of parameters; the limit is 8 GiB']),
+    ]:
+        for dry_run in ([], ['--dry-run']):
+            error = _error(*common, *args, *dry_run)
+            assert all(word in error for word in words), (args, error)
+    assert not outdir.exists() and not (tmp_path / 'escape').exists()
+
 def test_more_processes_than_cores(image_folder, tmp_path):
     assert '--gpus=4096: more CPU processes than' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--gpus=4096', '--device=cpu')
 

@@ -12,7 +12,6 @@ import dnnlib
 import networks
 from tests.conftest import assert_close
 from tests.training.tiny import TINY_D, loop_kwargs
-from torch_utils import persistence
 from training import loss as loss_module
 from painting import paintings, pictures
 from training import checkpoint
@@ -159,6 +158,33 @@ def test_nan_losses_are_counted_logged_and_neutralised(image_folder, tmp_path):
     grad_count = sum(s['Progress/nonfinite_grads']['mean'] * s['Progress/nonfinite_grads']['num'] for s in stats)
     assert grad_count > 0
 
+class PoisonedAdam(torch.optim.Adam):
+    """Adam whose 4th step makes every parameter NaN: a run that diverges after its first checkpoint."""
+    def step(self, closure=None):
+        result = super().step(closure)
+        self.num_steps = getattr(self, 'num_steps', 0) + 1
+        if self.num_steps == 4:
+            with torch.no_grad():
+                for group in self.param_groups:
+                    for param in group['params']:
+                        param.fill_(float('nan'))
+        return result
+
+def test_non_finite_weights_stop_the_run_and_keep_the_last_good_checkpoint(image_folder, tmp_path):
+    run_dir = tmp_path / 'run'
+    messages = []
+    with pytest.raises(checkpoint.RunStopped, match=r'^G\.\S+ became NaN or infinite at 0\.0 kimg; training stopped and the last good '
+                       r'checkpoint .*resume-000000.pt is kept'):
+        _run(image_folder, run_dir, total_kimg=0.032, kimg_per_tick=0.004, network_snapshot_ticks=1,
+             G_opt_kwargs=dict(class_name=PoisonedAdam, lr=0.002, betas=(0, 0.99), eps=1e-8),
+             print_fn=lambda *a, **k: messages.append(' '.join(map(str, a))))
+    state = checkpoint.load_resume_state(str(run_dir / 'resume-000000.pt'))
+    assert state['cur_nimg'] < 16 and all(torch.isfinite(t).all() for t in state['G'].values())
+    for name in os.listdir(run_dir):
+        if name.startswith('network-snapshot-'):
+            network = networks.load_network(str(run_dir / name))
+            assert all(torch.isfinite(t).all() for t in network.G.state_dict().values()), f'{name} holds non-finite weights'
+
 #----------------------------------------------------------------------------
 
 def test_resume_from_network_file(image_folder, tmp_path):
@@ -303,3 +329,28 @@ def test_cuda_run_trains_and_snapshots(image_folder, tmp_path, monkeypatch, prec
         on_gpu = result.G_ema.float()(z.cuda(), c.cuda(), noise_mode='const').cpu()
         on_cpu = snapshot.G_ema(z, c, noise_mode='const')
     assert_close(on_gpu, on_cpu, rtol=0, atol=1e-3, name=f'{precision} G_ema on GPU vs its snapshot on CPU')
+
+def test_data_replaced_after_the_start_is_one_line(tmp_path):
+    import zipfile   # pylint: disable=import-outside-toplevel
+    from tests.training.conftest import make_image_folder   # pylint: disable=import-outside-toplevel
+    folder = make_image_folder(tmp_path / 'data')
+    data = str(tmp_path / 'data.zip')
+    with zipfile.ZipFile(data, 'w') as z:
+        for name in sorted(os.listdir(folder)):
+            z.write(os.path.join(folder, name), name)
+    real_open, reads = zipfile.ZipFile.open, []
+    def replaced(self, name, *args, **kwargs):   # The first image (read by the constructor) is there; later ones are not.
+        reads.append(name)
+        if name.endswith('.png') and len(reads) > 1:
+            raise KeyError(f"There is no item named '{name}' in the archive")
+        return real_open(self, name, *args, **kwargs)
+    kwargs = loop_kwargs(data, run_dir=str(tmp_path / 'run'))
+    os.makedirs(kwargs['run_dir'])
+    import unittest.mock   # pylint: disable=import-outside-toplevel
+    with unittest.mock.patch.object(zipfile.ZipFile, 'open', replaced):
+        with pytest.raises(checkpoint.RunStopped, match=r'--data=.*data.zip: the training data changed or was damaged after the start '
+                                                        r'\(.*There is no item named'):
+            tl.training_loop(**dict(kwargs, training_set_kwargs=dict(kwargs['training_set_kwargs'], path=data)))
+    os.remove(data)
+    with pytest.raises(checkpoint.RunStopped, match=r'the training data no longer reads as at the start \(.*data.zip: dataset not found\)'):
+        tl.training_loop(**dict(kwargs, training_set_kwargs=dict(kwargs['training_set_kwargs'], path=data)))
