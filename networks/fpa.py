@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 import dnnlib
-import networks
 from torch_utils import misc
 from torch_utils import persistence
 
@@ -310,6 +309,7 @@ class SynthesisNetwork(torch.nn.Module):
         # FPA/U-Net refiner (docs/fpa-model.md §4).
         self.unet = None
         if unet_kwargs is not None:
+            import networks     # pylint: disable=import-outside-toplevel  (here: exports run this file's source without the package, networks/export.py)
             self.unet = dnnlib.util.construct_class_by_name(class_name=networks.UNET_CLASS, img_channels=C, **unet_kwargs)
 
     def fpa_parameters(self):
