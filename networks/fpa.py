@@ -193,6 +193,7 @@ class MappingNetwork(torch.nn.Module):
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False):
         self._check_inputs(z, c)
+        z = z.to(self.w_avg.dtype)      # The network's precision, whatever z's (upstream's scripts pass float64 z).
         w = z + self.embed(c.to(z.dtype)) if self.c_dim > 0 else z                  # [N, z_dim]
         if update_emas:
             self.w_avg.copy_(w.detach().mean(dim=0).to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta))

@@ -74,8 +74,8 @@ def test_upstream_environment_computes_our_images(exported):
     assert G.init_kwargs == nets.G_ema.init_kwargs and data['training_set_kwargs'] == nets.training_set_kwargs
     z, c = _inputs(G)
     with upstream_environment():
-        # generate.py's call, then projector.py's: mapping, ws repeated over num_ws, synthesis with a gradient.
-        img = G(z, c, truncation_psi=0.7, noise_mode='const')
+        # generate.py's call (float64 z, from numpy), then projector.py's: mapping, ws repeated over num_ws, synthesis with a gradient.
+        img = G(z.double(), c, truncation_psi=0.7, noise_mode='const')
         ws = G.mapping(z, c)
         w_opt = ws[:, :1].clone().requires_grad_(True)
         G.synthesis(w_opt.repeat([1, G.mapping.num_ws, 1]), noise_mode='const').square().sum().backward()
