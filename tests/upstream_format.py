@@ -134,29 +134,26 @@ def _assert_shape(tensor, ref_shape):
 
 def _persistence_module() -> types.ModuleType:
     """upstream's torch_utils.persistence, as much of it as unpickling uses (format version 6)."""
-    decorators, src_to_module, module_to_src = set(), {}, {}
+    wrapped, src_to_module, module_to_src = set(), {}, {}
 
-    def persistent_class(orig_class):
-        if orig_class in decorators:
-            return orig_class
-        class Decorator(orig_class):
-            _orig_module_src = module_to_src[orig_class.__module__]
-            _orig_class_name = orig_class.__name__
+    def persistent_class(cls):
+        """cls with upstream's init_args/init_kwargs properties over the stored _init_args and
+        _init_kwargs, pickled (and deep-copied) as a persistence record again."""
+        if cls in wrapped:
+            return cls
+        source, name = module_to_src[cls.__module__], cls.__name__
 
-            def __reduce__(self):   # Pickled (and deep-copied) as a record again.
-                fields = list(super().__reduce__()) + [None] * 3
-                meta = dict(type='class', version=6, module_src=self._orig_module_src, class_name=self._orig_class_name, state=fields[2])
-                return _reconstruct_persistent_obj, (meta,)
+        def as_record(self):
+            state = dict(vars(self))
+            return _reconstruct_persistent_obj, (dict(type='class', version=6, module_src=source, class_name=name, state=state),)
 
-            @property
-            def init_args(self):
-                return copy.deepcopy(self._init_args)
-            @property
-            def init_kwargs(self):
-                return EasyDict(copy.deepcopy(self._init_kwargs))
-        Decorator.__name__ = orig_class.__name__
-        decorators.add(Decorator)
-        return Decorator
+        persistent = type(name, (cls,), dict(
+            __reduce__  = as_record,
+            init_args   = property(lambda self: copy.deepcopy(self._init_args)),
+            init_kwargs = property(lambda self: EasyDict(copy.deepcopy(self._init_kwargs))),
+        ))
+        wrapped.add(persistent)
+        return persistent
 
     def _reconstruct_persistent_obj(meta):
         meta = EasyDict(meta)
@@ -175,7 +172,7 @@ def _persistence_module() -> types.ModuleType:
 
     _reconstruct_persistent_obj.__module__, _reconstruct_persistent_obj.__qualname__ = 'torch_utils.persistence', '_reconstruct_persistent_obj'
     return _module('torch_utils.persistence', persistent_class=persistent_class, _reconstruct_persistent_obj=_reconstruct_persistent_obj,
-                   is_persistent=lambda obj: obj in decorators or type(obj) in decorators)
+                   is_persistent=lambda obj: obj in wrapped or type(obj) in wrapped)
 
 @functools.cache
 def _standin_modules() -> dict[str, types.ModuleType]:
