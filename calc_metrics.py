@@ -37,6 +37,19 @@ DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 
 #----------------------------------------------------------------------------
 
+def stored_dataset_path(path: str, network: str) -> str:
+    """The dataset path a network file stores, relative to where train.py ran: as it is when it
+    exists from here, else found from the run directory or the two folders above it (--outdir
+    and the folder train.py ran in, for the usual --outdir=runs); else one line naming --data."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    run_dir = os.path.dirname(os.path.abspath(network))
+    for folder in (run_dir, os.path.dirname(run_dir), os.path.dirname(os.path.dirname(run_dir))):
+        if os.path.exists(os.path.join(folder, path)):
+            return os.path.join(folder, path)
+    raise click.ClickException(f'--network={network}: the dataset it was trained on, {path} (relative to where train.py ran), '
+                               f'is neither here nor in the run directory or the two folders above it; give --data=PATH')
+
 def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception, vgg16, seed, batch, verbose) -> dnnlib.EasyDict:
     """Validate the command line in the parent process; every problem is one clear line."""
     for metric in metrics:
@@ -82,6 +95,8 @@ def setup_options(network, metrics, data, mirror, gpus, device, fakes, inception
             except ValueError as err:
                 raise click.ClickException(str(err)) from None
             args.dataset_kwargs = dnnlib.EasyDict(net.training_set_kwargs)
+            if isinstance(args.dataset_kwargs.get('path'), str) and not dnnlib.util.is_url(network, allow_file_urls=True):
+                args.dataset_kwargs.path = stored_dataset_path(args.dataset_kwargs.path, network)
         else:
             args.dataset_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=data)
         args.dataset_kwargs.update(resolution=args.G.img_resolution, use_labels=args.G.c_dim != 0)

@@ -247,13 +247,17 @@ def transform_image(img: PIL.Image.Image, resolution: tuple[int, int] | None, tr
 # end, so a failed run leaves the destination untouched.
 
 class DatasetWriter:
-    def __init__(self, dest: str):
+    """overwrite: an existing destination of the same kind (zip file, directory) is replaced,
+    only once the new dataset is complete."""
+    def __init__(self, dest: str, overwrite: bool = False):
         self.dest = dest
+        self.overwrite = overwrite
         self.is_zip = dest.lower().endswith('.zip')
-        if self.is_zip and os.path.exists(dest):
-            raise click.ClickException(f'--dest {dest}: already exists; refusing to overwrite it')
-        if not self.is_zip and os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-            raise click.ClickException(f'--dest {dest}: exists and is not an empty directory; refusing to write into it')
+        if self.is_zip and os.path.exists(dest) and (not overwrite or not os.path.isfile(dest)):
+            raise click.ClickException(f'--dest {dest}: already exists; refusing to overwrite it' + ('' if overwrite else ' (give --overwrite to replace it)'))
+        if not self.is_zip and os.path.exists(dest) and (not os.path.isdir(dest) or (os.listdir(dest) and not overwrite)):
+            hint = ' (give --overwrite to replace it)' if os.path.isdir(dest) else ''
+            raise click.ClickException(f'--dest {dest}: exists and is not an empty directory; refusing to write into it{hint}')
         parent = os.path.dirname(os.path.abspath(dest))
         try:
             os.makedirs(parent, exist_ok=True)
@@ -279,12 +283,18 @@ class DatasetWriter:
     def commit(self) -> None:
         if self.is_zip:
             self.archive.close()
-            if os.path.exists(self.dest):
+            if os.path.exists(self.dest) and not self.overwrite:
                 raise click.ClickException(f'--dest {self.dest}: appeared while writing; refusing to overwrite it')
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(self.tmp_path, 0o666 & ~umask)   # mkstemp made it private.
-        os.replace(self.tmp_path, self.dest)   # An empty destination directory is replaced atomically.
+        elif self.overwrite and os.path.isdir(self.dest) and os.listdir(self.dest):
+            old = tempfile.mkdtemp(dir=os.path.dirname(self.tmp_path), prefix=os.path.basename(self.tmp_path) + '-old')
+            os.replace(self.dest, old)                 # Moved aside (a directory cannot be replaced by rename),
+            os.replace(self.tmp_path, self.dest)       # the new one in its place,
+            shutil.rmtree(old)                         # then the old one removed.
+            return
+        os.replace(self.tmp_path, self.dest)   # A zip file, or an empty destination directory, is replaced atomically.
 
     def abort(self) -> None:
         """Remove the partial output; closing a zip on a full disk fails again, which changes nothing."""
@@ -372,7 +382,8 @@ SKIP_REASONS = {'corrupt': 'cannot be decoded', 'too-small': 'smaller than the o
 @click.option('--channels',      help='Force 1 (greyscale) or 3 (RGB) channels [default: 1 if all images are greyscale, else 3]', type=click.Choice(['1', '3']))
 @click.option('--background',    help='Colour under transparent pixels (name, #rrggbb or r,g,b)', default='white', show_default=True, callback=parse_background)
 @click.option('--strict',        help='Stop with an error instead of skipping a bad image', is_flag=True)
-def main(source, dest, max_images, resolution, width, height, transform, resize_filter, channels, background, strict):
+@click.option('--overwrite',     help='Replace an existing --dest (once the new dataset is complete)  [default: refuse]', is_flag=True)
+def main(source, dest, max_images, resolution, width, height, transform, resize_filter, channels, background, strict, overwrite):
     """Convert images into a dataset for train.py (zip or folder of PNGs + dataset.json).
 
     \b
@@ -392,7 +403,7 @@ def main(source, dest, max_images, resolution, width, height, transform, resize_
         check_resolution(resolution, transform, '--resolution')
     if os.path.abspath(dest) == os.path.abspath(source):
         raise click.ClickException('--dest must differ from --source')
-    writer = DatasetWriter(dest)
+    writer = DatasetWriter(dest, overwrite=overwrite)
     try:
         summary = convert_dataset(writer, source, max_images, resolution, transform, RESIZE_FILTERS[resize_filter],
                                   None if channels is None else int(channels), background, strict)

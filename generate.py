@@ -145,7 +145,7 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
     try:
         mix_steps = [G.num_ws // 2] if mix_steps is None else dnnlib.util.parse_int_list(mix_steps)
         for k in mix_steps if mix_cols is not None else []:
-            api.check_style_mixing(G, k)
+            api.check_style_mixing(G, api.styles_after(G, k))
     except ValueError as err:
         _fail('--mix-steps', err)
     if interp is not None:
@@ -218,7 +218,7 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         # Style mixing across the rows of ws.
         if mix_cols is not None:
             for k in mix_steps:
-                mixing = api.style_mixing_images(G, seeds, mix_cols, num_row_ws=k, noise_mode=noise_mode, **common)
+                mixing = api.style_mixing_images(G, seeds, mix_cols, col_styles=api.styles_after(G, k), noise_mode=noise_mode, **common)
                 path = os.path.join(outdir, f'stylemix-k{k:02d}.png')
                 pictures.save_image(api.style_mixing_grid(mixing, scale=scale), path)
                 print(f'Wrote "{path}" (first {k} of {G.num_ws} rows of ws from the row seeds)')

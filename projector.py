@@ -125,7 +125,7 @@ def project(
     c:                          torch.Tensor = None,    # Label [1, c_dim] for a conditional G; None for an unconditional one.
     num_steps:                  int = 1000,             # Optimisation steps.
     tied:                       bool = True,            # One code shared by all num_ws rows (upstream), else one per row.
-    seed:                       int = 0,                # Seeds the latents of the w statistics, the initial noise maps and the w noise.
+    seed:                       int = 303,              # Seeds the latents of the w statistics, the initial noise maps and the w noise.
     w_avg_samples:              int = 10000,            # Mapped latents for the mean and spread of w.
     initial_learning_rate:      float = 0.1,            # Adam's peak learning rate.
     initial_noise_factor:       float = 0.05,           # Initial w noise, times the spread of w.
@@ -259,7 +259,7 @@ MAX_GIF_FRAMES = 100 # The GIF of the optimisation shows at most this many steps
 @click.option('--target', 'target_fname',   help='Target image file (any size: centre-cropped and resized)', metavar='FILE', required=True)
 @click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
 @click.option('--num-steps',                help='Optimisation steps', type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option('--seed',                     help='Random seed', type=click.IntRange(min=0, max=latents.MAX_SEED), default=0, show_default=True)
+@click.option('--seed',                     help='Random seed', type=click.IntRange(min=0, max=latents.MAX_SEED), default=303, show_default=True)
 @click.option('--save-video',               help='Animation of the optimisation (and of the painting)', type=bool, metavar='BOOL', default=True, show_default=True)
 @click.option('--tied',                     help='One code for all rows of ws (1) or one code per row (0)  [default: 0 for painting generators, else 1]', type=bool, metavar='BOOL')
 @click.option('--vgg16',                    help='VGG16 weights (vgg16.pt, path or URL) for upstream\'s distance  [default: $FPAGAN_VGG16, else a multi-scale pixel distance]', metavar='PATH|URL')

@@ -294,8 +294,8 @@ def presets_help() -> str:
 # Resume.
 @click.option('--resume',       help='latest (the newest matching run; error if none) | auto (the same, else a new run) | '
                                      'resume-KKKKKK.pt (continue that run exactly) | NETWORK.pkl, URL or ffhq256, ffhq512, ffhq1024, '
-                                     'celebahq256, lsundog256 (new run from its weights)',
-              metavar='[latest|auto|PT|PKL|URL|NAME]', type=str)
+                                     'celebahq256, lsundog256 (new run from its weights) | noresume (a new run, as without --resume)',
+              metavar='[latest|auto|PT|PKL|URL|NAME|noresume]', type=str, callback=lambda ctx, param, value: None if value == 'noresume' else value)
 @click.option('--freeze-fpa',   help='Two-stage FPA/U-Net: keep the FPA of --resume fixed, train the U-Net', metavar='BOOL', type=bool, default=DEFAULTS.freeze_fpa, show_default=True)
 def main(**kwargs):
     """Train a GAN (StyleGAN2-ADA machinery) with any registered generator.

@@ -48,7 +48,7 @@ def main(fpa_pkl, stylegan2_pkl, images, num_steps, out, scale):
         for _, path, tied in columns:
             G = networks[path]
             target_float = torch.from_numpy(target.copy()).permute(2, 0, 1).float() / 127.5 - 1
-            result = projector.project(G, target_float, projector.PyramidDistance(), num_steps=num_steps, tied=tied)
+            result = projector.project(G, target_float, projector.PyramidDistance(), num_steps=num_steps, tied=tied, seed=0)   # The seed the figure below was made with.
             G_noise = api.load_generator(path, device='cpu')
             latents.set_noise_buffers(G_noise, result.noise)
             row.append(projector.synthesize(G_noise, result.ws[-1:])[0])

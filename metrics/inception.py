@@ -314,6 +314,14 @@ def default_source() -> str | None:
     path = os.path.join(list(spec.submodule_search_locations)[0], 'default_1.pt')
     return path if os.path.isfile(path) else None
 
+def jit_load(path: str) -> torch.jit.ScriptModule:
+    """torch.jit.load onto the CPU without its notice that TorchScript is deprecated
+    (a DeprecationWarning in torch 2.13, a FutureWarning in 2.14): a normal run prints none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        warnings.simplefilter('ignore', FutureWarning)
+        return torch.jit.load(path, map_location='cpu')
+
 def read_state_dict(source: str) -> dict:
     """The tensors of a detector file (path or URL): TorchScript archives are loaded only to read
     their state dict; plain torch.save files with weights_only=True; Python pickles are refused."""
@@ -332,9 +340,7 @@ def read_state_dict(source: str) -> dict:
         is_torchscript = any(name.endswith('constants.pkl') or '/code/' in name for name in archive.namelist())
     if is_torchscript:
         try:
-            with warnings.catch_warnings():     # torch.jit.load warns that TorchScript is deprecated.
-                warnings.simplefilter('ignore', DeprecationWarning)
-                state = torch.jit.load(path, map_location='cpu').state_dict()
+            state = jit_load(path).state_dict()
         except Exception as err: # Corrupt archives raise many kinds of errors.
             msg = str(err).strip().splitlines()[0] if str(err).strip() else ''
             raise ValueError(f'detector {source}: corrupt or unreadable ({type(err).__name__}: {msg})') from None

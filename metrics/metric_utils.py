@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import time
-import warnings
 import zipfile
 
 import numpy as np
@@ -121,9 +120,7 @@ def detector_file(source: str, name: str) -> str:
 def load_torchscript(source: str, name: str) -> torch.nn.Module:
     path = detector_file(source, name)
     try:
-        with warnings.catch_warnings():     # torch.jit.load warns that TorchScript is deprecated.
-            warnings.simplefilter('ignore', DeprecationWarning)
-            return torch.jit.load(path, map_location='cpu')
+        return inception.jit_load(path)
     except Exception as err: # Corrupt archives raise many kinds of errors.
         msg = str(err).strip().splitlines()[0] if str(err).strip() else ''
         raise ValueError(f'{name} detector {source}: not a readable TorchScript file ({type(err).__name__}: {msg})') from None

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 import dnnlib
-import networks
 from torch_utils import misc
 from torch_utils import persistence
 
@@ -194,6 +193,7 @@ class MappingNetwork(torch.nn.Module):
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False):
         self._check_inputs(z, c)
+        z = z.to(self.w_avg.dtype)      # The network's precision, whatever z's (upstream's scripts pass float64 z).
         w = z + self.embed(c.to(z.dtype)) if self.c_dim > 0 else z                  # [N, z_dim]
         if update_emas:
             self.w_avg.copy_(w.detach().mean(dim=0).to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta))
@@ -310,6 +310,7 @@ class SynthesisNetwork(torch.nn.Module):
         # FPA/U-Net refiner (docs/fpa-model.md §4).
         self.unet = None
         if unet_kwargs is not None:
+            import networks     # pylint: disable=import-outside-toplevel  (here: exports run this file's source without the package, networks/export.py)
             self.unet = dnnlib.util.construct_class_by_name(class_name=networks.UNET_CLASS, img_channels=C, **unet_kwargs)
 
     def fpa_parameters(self):

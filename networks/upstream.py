@@ -15,17 +15,21 @@ What is supported (docs/legacy.md, "StyleGAN2-ADA and StyleGAN3 networks"):
     D           their discriminators -> networks.stylegan2.Discriminator
     augment_pipe  training/augment.py AugmentPipe (with its current p) -> training.augment.AugmentPipe
 StyleGAN3's alias-free generators (stylegan3-t, stylegan3-r) have no counterpart here and are
-refused in one line, as is any other class.
+refused in one line, as is any other class. Networks this codebase exported in upstream's
+format (networks/export.py, `legacy.py --to=upstream`) come back as the classes they were:
+the header of their embedded source names our module, and the class must be on the
+persistence allow-list; their constructor arguments are ours and are not translated.
 
 The two upstream flavours differ only in defaults that a pickle does not store when the
 training script left them at their defaults; FLAVOURS lists them and they are filled in
 explicitly, because ours differ (e.g. our conv_clamp defaults to 256, stylegan2-ada's to None).
-The source text is read for one thing only: which of the two upstream files defined a class.
+The source text is read for one thing only: which file (of upstream or our export) defined a class.
 """
 
 import torch
 
 import dnnlib
+from networks import export
 from torch_utils import persistence, safe_pickle
 
 #----------------------------------------------------------------------------
@@ -43,6 +47,9 @@ FLAVOURS = {
         D         = dict(num_fp16_res=4, conv_clamp=256),
     ),
 }
+
+# The flavour reported for networks exported by this codebase (networks/export.py).
+EXPORT_FLAVOUR = 'exported by this codebase'
 
 # Buffers of upstream's AugmentPipe that are constants derived from nothing stored (wavelet
 # filters); ours computes the same filters under other names, as non-persistent buffers.
@@ -168,17 +175,33 @@ def _compare_states(ours: dict, theirs: dict, where: str, ignore: tuple = ()) ->
                  f'shapes differ: {"; ".join(shapes[:3])}{" ..." if len(shapes) > 3 else ""}' if shapes else '']
         raise ValueError(f'{where}: the tensors do not match the translated network ({"; ".join(p for p in parts if p)})')
 
+def exported_class_of(record: safe_pickle.PersistentRecord, where: str) -> str | None:
+    """Our class name for a record of a network exported by this codebase (networks/export.py:
+    the header of the embedded source names our module), or None for upstream's own records.
+    Only classes on the persistence allow-list are accepted; the source is never executed."""
+    module_name = export.exported_module_name(record.module_src)
+    if module_name is None:
+        return None
+    class_name = f'{module_name}.{record.class_name}'
+    if class_name not in persistence.NETWORK_CLASSES:
+        raise ValueError(f'{where}: exported class "{class_name}" is not a network class of this codebase')
+    return class_name
+
 def convert_record(record: safe_pickle.PersistentRecord, where: str) -> torch.nn.Module:
-    """One top-level upstream module -> our module (eval mode, no grad, CPU)."""
-    if record.class_name not in TOP_LEVEL_CLASSES:
-        raise ValueError(f'{where}: upstream class "{record.class_name}" is not supported '
-                         f'(supported: {", ".join(TOP_LEVEL_CLASSES)} of StyleGAN2-ADA / StyleGAN3 --cfg=stylegan2)')
-    class_name, translate = TOP_LEVEL_CLASSES[record.class_name]
+    """One top-level upstream module -> our module (eval mode, no grad, CPU). Records of our own
+    exports keep their constructor arguments; upstream's are translated."""
+    class_name = exported_class_of(record, where)
     kwargs = record_kwargs(record, where)
-    if translate is not None:
-        kwargs = translate(kwargs, flavour_of(record, where))
+    ignore = ()
+    if class_name is None:
+        if record.class_name not in TOP_LEVEL_CLASSES:
+            raise ValueError(f'{where}: upstream class "{record.class_name}" is not supported '
+                             f'(supported: {", ".join(TOP_LEVEL_CLASSES)} of StyleGAN2-ADA / StyleGAN3 --cfg=stylegan2)')
+        class_name, translate = TOP_LEVEL_CLASSES[record.class_name]
+        if translate is not None:
+            kwargs = translate(kwargs, flavour_of(record, where))
+        ignore = AUGMENT_DERIVED_BUFFERS if record.class_name == 'AugmentPipe' else ()
     theirs = record_tensors(record, where)
-    ignore = AUGMENT_DERIVED_BUFFERS if record.class_name == 'AugmentPipe' else ()
 
     module = _construct(class_name, kwargs, theirs, where)
     _compare_states(module.state_dict(), theirs, where, ignore)
@@ -202,7 +225,7 @@ def convert_upstream_network(obj: dict, where: str) -> dnnlib.EasyDict:
                 raise ValueError(f'{where}: "{name}" is a {type(value).__name__}, expected an upstream module')
             result[name] = convert_record(value, f'{where}: {name}')
             if name != 'augment_pipe':
-                flavours.add(flavour_of(value, where))
+                flavours.add(EXPORT_FLAVOUR if exported_class_of(value, where) else flavour_of(value, where))
         elif name == 'training_set_kwargs':
             result[name] = _plain_data(value, f'{where}: {name}')
         # Other entries (e.g. 'progress' in some forks) are not used by anything here.

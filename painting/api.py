@@ -145,31 +145,43 @@ def map_latents(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, truncation
 # Style mixing across the rows of ws: for the FPA the painting steps (row t drives step t),
 # for StyleGAN2 the synthesis layers.
 
-def check_style_mixing(G: torch.nn.Module, num_row_ws: int) -> None:
+def check_style_mixing(G: torch.nn.Module, col_styles: list[int]) -> None:
+    """col_styles: the rows of ws a mixed image takes from its column seed (upstream's
+    style_mixing.py --styles; for the FPA, painting steps). ValueError naming the bad row."""
     if G.num_ws < 2:
         raise ValueError(f'{generator_name(G)} has num_ws={G.num_ws}: style mixing needs at least 2 rows of ws')
+    for row in col_styles:
+        if not 0 <= row < G.num_ws:
+            raise ValueError(f'row {row} of ws is out of range: expected 0..{G.num_ws - 1} (the network has num_ws={G.num_ws})')
+
+def styles_after(G: torch.nn.Module, num_row_ws: int) -> list[int]:
+    """The rows [k, num_ws) of ws: the column seed's share when the row seed gives the first k
+    (generate.py --mix-steps=k). ValueError unless 0 <= k <= num_ws."""
     if not 0 <= num_row_ws <= G.num_ws:
         raise ValueError(f'{num_row_ws} rows of ws from the row seed: expected 0..{G.num_ws} (the network has num_ws={G.num_ws})')
+    return list(range(num_row_ws, G.num_ws))
 
 @torch.no_grad()
 def style_mixing_images(
     G:                  torch.nn.Module,    # Any generator with num_ws >= 2.
-    row_seeds:          list[int],          # Rows of the grid: give the first num_row_ws rows of ws.
-    col_seeds:          list[int],          # Columns: give the remaining rows of ws.
-    num_row_ws:         int,                # k: ws rows [0, k) from the row seed, [k, num_ws) from the column seed.
+    row_seeds:          list[int],          # Rows of the grid: give every row of ws except col_styles.
+    col_seeds:          list[int],          # Columns: give the rows col_styles of ws.
+    col_styles:         list[int],          # Rows of ws from the column seed (StyleGAN2: layers; FPA: painting steps).
     class_idx:          int | None = None,  # Class for a conditional G.
     truncation_psi:     float = 1,          # Truncation: 1 = none.
     truncation_cutoff:  int | None = None,  # Truncate only the first N rows of ws; None = all.
     noise_mode:         str = 'const',      # StyleGAN2 noise.
     batch_size:         int = 16,           # Samples per forward pass.
 ) -> dnnlib.EasyDict:
-    """EasyDict(rows [R, C, N, N], cols [K, C, N, N], mixed [R, K, C, N, N]) float32 on the CPU."""
-    check_style_mixing(G, num_row_ws)
+    """EasyDict(rows [R, C, N, N], cols [K, C, N, N], mixed [R, K, C, N, N]) float32 on the CPU:
+    mixed[i, j] is row seed i's ws with the rows col_styles from column seed j, as upstream's
+    style_mixing.py."""
+    check_style_mixing(G, col_styles)
     device = misc.device_of(G)
     ws_rows = map_latents(G, seeds_to_z(row_seeds, G.z_dim, device), make_labels(G, class_idx, len(row_seeds), device), truncation_psi, truncation_cutoff, batch_size)
     ws_cols = map_latents(G, seeds_to_z(col_seeds, G.z_dim, device), make_labels(G, class_idx, len(col_seeds), device), truncation_psi, truncation_cutoff, batch_size)
-    mixed = ws_cols.unsqueeze(0).repeat(len(row_seeds), 1, 1, 1)                  # [R, K, num_ws, w_dim]
-    mixed[:, :, :num_row_ws] = ws_rows[:, None, :num_row_ws]
+    mixed = ws_rows.unsqueeze(1).repeat(1, len(col_seeds), 1, 1)                  # [R, K, num_ws, w_dim]
+    mixed[:, :, col_styles] = ws_cols[None, :, col_styles]
     images = synthesize(G, mixed.flatten(0, 1), noise_mode, batch_size)
     return dnnlib.EasyDict(
         rows  = synthesize(G, ws_rows, noise_mode, batch_size),
@@ -177,12 +189,12 @@ def style_mixing_images(
         mixed = images.reshape(len(row_seeds), len(col_seeds), *images.shape[1:]),
     )
 
-def style_mixing_grid(mixing: dnnlib.EasyDict, scale: int = 1, gap_px: int = 2) -> np.ndarray:
+def style_mixing_grid(mixing: dnnlib.EasyDict, scale: int = 1, gap_px: int = 2, background: int = 255) -> np.ndarray:
     """Top row: the column seeds' images; left column: the row seeds' images; cell (i, j): the mix."""
     rows, cols, mixed = to_uint8(mixing.rows), to_uint8(mixing.cols), mixing.mixed
     grid = [[None] + [upscale(image, scale) for image in cols]]
     for i in range(len(rows)):
         grid.append([upscale(rows[i], scale)] + [upscale(image, scale) for image in to_uint8(mixed[i])])
-    return tile(grid, gap_px=gap_px)
+    return tile(grid, gap_px=gap_px, background=background)
 
 #----------------------------------------------------------------------------

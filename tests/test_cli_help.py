@@ -2,7 +2,7 @@
 
 train.py's own test (tests/training/test_train_cli.py::test_help_is_documented) covers
 docs/train-help.txt; this file covers the other scripts. After changing a script's options,
-rewrite all seven files with:
+rewrite all eight files with:
 
     python -m tests.test_cli_help --write
 """
@@ -26,6 +26,7 @@ COMMANDS = dict(
     legacy       = 'convert_main',
     projector    = 'main',
     visualizer   = 'main',
+    style_mixing = 'main',
 )
 
 #----------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def test_mixing_rows_of_ws_equals_style_mixing(site, name):
     G = site['models'][name]
     for k in range(1, G.num_ws):
         _, arrays = render(site, network=name, seed=2, seed_b=9, mix_lo=k, mix_hi=G.num_ws)
-        expected = pictures.to_uint8(api.style_mixing_images(G, [2], [9], num_row_ws=k).mixed[0])[0]
+        expected = pictures.to_uint8(api.style_mixing_images(G, [2], [9], col_styles=api.styles_after(G, k)).mixed[0])[0]
         np.testing.assert_array_equal(arrays['image'], expected, err_msg=f'k={k}')
 
 @pytest.mark.parametrize('space', ['z', 'w'])
@@ -500,7 +500,7 @@ def test_browser_step_mixing_and_grey_classes(site, page):
     renders = page.execute_script('return window.viz.renders')
     page.find_element('id', 'mix_k').send_keys(Keys.LEFT)    # k = T - 1: the last step from seed B.
     browser.wait_for(page, f'window.viz.renders > {renders} && window.viz.data.header.mix_lo === {G.num_ws - 1}')
-    expected = pictures.to_uint8(api.style_mixing_images(G, [12], [13], num_row_ws=G.num_ws - 1, class_idx=2).mixed[0])[0]
+    expected = pictures.to_uint8(api.style_mixing_images(G, [12], [13], col_styles=api.styles_after(G, G.num_ws - 1), class_idx=2).mixed[0])[0]
     np.testing.assert_array_equal(drawn(page, 'image'), as_rgb(expected))
 
 def test_browser_stylegan2_and_refused_file(site, page):

@@ -16,6 +16,7 @@ and call `Collector.update()` at the same points, since `update()` is a collecti
 """
 
 import re
+import time
 import weakref
 from typing import Any
 
@@ -176,3 +177,39 @@ class Collector:
         return self.mean(name)
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+
+class PhaseTimer:
+    """Wall time of each training phase as `Timing/<phase>` in milliseconds (StyleGAN2-ADA's
+    names: Timing/Gmain, Timing/Greg, Timing/Dmain, Timing/Dreg), on any device: the clock is
+    read around the phase, after synchronising CUDA so that the phase's kernels are counted
+    (upstream times the same span with CUDA events, on CUDA only). Every execution of a phase
+    is reported, so a tick's figure is the mean over its steps.
+
+        timer = PhaseTimer(device)
+        timer.start(phase.name); ...the phase...; timer.stop()
+    """
+    def __init__(self, device: torch.device):
+        self.cuda_device = device if torch.device(device).type == 'cuda' else None
+        self.name = None
+        self.start_time = 0.0
+
+    def _sync(self) -> None:
+        if self.cuda_device is not None:
+            torch.cuda.synchronize(self.cuda_device)
+
+    def start(self, name: str) -> None:
+        assert self.name is None, f'PhaseTimer: {self.name} is still running'
+        self._sync()
+        self.name, self.start_time = name, time.perf_counter()
+
+    def stop(self) -> float:
+        """Report and return the phase's milliseconds."""
+        assert self.name is not None, 'PhaseTimer: stop() without start()'
+        self._sync()
+        msec = (time.perf_counter() - self.start_time) * 1000
+        report0(f'Timing/{self.name}', msec)
+        self.name = None
+        return msec
+

@@ -351,10 +351,30 @@ def copy_from_network_file(path: str, modules: dict[str, torch.nn.Module]) -> No
         try:
             misc.copy_params_and_buffers(src, module, require_all=False)
         except ValueError as err:
-            raise ValueError(f'--resume={path}: {name}: {err} (another architecture?)') from None
+            raise ValueError(f'--resume={path}: {name}: {err}; {matching_options(src, module)}') from None
         src_params = {n for n, _ in src.named_parameters()}
         if not any(n in src_params for n, _ in module.named_parameters()):
-            raise ValueError(f'--resume={path}: no parameter of {name} matches this run\'s {module.class_name} (another architecture?)')
+            raise ValueError(f'--resume={path}: no parameter of {name} matches this run\'s {module.class_name}; {matching_options(src, module)}')
+
+# train.py options that shape G or D -> the value a built module has for it (None: not its option).
+OPTION_VALUES = {
+    '--cbase':         lambda module: module.init_kwargs.get('channel_base'),
+    '--cmax':          lambda module: module.init_kwargs.get('channel_max'),
+    '--map-depth':     lambda module: getattr(getattr(module, 'mapping', None), 'num_layers', None),
+    '--fpa-steps':     lambda module: module.init_kwargs.get('num_steps'),
+    '--fpa-vector-lr': lambda module: module.init_kwargs.get('vector_lr'),
+}
+
+def matching_options(src: torch.nn.Module, module: torch.nn.Module) -> str:
+    """What would make this run's `module` take the tensors of `src` (same class): the train.py
+    options whose constructor arguments differ, with the file's values; else the differing
+    arguments themselves."""
+    options = [f'{option}={value(src)}' for option, value in OPTION_VALUES.items() if value(src) is not None and value(src) != value(module)]
+    if options:
+        return f'to match the file: {" ".join(options)}'
+    ours, theirs = dict(getattr(module, 'init_kwargs', {})), dict(getattr(src, 'init_kwargs', {}))
+    differ = [f'{k}={theirs[k]!r}' for k in sorted(theirs) if k in ours and theirs[k] != ours[k]]
+    return f'the file\'s {src.class_name} has {", ".join(differ[:6])}' if differ else 'another architecture'
 
 #----------------------------------------------------------------------------
 # Keeping a run directory whole across kills, restarts and full disks.

@@ -367,7 +367,7 @@ def describe_run(opts: dict, dataset_info: dict) -> str:
     parts += ['mirror'] if opts.mirror else []
     parts += [f'{opts.cfg}{opts.gpus}' if opts.cfg == 'auto' else opts.cfg]
     parts += [f'gen{opts.gen}'] if opts.gen is not None else []
-    parts += [f'gpus{opts.gpus}'] if opts.cfg != 'auto' and opts.gpus != 1 else []
+    parts += [f'gpus{opts.gpus}'] if opts.cfg != 'auto' else []     # auto carries it in its name (auto1), as upstream.
     parts += [f'gamma{opts.gamma:g}'] if opts.gamma is not None else []
     parts += [f'kimg{opts.kimg:g}'] if opts.kimg is not None else []
     parts += [f'batch{opts.batch}'] if opts.batch is not None else []

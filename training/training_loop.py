@@ -55,6 +55,7 @@ from torch_utils import training_stats
 from training import checkpoint
 from training.augment import ada_update
 from training.checkpoint import reporting_full_disk, snapshot_name
+from training.progress import ProgressNotes
 from training.dataset import InfiniteSampler
 from training.loss import autocast_context
 
@@ -283,6 +284,7 @@ def training_loop(
     state = run.state
     while state.cur_nimg < c.total_kimg * 1000 or state.batch_idx == 0:
         training_step(c, run)
+        run.notes.toward_tick(state.cur_tick, state.cur_nimg, run.tick_start_nimg, c.kimg_per_tick)
         done = state.cur_nimg >= c.total_kimg * 1000
         if done or state.cur_tick == 0 or state.cur_nimg >= run.tick_start_nimg + c.kimg_per_tick * 1000:
             if end_of_tick(c, run, done):
@@ -363,7 +365,8 @@ def setup_grids(c: dnnlib.EasyDict, run: dnnlib.EasyDict, resumed: bool) -> None
         if not resumed:
             with reporting_full_disk(os.path.join(c.run_dir, 'reals.png'), None):
                 pictures.save_image_grid(images, os.path.join(c.run_dir, 'reals.png'), drange=(0, 255), grid_size=run.grid_size)
-            images = torch.cat([G_ema(z=z, c=c_, noise_mode='const').cpu() for z, c_ in zip(run.grid_z, run.grid_c)])
+            grid = run.notes.iterate(zip(run.grid_z, run.grid_c), len(run.grid_z), 'fakes_init.png batches')
+            images = torch.cat([G_ema(z=z, c=c_, noise_mode='const').cpu() for z, c_ in grid])
             with reporting_full_disk(os.path.join(c.run_dir, 'fakes_init.png'), None):
                 pictures.save_image_grid(images, os.path.join(c.run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=run.grid_size)
     if c.rank == 0 and paintings.paints(G_ema):
@@ -423,6 +426,8 @@ def setup(c: dnnlib.EasyDict) -> dnnlib.EasyDict:
     loader_kwargs['pin_memory'] = run.device.type == 'cuda'
     run.training_set_iterator = iter(torch.utils.data.DataLoader(dataset=run.training_set, sampler=sampler,
                                                                  batch_size=run.batch_per_gpu, **loader_kwargs))
+    run.notes = ProgressNotes(say)          # Progress lines in the silent stretches (sample grid, toward a tick).
+    run.phase_timer = training_stats.PhaseTimer(run.device)
     setup_grids(c, run, resumed=resumed is not None)
 
     say('Initializing logs...')
@@ -479,6 +484,7 @@ def training_step(c: dnnlib.EasyDict, run: dnnlib.EasyDict) -> None:
     for phase, phase_gen_z, phase_gen_c in zip(run.phases, all_gen_z, all_gen_c):
         if state.batch_idx % phase.interval != 0:
             continue
+        run.phase_timer.start(phase.name)
         phase.opt.zero_grad(set_to_none=True)
         for p in phase.params:
             p.requires_grad_(True)
@@ -490,6 +496,7 @@ def training_step(c: dnnlib.EasyDict, run: dnnlib.EasyDict) -> None:
         num_nonfinite = distributed.sync_gradients(phase.params)
         training_stats.report0('Progress/nonfinite_grads', num_nonfinite)
         phase.opt.step()
+        run.phase_timer.stop()
 
     # Update G_ema, the counters and ADA's p.
     update_ema(run.modules['G_ema'], G, ema_kimg=c.ema_kimg, ema_rampup=c.ema_rampup, cur_nimg=state.cur_nimg, batch_size=c.batch_size)

@@ -90,6 +90,19 @@ def test_existing_destination_is_refused_and_untouched(tmp_path):
     fails('--source', src, '--dest', tmp_path / 'full', match='not an empty directory')
     assert os.listdir(tmp_path / 'full') == ['keep.txt']
 
+def test_overwrite_replaces_only_a_complete_dataset(tmp_path):
+    src = rgb_folder(tmp_path / 'src')
+    for dest in (tmp_path / 'out.zip', tmp_path / 'outdir'):
+        ok('--source', src, '--dest', dest, '--max-images=2')
+        fails('--source', src, '--dest', dest, match='give --overwrite to replace it')
+        (src / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n garbage')
+        fails('--source', src, '--dest', dest, '--overwrite', '--strict', match='broken.png')
+        assert len(load(dest)[0]) == 2          # A failed run leaves the old dataset as it was.
+        (src / 'broken.png').unlink()
+        ok('--source', src, '--dest', dest, '--overwrite')
+        assert len(load(dest)[0]) == 4
+    assert sorted(os.listdir(tmp_path)) == ['out.zip', 'outdir', 'src']   # No temporaries left.
+
 def test_failed_run_leaves_no_output(tmp_path):
     src = rgb_folder(tmp_path / 'src')
     (src / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n garbage')

@@ -60,6 +60,21 @@ def test_network_against_stored_data_appends_jsonl(files):
     with open(os.path.join(files.run_dir, 'metric-fid_cli_test.jsonl')) as f:
         assert json.loads(f.read().strip().splitlines()[-1]) == record
 
+def test_relative_dataset_path_from_another_directory(files, tmp_path, monkeypatch):
+    """A run made with --data=data16 --outdir=runs in files.root, scored from elsewhere."""
+    G = networks.load_network(files.network).G_ema
+    run_dir = files.root / 'runs' / '00000-data16-fpa-gpus1'
+    run_dir.mkdir(parents=True)
+    network = str(run_dir / 'network-snapshot-000000.pkl')
+    for name, path in (('network-snapshot-000000.pkl', 'data16'), ('network-missing.pkl', 'nowhere16')):
+        persistence.save_network(str(run_dir / name), G=G, G_ema=G, training_set_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=path))
+    monkeypatch.chdir(tmp_path)
+    code, output = invoke(f'--network={network}', '--metrics=fid_cli_test')
+    assert code == 0, output
+    code, output = invoke(f'--network={run_dir / "network-missing.pkl"}', '--metrics=fid_cli_test')
+    assert code != 0 and 'nowhere16 (relative to where train.py ran), is neither here nor in the run directory' in output
+    assert output.rstrip().endswith('give --data=PATH') and len(output.strip().splitlines()) == 1, output
+
 def test_fakes_folder_against_data(files):
     code, output = invoke(f'--fakes={files.data}', f'--data={files.data}', '--metrics=fid_cli_test', '--verbose=false')
     assert code == 0, output

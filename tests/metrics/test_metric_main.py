@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import pytest
@@ -232,3 +233,17 @@ def test_two_processes_equal_one(data_dir, tmp_path):
         assert two['fid_test'] == pytest.approx(one['fid_test'], rel=1e-4)
 
 #----------------------------------------------------------------------------
+
+def test_torchscript_loads_without_warnings(tmp_path, monkeypatch):
+    """torch 2.14's torch.jit.load warns that it is deprecated (FutureWarning): a normal
+    calc_metrics run prints no warning."""
+    path = standin_vgg16(str(tmp_path / 'vgg16.pt'))
+    real_load = torch.jit.load
+    def warning_load(*args, **kwargs):
+        warnings.warn('`torch.jit.load` is deprecated. Please switch to `torch.export`.', FutureWarning)
+        return real_load(*args, **kwargs)
+    monkeypatch.setattr(torch.jit, 'load', warning_load)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        vgg = metric_utils.load_torchscript(path, 'vgg16')
+    assert not caught and vgg(torch.zeros([1, 3, 2, 2])).shape == (1, 12)

@@ -316,14 +316,14 @@ def test_interpolation_frames(name, space):
 def test_style_mixing(name):
     G = build(name)
     rows, cols = [1, 2], [7, 8, 9]
-    ends = {k: api.style_mixing_images(G, rows, cols, num_row_ws=k) for k in (0, G.num_ws)}
+    ends = {k: api.style_mixing_images(G, rows, cols, col_styles=api.styles_after(G, k)) for k in (0, G.num_ws)}
     assert ends[0].mixed.shape == (2, 3, 3, RESOLUTION, RESOLUTION)
     for i in range(2):
         assert_close(ends[0].mixed[i], ends[0].cols, rtol=0, atol=1e-5, name='k=0: the column seeds')
         assert_close(ends[G.num_ws].mixed[:, 0][i], ends[0].rows[i], rtol=0, atol=1e-5, name='k=num_ws: the row seeds')
     assert_close(ends[0].rows, api.generate_images(G, rows), rtol=0, atol=1e-5, name='row images')
     k = G.num_ws // 2
-    mixing = api.style_mixing_images(G, rows, cols, num_row_ws=k)
+    mixing = api.style_mixing_images(G, rows, cols, col_styles=api.styles_after(G, k))
     ws = G.mapping(latents.seeds_to_z(cols, G.z_dim), None)
     ws[:, :k] = G.mapping(latents.seeds_to_z([2], G.z_dim), None)[:, :k]
     assert_close(mixing.mixed[1], G.synthesis(ws, noise_mode='const'), rtol=0, atol=1e-5, name='cell = first k rows from the row seed')
@@ -332,7 +332,13 @@ def test_style_mixing(name):
     assert grid.shape == (3 * cell + 2, 4 * cell + 3, 3)
     assert (grid[:cell, :cell] == 255).all(), 'the corner stays blank'
     with pytest.raises(ValueError, match='expected 0..'):
-        api.style_mixing_images(G, rows, cols, num_row_ws=G.num_ws + 1)
+        api.styles_after(G, G.num_ws + 1)
+    with pytest.raises(ValueError, match=f'row {G.num_ws} of ws is out of range: expected 0..{G.num_ws - 1}'):
+        api.style_mixing_images(G, rows, cols, col_styles=[0, G.num_ws])
+    scattered = api.style_mixing_images(G, rows, cols, col_styles=[0, G.num_ws - 1])     # Any rows, as upstream's --styles.
+    ws = G.mapping(latents.seeds_to_z(rows, G.z_dim), None)
+    ws[:, [0, G.num_ws - 1]] = G.mapping(latents.seeds_to_z([9], G.z_dim), None)[:, [0, G.num_ws - 1]]
+    assert_close(scattered.mixed[:, 2], G.synthesis(ws, noise_mode='const'), rtol=0, atol=1e-5, name='cells of column seed 9')
 
 #----------------------------------------------------------------------------
 # GPU (run on the device machine): the same seeds give the same pictures as on the CPU.

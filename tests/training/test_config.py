@@ -156,7 +156,7 @@ def test_subset_and_cond():
 def test_describe_run():
     assert describe_run(dict(cfg='auto', gpus=1), _info()) == 'cats-auto1'
     assert describe_run(dict(cfg='fpa', gen='fpa-v1', mirror=True, gamma=0.5, kimg=100, aug='noaug'), _info()) == \
-        'cats-mirror-fpa-genfpa-v1-gamma0.5-kimg100-noaug'
+        'cats-mirror-fpa-genfpa-v1-gpus1-gamma0.5-kimg100-noaug'   # The GPU count for every cfg, as upstream's auto1.
 
 #----------------------------------------------------------------------------
 # Validation: one clear message naming the option.
@@ -195,7 +195,7 @@ def test_upstream_overrides_glr_dlr_map_depth_mbstd_group():
     assert c.G_opt_kwargs.lr == 0.001 and c.D_opt_kwargs.lr == 0.003
     assert c.G_kwargs['mapping_kwargs']['num_layers'] == 2 and c.D_kwargs.mbstd_group_size == 2
     assert describe_run(dict(cfg='stylegan2', glr=0.001, dlr=0.003, map_depth=2, mbstd_group=2), _info()) == \
-        'cats-stylegan2-glr0.001-dlr0.003-map2-mbstd2'
+        'cats-stylegan2-gpus1-glr0.001-dlr0.003-map2-mbstd2'
     c = _build(cfg='fpa', gen='stylegan2', map_depth=3)
     assert c.G_kwargs['mapping_kwargs']['num_layers'] == 3
 
@@ -204,7 +204,7 @@ def test_fpa_steps_and_vector_lr_reach_the_painter():
     assert c.G_kwargs.num_steps == 64 and c.G_kwargs.vector_lr is True and c.G_kwargs.hidden_dim == 256, 'the rest of the preset stays'
     assert _build(cfg='fpa-cpu').G_kwargs.num_steps == 32 and 'vector_lr' not in _build(cfg='fpa-cpu').G_kwargs
     assert _build(cfg='fpa-unet-cpu', fpa_steps=8).G_kwargs.num_steps == 8
-    assert describe_run(dict(cfg='fpa-cpu', fpa_steps=64, fpa_vector_lr=True), _info()) == 'cats-fpa-cpu-T64-veclr1'
+    assert describe_run(dict(cfg='fpa-cpu', fpa_steps=64, fpa_vector_lr=True), _info()) == 'cats-fpa-cpu-gpus1-T64-veclr1'
     G = dnnlib.util.construct_class_by_name(**_build(cfg='fpa-cpu', fpa_steps=4, fpa_vector_lr=True).G_kwargs, img_resolution=32, img_channels=3, c_dim=0)
     assert G.num_ws == 4 and G.synthesis.num_lrs == 32
 
@@ -252,6 +252,6 @@ def test_precision_auto_is_bf16_on_a_cpu_with_native_bf16_else_fp32(monkeypatch)
     assert _build(fp32=True).precision == 'fp32', '--fp32 keeps float32 everywhere'
     assert _build(device='cuda').precision == 'fp32', "on CUDA upstream's default (fp16 layers, no autocast)"
     assert _build(device='cuda').D_kwargs.num_fp16_res == 4
-    assert describe_run(dict(cfg='fpa'), _info()) == 'cats-fpa', 'the default adds nothing to the run name'
+    assert describe_run(dict(cfg='fpa'), _info()) == 'cats-fpa-gpus1', 'the default adds only the GPU count to the run name'
     monkeypatch.setattr(config, 'cpu_has_native_bf16', lambda: False)
     assert _build().precision == 'fp32' and _build(precision='bf16').precision == 'bf16'

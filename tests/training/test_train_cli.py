@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import dnnlib
 import train
 from tests.training.conftest import make_image_folder
+from tests.training.tiny import TINY_FPA
 from torch_utils import persistence
 from training import config as training_config
 
@@ -31,8 +32,10 @@ def test_dry_run_prints_options_and_writes_nothing(image_folder, tmp_path):
     result = _invoke(f'--outdir={outdir}', f'--data={image_folder}', '--cfg=fpa', '--metrics=none', '--dry-run')
     assert result.exit_code == 0, result.output
     assert '"class_name": "networks.fpa.Generator"' in result.output
-    assert f'Output directory:    {outdir}/00000-data-fpa' in result.output
+    assert f'Output directory:    {outdir}/00000-data-fpa-gpus1\n' in result.output     # The GPU count, as upstream's auto1.
     assert 'Dry run; exiting.' in result.output
+    noresume = _invoke(f'--outdir={outdir}', f'--data={image_folder}', '--cfg=fpa', '--metrics=none', '--resume=noresume', '--dry-run')
+    assert noresume.exit_code == 0 and noresume.output == result.output     # Upstream's default value: no resume.
     assert not outdir.exists()
 
 def test_short_run_then_resume_latest_in_the_same_directory(image_folder, tmp_path):
@@ -201,7 +204,11 @@ def test_resume_from_another_architecture_or_resolution(image_folder, tmp_path):
     assert 'img_resolution=32, this run needs 16' in \
         _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={sg2_32}')
     narrow = network_file('narrow.pkl', dict(class_name='networks.stylegan2.Generator', z_dim=512, w_dim=512, channel_base=128, channel_max=32), 16)
-    assert 'tensors differ in shape (source vs destination): synthesis.b' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={narrow}')
+    message = _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, f'--resume={narrow}')
+    assert 'tensors differ in shape (source vs destination): synthesis.b' in message
+    assert message.rstrip().endswith('to match the file: --cbase=128 --map-depth=8')     # The options that would take it (auto: 2 layers).
+    fpa = network_file('fpa.pkl', {k: v for k, v in TINY_FPA.items() if k != 'num_steps'} | dict(num_steps=3), 16)
+    assert 'to match the file: --fpa-steps=3' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', *TINY_CLI, '--gen=fpa', f'--resume={fpa}')
     assert 'no such file' in _error(f'--outdir={tmp_path}', f'--data={image_folder}', '--metrics=none', f'--resume={tmp_path}/nope.pkl')
     assert 'no run in --outdir' in _error(f'--outdir={tmp_path}/empty', f'--data={image_folder}', '--metrics=none', '--resume=latest')
 

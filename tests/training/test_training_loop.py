@@ -45,7 +45,8 @@ def test_smoke_run_writes_files_and_trains(image_folder, tmp_path):
     for line in lines:
         stats.update(line)
     for name in ['Loss/G/loss', 'Loss/D/loss', 'Loss/r1_penalty', 'Loss/D/reg', 'Loss/pl_penalty', 'Loss/G/reg',
-                 'Loss/scores/fake', 'Loss/scores/real', 'Loss/signs/fake', 'Loss/signs/real', 'Progress/kimg', 'Timing/sec_per_kimg']:
+                 'Loss/scores/fake', 'Loss/scores/real', 'Loss/signs/fake', 'Loss/signs/real', 'Progress/kimg', 'Timing/sec_per_kimg',
+                 'Timing/Gmain', 'Timing/Greg', 'Timing/Dmain', 'Timing/Dreg']:    # Per-phase milliseconds, as upstream's (on the CPU too).
         assert name in stats, f'{name} not in stats.jsonl'
         assert torch.isfinite(torch.tensor(stats[name]['mean'])), f'{name} is not finite'
     assert any(line.startswith('tick 0') and 'sec/kimg' in line and 'augment' in line for line in messages)

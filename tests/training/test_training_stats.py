@@ -1,5 +1,7 @@
 """torch_utils.training_stats (single process) and torch_utils.distributed.sync_gradients."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -159,3 +161,19 @@ def test_sync_gradients_leaves_finite_gradients_alone():
     count = distributed.sync_gradients([a, b])
     assert int(count) == 0
     assert torch.equal(a.grad, grads[0]) and torch.equal(b.grad, grads[1])
+
+def test_phase_timer_reports_milliseconds_per_phase():
+    training_stats.reset()
+    collector = training_stats.Collector(regex='Timing/.*')
+    timer = training_stats.PhaseTimer(torch.device('cpu'))
+    for _ in range(2):
+        timer.start('Dmain')
+        time.sleep(0.02)
+        assert timer.stop() >= 20
+    timer.start('Greg')
+    timer.stop()
+    collector.update()
+    assert collector.num('Timing/Dmain') == 2 and collector['Timing/Dmain'] >= 20
+    assert collector.num('Timing/Greg') == 1 and collector['Timing/Greg'] < 20
+    with pytest.raises(AssertionError, match='stop'):
+        timer.stop()
