@@ -50,8 +50,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import timing                       # noqa: E402
-import bench_training               # noqa: E402
+import dnnlib                                        # noqa: E402
+import timing                                        # noqa: E402
+import bench_training                                # noqa: E402
+from training.config import build_training_config, default_precision   # noqa: E402
 
 DEFAULT_FPAINTER = '/tmp/fpainter'
 FPAINTER_ENV = 'FPAINTER_DIR'
@@ -201,7 +203,7 @@ def load_average() -> str:
 
 def table(painter, config: dict, batch: int, device: torch.device, rounds: int) -> None:
     precisions = ['fp32', 'auto']
-    resolved = __import__('training.config', fromlist=['default_precision']).default_precision(device.type, False)
+    resolved = default_precision(device.type, False)
     with tempfile.TemporaryDirectory() as tmp:
         data = bench_training.make_dataset(os.path.join(tmp, 'data'), config['resolution'], batch)
         theirs = AuthorsStep(painter, config['theirs'], batch, device, tmp)
@@ -221,11 +223,11 @@ def table(painter, config: dict, batch: int, device: torch.device, rounds: int) 
     print('| training step | D, loss | precision | s / image | images / s | theirs / ours |')
     print('|---|---|---|---:|---:|---:|')
     print(f'| authors (IDSIA/fpainter, lstm_delta_split_v2) | LightweightGAN D, hinge, GP every {GP_CYCLE} | fp32 | '
-          f'{best["theirs"]:.4f} | {1 / best["theirs"]:.1f} | 1.00x |')
+          f'{best["theirs"]:.4f} | {1 / best["theirs"]:.2f} | 1.00x |')
     for precision in precisions:
         label = 'fp32' if precision == 'fp32' else f'{resolved} (auto, default)'
         print(f'| ours (train.py --cfg={config["cfg"]}) | StyleGAN2 residual D, logistic, lazy R1 every {OUR_TICK} | {label} | '
-              f'{best[precision]:.4f} | {1 / best[precision]:.1f} | {best["theirs"] / best[precision]:.1f}x |')
+              f'{best[precision]:.4f} | {1 / best[precision]:.2f} | {best["theirs"] / best[precision]:.1f}x |')
     print()
     print(f'Theirs: a cycle of {GP_CYCLE} steps (one with the gradient penalty) on one batch of random images; ours: one tick of '
           f'{OUR_TICK} steps of training_loop (one lazy R1 step) on {batch} random images, no augmentation, no metrics.')
@@ -237,6 +239,7 @@ def profile(painter, config: dict, batch: int, device: torch.device, rounds: int
     the operators of one D forward+backward on reals by self time."""
     import torch.nn.functional as F                  # pylint: disable=import-outside-toplevel
     from torch.profiler import profile as torch_profile, ProfilerActivity   # pylint: disable=import-outside-toplevel
+    from torch.utils.flop_counter import FlopCounterMode                   # pylint: disable=import-outside-toplevel
     res = config['theirs']['image_size']
     with tempfile.TemporaryDirectory() as tmp:
         step = AuthorsStep(painter, config['theirs'], batch, device, tmp)
@@ -282,19 +285,35 @@ def profile(painter, config: dict, batch: int, device: torch.device, rounds: int
         '  of D: decoder of the auto-encoding loss (8x8 features -> 128x128) f+b': d_decoder,
     }
     load_start = load_average()
+    flops = {}
+    for name, fn in parts.items():
+        try:
+            with FlopCounterMode(display=False) as counter:
+                fn()
+            flops[name] = counter.get_total_flops()
+        except RuntimeError:    # torch's counter cannot follow autograd.grad (the penalty): that row goes uncounted.
+            flops[name] = None
     with cuda_calls_on(device):
         seconds = timing.best_seconds(parts, device, rounds=rounds, min_round_s=0.0)
         cycle_start = time.perf_counter()
         step.cycle()
         cycle = (time.perf_counter() - cycle_start) / GP_CYCLE
+    peak = timing.matmul_flops_per_s(torch.float32, 1024, device)
     print(f'# Where the authors\' training step spends its time ({res}x{res}, batch {batch}); {timing.describe(device)}; '
           f'load average {load_start} at the start, {load_average()} at the end; best of {rounds}')
     print()
-    print('| part | s / call | s / image | vs a mean step |')
-    print('|---|---:|---:|---:|')
+    print(f'FLOPs counted by torch.utils.flop_counter (matmuls and convolutions); float32 matmul peak in this run: {peak / 1e9:.1f} GFLOP/s.')
+    print()
+    print('| part | s / call | s / image | vs a mean step | GFLOP / image | GFLOP/s | of the matmul peak |')
+    print('|---|---:|---:|---:|---:|---:|---:|')
     for name, sec in seconds.items():
-        print(f'| {name} | {sec:.3f} | {sec / batch:.4f} | {sec / cycle:.0%} |')
-    print(f'| a step (mean over a cycle of {GP_CYCLE}, one with the penalty) | {cycle:.3f} | {cycle / batch:.4f} | 100% |')
+        counted = (f'{flops[name] / batch / 1e9:.2f} | {flops[name] / sec / 1e9:.1f} | {flops[name] / sec / peak:.0%}'
+                   if flops[name] is not None else 'not counted | | ')
+        print(f'| {name} | {sec:.3f} | {sec / batch:.4f} | {sec / cycle:.0%} | {counted} |')
+    print(f'| a step (mean over a cycle of {GP_CYCLE}, one with the penalty) | {cycle:.3f} | {cycle / batch:.4f} | 100% | | | |')
+    print()
+    print(f'For scale, our D (--cfg={config["cfg"]}) forward+backward: {our_d_flops(config, batch, device) / batch / 1e9:.2f} GFLOP / image, '
+          f'counted the same way.')
     print()
     print('A D step runs D on fakes and on reals (the penalty on every 4th step); a G step runs G and D forward+backward once.')
     print()
@@ -308,6 +327,17 @@ def profile(painter, config: dict, batch: int, device: torch.device, rounds: int
     print(prof.key_averages(group_by_input_shape=True).table(sort_by=sort_by, row_limit=12, max_name_column_width=36,
                                                              max_shapes_column_width=70))
     print('```')
+
+def our_d_flops(config: dict, batch: int, device: torch.device) -> int:
+    """FLOPs of one forward+backward of our D as the preset builds it, at `batch` images."""
+    from torch.utils.flop_counter import FlopCounterMode   # pylint: disable=import-outside-toplevel
+    res = config['resolution']
+    c = build_training_config(dict(cfg=config['cfg'], batch=batch, aug='noaug', metrics=[], device=device.type),
+                              dict(name='bench', resolution=res, num_channels=3, num_images=batch, has_labels=False))
+    D = dnnlib.util.construct_class_by_name(**c.D_kwargs, c_dim=0, img_resolution=res, img_channels=3).to(device)
+    with FlopCounterMode(display=False) as counter:
+        D(torch.randn([batch, 3, res, res], device=device), torch.zeros([batch, 0], device=device)).sum().backward()
+    return counter.get_total_flops()
 
 #----------------------------------------------------------------------------
 
