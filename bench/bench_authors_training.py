@@ -298,19 +298,17 @@ def profile(painter, config: dict, batch: int, device: torch.device, rounds: int
         cycle_start = time.perf_counter()
         step.cycle()
         cycle = (time.perf_counter() - cycle_start) / GP_CYCLE
-    peak = timing.matmul_flops_per_s(torch.float32, 1024, device)
     print(f'# Where the authors\' training step spends its time ({res}x{res}, batch {batch}); {timing.describe(device)}; '
           f'load average {load_start} at the start, {load_average()} at the end; best of {rounds}')
     print()
-    print(f'FLOPs counted by torch.utils.flop_counter (matmuls and convolutions); float32 matmul peak in this run: {peak / 1e9:.1f} GFLOP/s.')
+    print('FLOPs counted by torch.utils.flop_counter (matmuls and convolutions); GFLOP/s compares the parts with each other.')
     print()
-    print('| part | s / call | s / image | vs a mean step | GFLOP / image | GFLOP/s | of the matmul peak |')
-    print('|---|---:|---:|---:|---:|---:|---:|')
+    print('| part | s / call | s / image | vs a mean step | GFLOP / image | GFLOP/s |')
+    print('|---|---:|---:|---:|---:|---:|')
     for name, sec in seconds.items():
-        counted = (f'{flops[name] / batch / 1e9:.2f} | {flops[name] / sec / 1e9:.1f} | {flops[name] / sec / peak:.0%}'
-                   if flops[name] is not None else 'not counted | | ')
+        counted = f'{flops[name] / batch / 1e9:.2f} | {flops[name] / sec / 1e9:.1f}' if flops[name] is not None else 'not counted | '
         print(f'| {name} | {sec:.3f} | {sec / batch:.4f} | {sec / cycle:.0%} | {counted} |')
-    print(f'| a step (mean over a cycle of {GP_CYCLE}, one with the penalty) | {cycle:.3f} | {cycle / batch:.4f} | 100% | | | |')
+    print(f'| a step (mean over a cycle of {GP_CYCLE}, one with the penalty) | {cycle:.3f} | {cycle / batch:.4f} | 100% | | |')
     print()
     print(f'For scale, our D (--cfg={config["cfg"]}) forward+backward: {our_d_flops(config, batch, device) / batch / 1e9:.2f} GFLOP / image, '
           f'counted the same way.')
