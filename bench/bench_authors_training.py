@@ -31,8 +31,10 @@ step never calls, are replaced by placeholders when they are not installed.
     python bench/bench_authors_training.py [--quick] [--fpainter DIR] [--device cpu|cuda] [--batch N]
                                            [--rounds N] [--threads N] [--profile]
 
---profile: instead of the table, torch.profiler over one gradient-penalty cycle of their step
-and one tick of ours, each as its self-time by operator and by part (G, D, loss, optimiser).
+--profile: instead of the table, where their step's time goes: each part it runs (G, D on
+fakes, D on reals, D with the penalty, and parts of D) timed alone at the batch, with its
+FLOPs (torch.utils.flop_counter) and GFLOP/s; our preset's D's FLOPs for scale; and
+torch.profiler's operators of one D forward+backward on reals by self time.
 """
 
 import argparse
@@ -241,8 +243,8 @@ def profile(painter, config: dict, batch: int, device: torch.device, rounds: int
     from torch.profiler import profile as torch_profile, ProfilerActivity   # pylint: disable=import-outside-toplevel
     from torch.utils.flop_counter import FlopCounterMode                   # pylint: disable=import-outside-toplevel
     res = config['theirs']['image_size']
-    with tempfile.TemporaryDirectory() as tmp:
-        step = AuthorsStep(painter, config['theirs'], batch, device, tmp)
+    workdir = tempfile.TemporaryDirectory()     # pylint: disable=consider-using-with (kept until the cycle below has run)
+    step = AuthorsStep(painter, config['theirs'], batch, device, workdir.name)
     G, D = step.trainer.GAN.G, step.trainer.GAN.D
     gen = torch.Generator().manual_seed(1)
     z = torch.randn([batch, G.input_generator.in_features], generator=gen).to(device)
@@ -278,7 +280,7 @@ def profile(painter, config: dict, batch: int, device: torch.device, rounds: int
     parts = {
         'G forward+backward': lambda: G(z).mean().backward(),
         'D forward+backward on fakes (logits, 32x32 head)': d_fake,
-        'D forward+backward on reals (+ auto-encoding decoders)': d_real(False),
+        'D forward+backward on reals (+ auto-encoding decoder)': d_real(False),
         'D on reals with the gradient penalty (double backward)': d_real(True),
         '  of D: main path (residual layers, attention at 32x32) f+b': d_main_path,
         '  of D: 32x32 head (two attention layers at 32x32) f+b': d_head_32,
@@ -298,6 +300,7 @@ def profile(painter, config: dict, batch: int, device: torch.device, rounds: int
         cycle_start = time.perf_counter()
         step.cycle()
         cycle = (time.perf_counter() - cycle_start) / GP_CYCLE
+    workdir.cleanup()
     print(f'# Where the authors\' training step spends its time ({res}x{res}, batch {batch}); {timing.describe(device)}; '
           f'load average {load_start} at the start, {load_average()} at the end; best of {rounds}')
     print()
