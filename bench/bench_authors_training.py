@@ -20,7 +20,8 @@ no gradient accumulation (their README's --grad_cummulate_every 1); ours is trai
 and at the default (auto: bf16 on a CPU with native bf16). Same batch (--batch) on both
 sides. Their step is timed over whole gradient-penalty cycles (4 steps, one with the
 penalty), ours over one tick of 16 steps (one lazy R1); the two alternate round by round in
-this process and the fastest round of each counts.
+this process and the fastest round of each counts. On a CPU the paper's size is slow on both
+sides (the fpa preset's D is a wide one: bench/results.md); --quick is the CPU's comparison.
 
 Their code asserts CUDA at import and moves everything with .cuda(rank). On the CPU those
 calls are pointed at the CPU while their code runs (torch.cuda.is_available, Module.cuda,
