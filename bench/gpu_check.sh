@@ -11,7 +11,9 @@
 # Needs python3 with CUDA torch, pytest (pytest-xdist optional), click, scipy, pillow, psutil,
 # nvcc and ninja. About 6-8 minutes on an H200, most of it the benchmarks. Set PYTHON to use
 # another interpreter, BENCH_ONLY to choose benchmarks (default: all but metrics, which needs
-# the Inception weights file).
+# the Inception weights file). bench_authors_training.py (the authors' FPA training step beside
+# ours) needs an IDSIA/fpainter checkout at $FPAINTER_DIR (default /tmp/fpainter) and einops;
+# the GPU machine has no internet, so bring the checkout along; without it the row says skipped.
 
 set -u
 out=${1:-${OUT:-gpu-check}}
@@ -57,6 +59,6 @@ tail -n 25 "$out/gpu-tests.txt"
 
 # 3. The benchmarks on CUDA.
 stamp "benchmarks"
-$py bench/run_all.py --device=cuda --only="${BENCH_ONLY:-data,fpa_generator,networks,ops,painter,training}" \
+$py bench/run_all.py --device=cuda --only="${BENCH_ONLY:-data,fpa_generator,networks,ops,painter,training,authors_training}" \
     --timeout=${BENCH_TIMEOUT_S:-150} --out="$out/results-gpu.md"
 stamp "done"
