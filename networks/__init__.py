@@ -47,6 +47,10 @@ GENERATORS: dict[str, EasyDict] = {
     'fpa-unet':    EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v2', unet_kwargs=dict(dim=64)),
     # StyleGAN2 baseline (networks/stylegan2.py, docs/stylegan2.md); the config builder sets channel_base/channel_max per preset.
     'stylegan2':   EasyDict(class_name='networks.stylegan2.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2)),
+    # StyleGAN3 alias-free baselines (networks/stylegan3.py, docs/stylegan3.md): T = 3x3 convolutions and separable
+    # filters, R = 1x1 convolutions and radial downsampling filters (the config builder doubles R's capacity, as upstream).
+    'stylegan3-t': EasyDict(class_name='networks.stylegan3.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2)),
+    'stylegan3-r': EasyDict(class_name='networks.stylegan3.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2), conv_kernel=1, use_radial_filters=True),
 }
 
 DISCRIMINATORS: dict[str, EasyDict] = {

@@ -39,6 +39,7 @@ NETWORK_CLASSES = (
     'networks.fpa.Generator',
     'networks.stylegan2.Generator',
     'networks.stylegan2.Discriminator',
+    'networks.stylegan3.Generator',
     'networks.unet.UNet',
     'training.augment.AugmentPipe',
 )
