@@ -126,7 +126,7 @@ class SynthesisInput(torch.nn.Module):
         batch_size = w.shape[0]
 
         # Learned rotation and translation (inverse, with respect to the image), then the user's.
-        t = self.affine(w.to(torch.float32))                       # (r_c, r_s, t_x, t_y)
+        t = self.affine(w.to(self.freqs.dtype))                     # (r_c, r_s, t_x, t_y)
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         r_c, r_s, t_x, t_y = t.unbind(dim=1)
         zero, one = torch.zeros_like(r_c), torch.ones_like(r_c)
@@ -141,8 +141,8 @@ class SynthesisInput(torch.nn.Module):
 
         # Sample positions: pixel centres, in units of the sampling rate, centred on the image.
         width, height = self.size
-        xs = (torch.arange(width, device=w.device, dtype=torch.float32) + 0.5 - width / 2) / self.sampling_rate
-        ys = (torch.arange(height, device=w.device, dtype=torch.float32) + 0.5 - height / 2) / self.sampling_rate
+        xs = (torch.arange(width, device=w.device, dtype=self.freqs.dtype) + 0.5 - width / 2) / self.sampling_rate
+        ys = (torch.arange(height, device=w.device, dtype=self.freqs.dtype) + 0.5 - height / 2) / self.sampling_rate
         x = xs.reshape(1, 1, width, 1) * freqs[:, :, 0].reshape(batch_size, 1, 1, -1) \
           + ys.reshape(1, height, 1, 1) * freqs[:, :, 1].reshape(batch_size, 1, 1, -1)   # [N, H, W, C]
         x = x + phases.reshape(batch_size, 1, 1, -1)
@@ -315,13 +315,13 @@ class SynthesisNetwork(torch.nn.Module):
     def forward(self, ws, noise_mode='const', force_fp32=False, update_emas=False):
         del noise_mode # StyleGAN3 has no noise inputs.
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
-        ws = ws.to(torch.float32).unbind(dim=1)
+        ws = ws.to(self.input.freqs.dtype).unbind(dim=1)    # float32 (float64 in the float64 tests)
         x = self.input(ws[0])
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
         if self.output_scale != 1:
             x = x * self.output_scale
-        x = x.to(torch.float32)
+        x = x.to(self.input.freqs.dtype)
         misc.assert_shape(x, [None, self.img_channels, self.img_resolution, self.img_resolution])
         return x
 

@@ -61,7 +61,10 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
             raise ValueError(f'filtered_lrelu: {name} must be a positive int, got {value!r}')
     if not (gain > 0 and slope >= 0 and (clamp is None or clamp >= 0)):
         raise ValueError(f'filtered_lrelu: expected gain > 0, slope >= 0, clamp None or >= 0; got {gain}, {slope}, {clamp}')
-    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
+    try:
+        px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
+    except ValueError as err:
+        raise ValueError(str(err).replace('upfirdn2d:', 'filtered_lrelu:')) from None
     fu_w, fu_h = upfirdn2d._get_filter_size(fu)
     fd_w, fd_h = upfirdn2d._get_filter_size(fd)
     out_w = (x.shape[3] * up + px0 + px1 - (fu_w - 1) - (fd_w - 1) + down - 1) // down
