@@ -88,6 +88,14 @@ def layer_schedule(img_resolution: int, img_channels: int, channel_base: int, ch
     channels[-1] = img_channels
     return dict(cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates, half_widths=half_widths, sizes=sizes, channels=channels)
 
+def image_transform(translate: tuple[float, float] = (0, 0), rotate: float = 0) -> np.ndarray:
+    """The [3, 3] float64 matrix that rotates the output image by `rotate` degrees
+    (counterclockwise on screen, y pointing down) and then translates it by `translate`, in
+    units of the image width/height (StyleGAN3's gen_images.py --rotate, --translate). The
+    generator takes its inverse in `G.synthesis.input.transform`."""
+    c, s = math.cos(math.radians(rotate)), math.sin(math.radians(rotate))
+    return np.array([[c, s, translate[0]], [-s, c, translate[1]], [0, 0, 1]], dtype=np.float64)
+
 #----------------------------------------------------------------------------
 
 class SynthesisInput(torch.nn.Module):
@@ -242,7 +250,7 @@ class SynthesisLayer(torch.nn.Module):
         styles = self.affine(w)
         if self.is_torgb: # No demodulation: the equalised-learning-rate gain goes on the styles.
             styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel ** 2))
-        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == 'cuda') else torch.float32
+        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == 'cuda') else self.weight.dtype
         x = modulated_conv2d(x=x.to(dtype), weight=self.weight, styles=styles, padding=self.conv_kernel - 1,
                              demodulate=not self.is_torgb, fused_modconv=not self.training, out_gain=input_gain)
 
