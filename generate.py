@@ -14,6 +14,7 @@ import sys
 import click
 
 import dnnlib
+from networks import stylegan3
 from painting import api
 
 #----------------------------------------------------------------------------
@@ -36,6 +37,23 @@ def _grid(ctx, param, value):
 def _finite(_ctx, _param, value: float) -> float:
     if not math.isfinite(value):
         raise click.BadParameter(f'{value}: expected a finite number (1 = no truncation, 0 = the average image)')
+    return value
+
+def _translation(_ctx, _param, value):
+    if value is None:
+        return None
+    parts = value.split(',')
+    try:
+        x, y = (float(part) for part in parts)
+    except ValueError:
+        x = y = math.nan
+    if len(parts) != 2 or not (math.isfinite(x) and math.isfinite(y)):
+        raise click.BadParameter(f'"{value}": expected two numbers X,Y (fractions of the image size), e.g. 0.25,-0.1')
+    return x, y
+
+def _angle(_ctx, _param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f'{value}: expected a finite angle in degrees')
     return value
 
 def _fail(option: str, err: Exception):
@@ -66,6 +84,8 @@ def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
 @click.option('--projected-w',              help='Codes from projector.py (projected_w.npz): writes projNN.png instead of seeds', metavar='FILE')
 @click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, callback=_finite, default=1, show_default=True)
 @click.option('--class', 'class_idx',       help='Class label (conditional networks; ignored with a warning otherwise)', type=int, metavar='INT')
+@click.option('--translate',                help='Translate the images by X,Y (fractions of the image size; StyleGAN3 only)', metavar='X,Y', callback=_translation)
+@click.option('--rotate',                   help='Rotate the images by this angle in degrees (StyleGAN3 only)', type=float, metavar='DEG', callback=_angle)
 @click.option('--noise-mode',               help='StyleGAN2 noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
 @click.option('--batch', 'batch_size',      help='Samples per forward pass (does not change the images)', type=click.IntRange(min=1), default=16, show_default=True)
@@ -83,7 +103,7 @@ def write_projected(G, projected_w: str, outdir: str, noise_mode: str) -> None:
 @click.option('--frames',                   help='Interpolation frames per keyframe transition', type=click.IntRange(min=1), default=24, show_default=True)
 @click.option('--style-mix', 'mix_cols',    help='Style-mixing grid: these column seeds against the --seeds rows', metavar='LIST', callback=_seeds)
 @click.option('--mix-steps',                help='Rows of ws (painting steps) taken from the row seed, e.g. 4,8 [default: num_ws/2]', metavar='LIST')
-def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode, outdir, batch_size, device,
+def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, translate, rotate, noise_mode, outdir, batch_size, device,
          paint, paint_wrap, paint_channels, paint_animation, anim_updates, frame_ms, hold_ms, scale,
          interp, grid, frames, mix_cols, mix_steps):
     """Generate images (seedNNNN.png), painting figures and animations, interpolation videos
@@ -95,6 +115,7 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
     python generate.py --network=net.pkl --seeds=0-11 --outdir=out --interp=z --grid=3x2
     python generate.py --network=net.pkl --seeds=0-3 --outdir=out --style-mix=10-15 --mix-steps=4,8
     python generate.py --network=net.pkl --projected-w=proj/projected_w.npz --outdir=out
+    python generate.py --network=sg3.pkl --seeds=0-3 --outdir=out --translate=0.25,0 --rotate=30
     """
     if (seeds is None) == (projected_w is None):
         raise click.UsageError('give either --seeds or --projected-w (codes from projector.py)')
@@ -111,6 +132,11 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         except OSError as err:
             _fail_outdir(outdir, err)
         return
+    if translate is not None or rotate is not None:    # As StyleGAN3's gen_images.py: the input's inverse transform.
+        try:
+            stylegan3.set_input_transform(G, translate or (0, 0), rotate or 0)
+        except ValueError as err:
+            _fail('--translate' if translate is not None else '--rotate', err)
     if class_idx is not None and G.c_dim == 0:    # As upstream: a warning, and the images without a class.
         print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
         class_idx = None

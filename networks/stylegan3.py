@@ -96,6 +96,17 @@ def image_transform(translate: tuple[float, float] = (0, 0), rotate: float = 0) 
     c, s = math.cos(math.radians(rotate)), math.sin(math.radians(rotate))
     return np.array([[c, s, translate[0]], [-s, c, translate[1]], [0, 0, 1]], dtype=np.float64)
 
+def set_input_transform(G: torch.nn.Module, translate: tuple[float, float] = (0, 0), rotate: float = 0) -> None:
+    """Make G draw its images translated and rotated (see image_transform), by writing the
+    inverse matrix into `G.synthesis.input.transform`. A ValueError of one line for a
+    generator without that input transform (StyleGAN2, the FPA)."""
+    transform = getattr(getattr(getattr(G, 'synthesis', None), 'input', None), 'transform', None)
+    if not isinstance(transform, torch.Tensor) or transform.shape != (3, 3):
+        raise ValueError(f'the generator ({type(G).__module__}.{type(G).__name__}) has no input transform '
+                         '(G.synthesis.input.transform); only StyleGAN3 generators can be translated or rotated')
+    with torch.no_grad():
+        transform.copy_(torch.from_numpy(np.linalg.inv(image_transform(translate, rotate))))
+
 #----------------------------------------------------------------------------
 
 class SynthesisInput(torch.nn.Module):
