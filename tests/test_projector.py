@@ -1,5 +1,5 @@
-"""projector.py: projecting an image the generator itself made recovers it, for a StyleGAN2 and
-an FPA tiny network; the files it writes round-trip through generate.py --projected-w; the
+"""projector.py: projecting an image the generator itself made recovers it, for a StyleGAN2, an
+FPA and a StyleGAN3 tiny network; the files it writes round-trip through generate.py --projected-w; the
 distances; bad input; and the projector depends on the generator contract alone."""
 
 import ast
@@ -52,7 +52,7 @@ def image_of_seed(G, seed: int) -> torch.Tensor:
 #----------------------------------------------------------------------------
 # The optimisation.
 
-@pytest.mark.parametrize('name', ['stylegan2', 'fpa'])
+@pytest.mark.parametrize('name', ['stylegan2', 'fpa', 'stylegan3-t'])
 def test_projection_recovers_a_generated_image(name):
     """Stated error: after 200 steps the image of the projected codes is within 10% of the
     starting mean squared error of the target (the start is the mean code's image), and closer
