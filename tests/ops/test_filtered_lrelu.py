@@ -64,6 +64,27 @@ def test_matches_naive(case):
             actual = filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl=impl, **args)
             assert_close(actual, torch.from_numpy(expected), rtol=1e-10, atol=1e-10, name=f'{impl} {case} {args}')
 
+@pytest.mark.parametrize('case', CASES, ids=[f'{c[0]}-{c[1]}-up{c[2]}-down{c[3]}' for c in CASES])
+def test_large_image_path_matches_naive_and_ref(case, monkeypatch):
+    """Beyond upfirdn2d's matrix size limit the fast path resamples with strided 1-D
+    convolutions; the limit lowered to 2 pixels sends these small images there: values against
+    the NumPy definition, first and second derivatives against the reference (float64)."""
+    from torch_utils.ops import upfirdn2d
+    monkeypatch.setattr(upfirdn2d, '_MAX_MATRIX_LEN', 2)
+    fu_name, fd_name, up, down, padding = case
+    fu, fd = FILTERS[fu_name], FILTERS[fd_name]
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn([2, 3, 7, 6], dtype=torch.float64, generator=gen)
+    b = torch.randn([3], dtype=torch.float64, generator=gen)
+    for flip in (False, True):
+        args = dict(up=up, down=down, padding=padding, gain=1.3, slope=0.2, clamp=1.0, flip_filter=flip)
+        expected = naive_filtered_lrelu(x.numpy(), None if fu is None else fu.numpy(), None if fd is None else fd.numpy(), b.numpy(), **args)
+        actual = filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl='fast', **args)
+        assert_close(actual, torch.from_numpy(expected), rtol=1e-10, atol=1e-10, name=f'large-image path {case} flip={flip}')
+    run = lambda impl: (lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=padding, clamp=1.5, impl=impl))
+    check_same_derivatives(run('fast'), run('ref'), [x.requires_grad_(True), b.requires_grad_(True)], rtol=1e-10, atol=1e-10,
+                           name=f'large-image path {case}')
+
 def test_clamp_is_active_in_the_tests():
     """The clamp cases above clip a good share of the values (else they would test nothing)."""
     x = torch.randn([2, 3, 7, 6], dtype=torch.float64, generator=torch.Generator().manual_seed(0))

@@ -21,7 +21,8 @@ Implementations (`impl`):
   of derivative.
 - 'fast': the default on every device. Separable filters (the Kaiser filters of
   StyleGAN3-T and -R's upsampling) resample as matrix products (upfirdn2d's 'fast' path:
-  no inserted zero is multiplied and no discarded output computed); a 2-D downsampling
+  no inserted zero is multiplied and no discarded output computed) up to upfirdn2d's size
+  limit for those, as strided 1-D (transposed) convolutions beyond it; a 2-D downsampling
   filter (StyleGAN3-R's radial jinc) is a strided depthwise convolution, which computes
   only the kept outputs; bias, leaky ReLU, gain and clamp are one pass of elementwise ops.
   Plain torch ops, so any order of derivative.
@@ -96,7 +97,9 @@ def _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, fli
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    if fu is not None or up != 1 or any(padding):
+    if fu is not None and fu.ndim == 1 and max(x.shape[2:]) > upfirdn2d._MAX_MATRIX_LEN:
+        x = _upsample_1d_conv(x, fu, up, padding, flip_filter)
+    elif fu is not None or up != 1 or any(padding):
         x = upfirdn2d.upfirdn2d(x, fu, up=up, padding=list(padding), gain=up ** 2, flip_filter=flip_filter, impl='fast')
     if slope != 1:
         x = torch.nn.functional.leaky_relu(x, slope)
@@ -106,9 +109,35 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
         x = x.clamp(-clamp, clamp)
     if fd is not None and fd.ndim == 2 and upfirdn2d._separable_taps(fd) is None:
         return _downsample_2d(x, fd, down, flip_filter)
+    if fd is not None and fd.ndim == 1 and max(x.shape[2:]) > upfirdn2d._MAX_MATRIX_LEN * down:
+        return _downsample_1d_conv(x, fd, down, flip_filter)
     if fd is not None or down != 1:
         x = upfirdn2d.upfirdn2d(x, fd, down=down, flip_filter=flip_filter, impl='fast')
     return x
+
+# Large images (beyond upfirdn2d's dense resampling matrices): the separable filters as 1-D
+# strided convolutions along each axis, which touch no inserted zero and compute no discarded
+# output. Upsampling is a transposed convolution with stride `up`: its full output
+# F[m] = sum_i x[i] h[m - i up] is the convolution of the zero-inserted signal with h, and the
+# padded 'valid' convolution of upfirdn2d is o[n] = F[n + k - 1 - pad0], so F is padded (or
+# cropped) by pad0 - (k - 1) before and whatever makes the output length after.
+
+def _upsample_1d_conv(x, f, up, padding, flip_filter):
+    num_channels, k = x.shape[1], f.shape[0]
+    h = (f.flip([0]) if flip_filter else f).to(x.dtype) * up # Gain up per axis: up**2 in all.
+    px0, px1, py0, py1 = padding
+    out_w = x.shape[3] * up + px0 + px1 - k + 1
+    out_h = x.shape[2] * up + py0 + py1 - k + 1
+    x = conv2d_gradfix.conv_transpose2d(x, h.reshape(1, 1, 1, k).expand(num_channels, 1, 1, k), stride=(1, up), groups=num_channels)
+    x = torch.nn.functional.pad(x, [px0 - (k - 1), out_w - x.shape[3] - px0 + (k - 1)])
+    x = conv2d_gradfix.conv_transpose2d(x, h.reshape(1, 1, k, 1).expand(num_channels, 1, k, 1), stride=(up, 1), groups=num_channels)
+    return torch.nn.functional.pad(x, [0, 0, py0 - (k - 1), out_h - x.shape[2] - py0 + (k - 1)])
+
+def _downsample_1d_conv(x, f, down, flip_filter):
+    num_channels, k = x.shape[1], f.shape[0]
+    h = (f if flip_filter else f.flip([0])).to(x.dtype) # conv2d correlates, upfirdn2d convolves.
+    x = conv2d_gradfix.conv2d(x, h.reshape(1, 1, 1, k).expand(num_channels, 1, 1, k), stride=(1, down), groups=num_channels)
+    return conv2d_gradfix.conv2d(x, h.reshape(1, 1, k, 1).expand(num_channels, 1, k, 1), stride=(down, 1), groups=num_channels)
 
 def _downsample_2d(x, f, down, flip_filter):
     """upfirdn2d(x, f, down=down) for a non-separable 2-D filter as one strided depthwise
