@@ -438,3 +438,31 @@ def test_stylegan3_named_sources_go_through_the_download_cache(tmp_path, monkeyp
     assert not loader.is_remote_source(name)
     with pytest.raises(ValueError, match=f'^{name}: empty file$'):
         networks.load_network(name)
+
+@pytest.mark.slow
+def test_transfer_learning_from_a_stylegan3_pickle(tmp_path):
+    """train.py --cfg=stylegan3-t-cpu --resume=PICKLE starts a new run from a StyleGAN3-T
+    pickle's weights (its untrained buffers, such as the Fourier frequencies, come along)."""
+    import json
+    from click.testing import CliRunner
+    import dnnlib
+    import train
+    from tests.training.conftest import make_image_folder
+    from torch_utils import persistence
+    data = make_image_folder(tmp_path / 'data')
+    cli = [f'--data={data}', '--cfg=stylegan3-t-cpu', '--cbase=256', '--cmax=16', '--batch=4', '--aug=noaug', '--metrics=none',
+           '--workers=0', '--device=cpu', '--kimg=0.004', '--tick=0.004', '--snap=1']
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "dry"}', *cli, '--dry-run'], catch_exceptions=False)
+    options = json.loads(result.output[result.output.index('{'):result.output.rindex('}') + 1])
+    torch.manual_seed(123)
+    G = dnnlib.util.construct_class_by_name(**options['G_kwargs'], c_dim=0, img_resolution=16, img_channels=3)
+    G_up = {k: v for k, v in G.init_kwargs.items()}
+    marker = tmp_path / 'executed'
+    write_upstream_pickle(tmp_path / 'sg3.pkl', dict(G=module_record(G, payload_source(marker, 'stylegan3'), 'Generator', G_up),
+                                                     G_ema=module_record(G, payload_source(marker, 'stylegan3'), 'Generator', G_up)))
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *cli, f'--resume={tmp_path / "sg3.pkl"}'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / 'runs').iterdir()
+    net = persistence.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    assert torch.equal(net.G_ema.synthesis.input.freqs, G.synthesis.input.freqs)
+    assert not marker.exists()
