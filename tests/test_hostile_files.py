@@ -96,8 +96,8 @@ def test_network_file_training_set_kwargs_through_calc_metrics(tmp_path, victim)
         assert f"training_set_kwargs: class_name='{kwargs['class_name']}' is not allowed" in error, error
 
 def test_every_persistent_class_is_on_the_allow_list():
-    import networks.fpa, networks.stylegan2, networks.unet, training.augment   # pylint: disable=import-outside-toplevel,redefined-outer-name
-    found = {f'{cls.__module__}.{cls.__qualname__}' for module in (networks.fpa, networks.stylegan2, networks.unet, training.augment)
+    import networks.fpa, networks.stylegan2, networks.stylegan3, networks.unet, training.augment   # pylint: disable=import-outside-toplevel,redefined-outer-name
+    found = {f'{cls.__module__}.{cls.__qualname__}' for module in (networks.fpa, networks.stylegan2, networks.stylegan3, networks.unet, training.augment)
              for cls in vars(module).values() if isinstance(cls, type) and getattr(cls, '_persistent', False)}
     assert found == set(persistence.NETWORK_CLASSES)
 
