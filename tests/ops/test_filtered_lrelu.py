@@ -144,28 +144,42 @@ def test_cuda_impl_refuses_cpu_tensors():
 
 @pytest.mark.slow
 def test_compiled_fast_path_matches_ref_on_cpu():
-    """impl='cuda' runs the fast path through torch.compile; the same compiled function, on
-    the CPU, equals the reference in value and gradient (about 20-60 s of compilation)."""
+    """impl='cuda' runs the fast path through torch.compile; the same dispatch, on the CPU,
+    equals the reference in value and gradient, and inside differentiable_backward() (where it
+    takes the uncompiled fast path: torch.compile has no double backward) in second derivatives
+    too (about 20-60 s of compilation)."""
+    from torch_utils.ops import conv2d_gradfix
     fu, fd = FILTERS['kaiser'].float(), FILTERS['jinc'].float()
     gen = torch.Generator().manual_seed(5)
     x = torch.randn([2, 3, 6, 5], generator=gen, requires_grad=True)
     b = torch.randn([3], generator=gen)
     args = (fu, fd, b, 2, 2, (4, 3, 2, 5), 2 ** 0.5, 0.2, 1.0, False)
-    y = filtered_lrelu._compiled()(x, *args)
+    y = filtered_lrelu._compiled_or_fast(x, *args)
     (g,) = torch.autograd.grad(y.square().sum(), [x])
     x_ref = x.detach().requires_grad_(True)
     y_ref = filtered_lrelu._filtered_lrelu_ref(x_ref, *args)
     (g_ref,) = torch.autograd.grad(y_ref.square().sum(), [x_ref])
     assert_close(y, y_ref, rtol=1e-5, atol=1e-6, name='compiled value')
     assert_close(g, g_ref, rtol=1e-5, atol=1e-5, name='compiled gradient')
+    def in_context(fn):
+        def run(x):
+            with conv2d_gradfix.differentiable_backward():
+                return fn(x, *args)
+        return run
+    check_same_derivatives(in_context(filtered_lrelu._compiled_or_fast), in_context(filtered_lrelu._filtered_lrelu_ref),
+                           [x.detach().double().requires_grad_(True)], rtol=1e-9, atol=1e-9, name='differentiable_backward()')
 
 @pytest.mark.gpu
 @pytest.mark.parametrize('radial', [False, True], ids=['T', 'R'])
 def test_cuda_matches_ref_with_derivatives(radial):
+    """First derivatives through the compiled path; second ones inside differentiable_backward()."""
+    from torch_utils.ops import conv2d_gradfix
     fu, fd = FILTERS['kaiser'].float().cuda(), FILTERS['jinc' if radial else 'kaiser'].float().cuda()
     gen = torch.Generator().manual_seed(6)
     x = torch.randn([2, 3, 9, 8], generator=gen).cuda().requires_grad_(True)
     b = torch.randn([3], generator=gen).cuda().requires_grad_(True)
     def run(impl):
         return lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[4, 3, 3, 4], clamp=1.5, impl=impl)
-    check_same_derivatives(run('cuda'), run('ref'), [x, b], rtol=1e-4, atol=1e-5, name='cuda vs ref')
+    check_same_derivatives(run('cuda'), run('ref'), [x, b], rtol=1e-4, atol=1e-5, name='cuda vs ref', second_order=False)
+    with conv2d_gradfix.differentiable_backward():
+        check_same_derivatives(run('cuda'), run('ref'), [x, b], rtol=1e-4, atol=1e-5, name='cuda vs ref, second order')

@@ -27,9 +27,10 @@ Implementations (`impl`):
   only the kept outputs; bias, leaky ReLU, gain and clamp are one pass of elementwise ops.
   Plain torch ops, so any order of derivative.
 - 'cuda': the 'fast' path compiled by torch.compile (kernel fusion of the elementwise
-  steps), CUDA tensors only, on request. It has not been run on a GPU in this
-  repository's tests (they are marked `gpu`); the same compiled function is checked on
-  the CPU against 'ref'.
+  steps), CUDA tensors only, on request. torch.compile has no double backward, so inside
+  conv2d_gradfix.differentiable_backward() (the passes the loss differentiates twice) it
+  runs the uncompiled fast path. It has not been run on a GPU in this repository's tests
+  (they are marked `gpu`); the same compiled function is checked on the CPU against 'ref'.
 Measured speeds: bench/results.md.
 """
 
@@ -162,6 +163,14 @@ def _compiled():
 def _filtered_lrelu_cuda(x, *args):
     if not x.is_cuda:
         raise ValueError('filtered_lrelu: impl=\'cuda\' needs a CUDA tensor')
+    return _compiled_or_fast(x, *args)
+
+def _compiled_or_fast(x, *args):
+    """torch.compile's autograd has no double backward: a pass that will be differentiated
+    twice (inside conv2d_gradfix.differentiable_backward(), which the loss opens for path-length
+    regularisation and R1) runs the uncompiled fast path."""
+    if conv2d_gradfix._differentiable_backward:
+        return _filtered_lrelu_fast(x, *args)
     return _compiled()(x, *args)
 
 #----------------------------------------------------------------------------
