@@ -14,7 +14,7 @@ import sys
 import click
 
 import dnnlib
-from networks import stylegan3
+import networks
 from painting import api
 
 #----------------------------------------------------------------------------
@@ -126,17 +126,17 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, translate, 
         G = api.open_generator_for_script(network_pkl, device, outdir)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+    if translate is not None or rotate is not None:    # As StyleGAN3's gen_images.py (also for --projected-w).
+        try:
+            networks.set_input_transform(G, translate or (0, 0), rotate or 0)
+        except ValueError as err:
+            _fail('--translate' if translate is not None else '--rotate', err)
     if projected_w is not None:
         try:
             write_projected(G, projected_w, outdir, noise_mode)
         except OSError as err:
             _fail_outdir(outdir, err)
         return
-    if translate is not None or rotate is not None:    # As StyleGAN3's gen_images.py: the input's inverse transform.
-        try:
-            stylegan3.set_input_transform(G, translate or (0, 0), rotate or 0)
-        except ValueError as err:
-            _fail('--translate' if translate is not None else '--rotate', err)
     if class_idx is not None and G.c_dim == 0:    # As upstream: a warning, and the images without a class.
         print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
         class_idx = None

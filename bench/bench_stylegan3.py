@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import timing                       # pylint: disable=wrong-import-position
 from bench_networks import load_upstream_networks      # pylint: disable=wrong-import-position
+import networks                                        # pylint: disable=wrong-import-position
 from networks import stylegan2, stylegan3              # pylint: disable=wrong-import-position
 from torch_utils.ops import filtered_lrelu             # pylint: disable=wrong-import-position
 
@@ -70,7 +71,7 @@ def parity(up3, up2, resolution: int, channel_base: int, channel_max: int) -> No
                 if name.endswith('magnitude_ema'):
                     tensor.uniform_(0.5, 2)
             G_up.synthesis.input.affine.weight.normal_()        # A learned rotation and translation per w.
-            G_up.synthesis.input.transform.copy_(torch.from_numpy(stylegan3.image_transform((0.1, -0.2), 30)).float().inverse())
+            G_up.synthesis.input.transform.copy_(torch.tensor(networks.image_transform((0.1, -0.2), 30)).inverse())
         G = stylegan3.Generator(**kwargs).eval()
         G.load_state_dict(G_up.state_dict(), strict=True)
         z = torch.randn([4, 64])

@@ -12,7 +12,7 @@ commute with translation (and, for R, rotation) of that continuous signal.
   Sec. 3.2 "boundaries"). The first w rotates and translates them (an affine layer -> (r_c,
   r_s, t_x, t_y), the rotation normalised), and `input.transform` (a [3, 3] buffer, identity
   by default) is a user transform of the output image given as its inverse: generate.py
-  --translate/--rotate and the equivariance metrics set it. Frequencies pushed above the
+  --translate/--rotate (networks.set_input_transform) and the equivariance metrics set it. Frequencies pushed above the
   band by it are faded out linearly between f_c,0 and s_0 / 2.
 - Layers (Fig. 4b): modulated convolution (3x3 for T, 1x1 for R; StyleGAN2 eq. 1-3, inputs
   divided by the square root of a running mean of their square, the "magnitude EMA"), then
@@ -87,25 +87,6 @@ def layer_schedule(img_resolution: int, img_channels: int, channel_base: int, ch
     channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
     channels[-1] = img_channels
     return dict(cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates, half_widths=half_widths, sizes=sizes, channels=channels)
-
-def image_transform(translate: tuple[float, float] = (0, 0), rotate: float = 0) -> np.ndarray:
-    """The [3, 3] float64 matrix that rotates the output image by `rotate` degrees
-    (counterclockwise on screen, y pointing down) and then translates it by `translate`, in
-    units of the image width/height (StyleGAN3's gen_images.py --rotate, --translate). The
-    generator takes its inverse in `G.synthesis.input.transform`."""
-    c, s = math.cos(math.radians(rotate)), math.sin(math.radians(rotate))
-    return np.array([[c, s, translate[0]], [-s, c, translate[1]], [0, 0, 1]], dtype=np.float64)
-
-def set_input_transform(G: torch.nn.Module, translate: tuple[float, float] = (0, 0), rotate: float = 0) -> None:
-    """Make G draw its images translated and rotated (see image_transform), by writing the
-    inverse matrix into `G.synthesis.input.transform`. A ValueError of one line for a
-    generator without that input transform (StyleGAN2, the FPA)."""
-    transform = getattr(getattr(getattr(G, 'synthesis', None), 'input', None), 'transform', None)
-    if not isinstance(transform, torch.Tensor) or transform.shape != (3, 3):
-        raise ValueError(f'the generator ({type(G).__module__}.{type(G).__name__}) has no input transform '
-                         '(G.synthesis.input.transform); only StyleGAN3 generators can be translated or rotated')
-    with torch.no_grad():
-        transform.copy_(torch.from_numpy(np.linalg.inv(image_transform(translate, rotate))))
 
 #----------------------------------------------------------------------------
 

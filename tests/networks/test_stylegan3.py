@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import networks
 from networks import stylegan3
 from tests.conftest import assert_close
 from tests.ops.naive import check_same_derivatives
@@ -187,7 +188,7 @@ def test_translation_by_whole_pixels_shifts_the_features():
     w = torch.randn([2, 8], dtype=torch.float64)
     with torch.no_grad():
         base = layer(w)
-        layer.transform.copy_(torch.from_numpy(np.linalg.inv(stylegan3.image_transform(translate=(3 / 8, -2 / 8), rotate=0))))
+        layer.transform.copy_(torch.from_numpy(np.linalg.inv(networks.image_transform(translate=(3 / 8, -2 / 8), rotate=0))))
         moved = layer(w)
     assert_close(moved[:, :, :-2, 3:], base[:, :, 2:, :-3], rtol=1e-9, atol=1e-9, name='shifted features') # 3 right, 2 up
 
@@ -196,7 +197,7 @@ def test_rotation_by_90_degrees_rotates_the_features():
     w = torch.randn([2, 8], dtype=torch.float64)
     with torch.no_grad():
         base = layer(w)
-        layer.transform.copy_(torch.from_numpy(np.linalg.inv(stylegan3.image_transform(translate=(0, 0), rotate=90))))
+        layer.transform.copy_(torch.from_numpy(np.linalg.inv(networks.image_transform(translate=(0, 0), rotate=90))))
         rotated = layer(w)
     assert_close(rotated, torch.rot90(base, k=1, dims=(2, 3)), rtol=1e-9, atol=1e-9, name='rotated features')
 
@@ -251,6 +252,6 @@ def test_radial_config_uses_radial_filters_except_critically_sampled():
 
 def test_image_transform():
     """Translation in units of the image, rotation in degrees counterclockwise (as gen_images.py)."""
-    m = stylegan3.image_transform(translate=(0.25, -0.5), rotate=30)
+    m = networks.image_transform(translate=(0.25, -0.5), rotate=30)
     c, s = math.cos(math.pi / 6), math.sin(math.pi / 6)
     assert np.allclose(m, [[c, s, 0.25], [-s, c, -0.5], [0, 0, 1]])

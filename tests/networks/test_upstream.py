@@ -173,7 +173,7 @@ def test_stylegan3_pickle_computes_the_same_function(tmp_path, config):
     with torch.no_grad():
         assert_close(G_ema(z, None, truncation_psi=0.7), G(z, None, truncation_psi=0.7), rtol=0, atol=1e-12, name='image')
         for module in (G, G_ema):
-            stylegan3.set_input_transform(module, translate=(0.1, -0.2), rotate=20)
+            networks.set_input_transform(module, translate=(0.1, -0.2), rotate=20)
         assert_close(G_ema(z, None), G(z, None), rtol=0, atol=1e-12, name='transformed image')
         img = torch.randn([4, 3, 16, 16], dtype=torch.float64)
         assert_close(net.D.double()(img, None), D.double()(img, None), rtol=0, atol=1e-12, name='D logits')
