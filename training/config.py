@@ -100,7 +100,7 @@ PRESETS = {
     # process, a narrow G (6 layers + ToRGB, channel_base 2048, at most 64 channels, a margin of
     # 4 pixels instead of 10: a third of the pixels at 32x32) and D (channel_base 1024, at most
     # 128), up to 64 px; gamma by StyleGAN3's rule of thumb, 2 * (res / 256)^2.
-    'stylegan3-t-cpu': lambda res, gpus: dict(STYLEGAN3_FAMILY, gen='stylegan3-t', ref_gpus=None, mb=16 * gpus, fmaps=1024 / 32768,
+    'stylegan3-t-cpu': lambda res, gpus: dict(STYLEGAN3_FAMILY, gen='stylegan3-t', mb=16 * gpus, fmaps=1024 / 32768,
         cmax=128, G_cbase_mult=2, G_cmax_mult=0.5, gamma=2 * (res / 256) ** 2, max_res=64, stylegan3_kwargs=dict(num_layers=6, margin_size=4)),
 }
 
