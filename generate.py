@@ -14,6 +14,7 @@ import sys
 import click
 
 import dnnlib
+import networks
 from painting import animation, api, latents, paintings, pictures
 
 #----------------------------------------------------------------------------
@@ -36,6 +37,23 @@ def _grid(ctx, param, value):
 def _finite(_ctx, _param, value: float) -> float:
     if not math.isfinite(value):
         raise click.BadParameter(f'{value}: expected a finite number (1 = no truncation, 0 = the average image)')
+    return value
+
+def _translation(_ctx, _param, value):
+    if value is None:
+        return None
+    parts = value.split(',')
+    try:
+        x, y = (float(part) for part in parts)
+    except ValueError:
+        x = y = math.nan
+    if len(parts) != 2 or not (math.isfinite(x) and math.isfinite(y)):
+        raise click.BadParameter(f'"{value}": expected two numbers X,Y (fractions of the image size), e.g. 0.25,-0.1')
+    return x, y
+
+def _angle(_ctx, _param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f'{value}: expected a finite angle in degrees')
     return value
 
 def _fail(option: str, err: Exception):
@@ -65,6 +83,41 @@ def write_projected(G, projected_w: str, outdir: str, noise_mode: str, overwrite
         pictures.save_image(image, os.path.join(outdir, f'proj{idx:02d}.png'))
     print(f'Wrote {len(projected.ws)} images of projected codes to "{outdir}" (proj00.png ...)')
 
+def write_images(G, seeds: list[int], outdir: str, network_pkl: str, noise_mode: str, common: dict, image_batch: int) -> None:
+    """seedNNNN.png for every seed, as upstream, written batch by batch (nothing held for all seeds)."""
+    if len(seeds) > image_batch:
+        print(f'Writing {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
+    for start in range(0, len(seeds), image_batch):
+        batch = seeds[start : start + image_batch]
+        try:
+            images = api.check_finite_images(api.generate_images(G, batch, noise_mode=noise_mode, **dict(common, batch_size=image_batch)),
+                                              f'the images of seeds {batch[0]}..{batch[-1]}' if len(batch) > 1 else f'the image of seed {batch[0]}')
+        except ValueError as err:
+            _fail('--network', f'{network_pkl}: {err}')
+        for seed, image in zip(batch, pictures.to_uint8(images)):
+            pictures.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
+    print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
+
+def write_paintings(G, seeds: list[int], outdir: str, common: dict, paint: bool, paint_channels: bool, paint_animation: bool,
+                    anim_updates: bool, scale: int, paint_wrap: int | None, frame_ms: int, hold_ms: int) -> None:
+    """paint-seedNNNN.png (rank-1 updates over partial images), -channels.png and the animations."""
+    painted = paintings.paint_seeds(G, seeds, **common)
+    if paint_animation and not animation.mp4_available():
+        print(animation.MP4_MISSING)
+    for i, seed in enumerate(seeds):
+        stem = os.path.join(outdir, f'paint-seed{seed:04d}')
+        if paint:
+            pictures.save_image(paintings.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
+        if paint_channels:
+            pictures.save_image(paintings.channel_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '-channels.png')
+        if paint_animation:
+            anim = paintings.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
+            for suffix in ('.gif', '.webp'):
+                animation.save_animation(anim, stem + suffix, frame_ms=frame_ms, hold_ms=hold_ms)
+            if animation.mp4_available():
+                animation.save_mp4(anim, stem + '.mp4', frame_ms=frame_ms, hold_ms=hold_ms)
+    print(f'Wrote the painting of {len(seeds)} seeds ({painted.updates.shape[1]} steps) to "{outdir}" (paint-seed{seeds[0]:04d}.*)')
+
 def output_names(seeds: list[int], paint: bool, paint_channels: bool, paint_animation: bool, interp: str | None,
                  mix_steps: list[int] | None) -> list[str]:
     """The names of the files a run writes under --outdir (for the check against replacing files)."""
@@ -83,6 +136,8 @@ def output_names(seeds: list[int], paint: bool, paint_channels: bool, paint_anim
 @click.option('--projected-w',              help='Codes from projector.py (projected_w.npz): writes projNN.png instead of seeds', metavar='FILE')
 @click.option('--trunc', 'truncation_psi',  help='Truncation psi', type=float, callback=_finite, default=1, show_default=True)
 @click.option('--class', 'class_idx',       help='Class label (conditional networks; ignored with a warning otherwise)', type=int, metavar='INT')
+@click.option('--translate',                help='Translate the images by X,Y (fractions of the image size; StyleGAN3 only)', metavar='X,Y', callback=_translation)
+@click.option('--rotate',                   help='Rotate the images by this angle in degrees (StyleGAN3 only)', type=float, metavar='DEG', callback=_angle)
 @click.option('--noise-mode',               help='StyleGAN2 noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir',                   help='Where to save the outputs', metavar='DIR', required=True)
 @click.option('--batch', 'batch_size',      help='Samples per forward pass (does not change the images)', type=click.IntRange(min=1), default=16, show_default=True)
@@ -101,7 +156,7 @@ def output_names(seeds: list[int], paint: bool, paint_channels: bool, paint_anim
 @click.option('--style-mix', 'mix_cols',    help='Style-mixing grid: these column seeds against the --seeds rows', metavar='LIST', callback=_seeds)
 @click.option('--mix-steps',                help='Rows of ws (painting steps) taken from the row seed, e.g. 4,8 [default: num_ws/2]', metavar='LIST')
 @click.option('--overwrite',                help='Replace files of the same names in --outdir', is_flag=True)
-def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode, outdir, batch_size, device,
+def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, translate, rotate, noise_mode, outdir, batch_size, device,
          paint, paint_wrap, paint_channels, paint_animation, anim_updates, frame_ms, hold_ms, scale,
          interp, grid, frames, mix_cols, mix_steps, overwrite):
     """Generate images (seedNNNN.png), painting figures and animations, interpolation videos
@@ -113,6 +168,7 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
     python generate.py --network=net.pkl --seeds=0-11 --outdir=out --interp=z --grid=3x2
     python generate.py --network=net.pkl --seeds=0-3 --outdir=out --style-mix=10-15 --mix-steps=4,8
     python generate.py --network=net.pkl --projected-w=proj/projected_w.npz --outdir=out
+    python generate.py --network=sg3.pkl --seeds=0-3 --outdir=out --translate=0.25,0 --rotate=30
     """
     if (seeds is None) == (projected_w is None):
         raise click.UsageError('give either --seeds or --projected-w (codes from projector.py)')
@@ -123,6 +179,11 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         G = api.open_generator_for_script(network_pkl, device, outdir)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+    if translate is not None or rotate is not None:    # As StyleGAN3's gen_images.py (also for --projected-w).
+        try:
+            networks.set_input_transform(G, translate or (0, 0), rotate or 0)
+        except ValueError as err:
+            _fail('--translate' if translate is not None else '--rotate', err)
     if projected_w is not None:
         try:
             write_projected(G, projected_w, outdir, noise_mode, overwrite)
@@ -168,40 +229,10 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, noise_mode,
         os.makedirs(outdir, exist_ok=True)
         # Forward passes hold at most api.MAX_BATCH_ELEMENTS output values: a painting keeps num_ws frames per sample.
         common = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=api.bounded_batch(G, batch_size, frames=G.num_ws))
-        image_batch = api.bounded_batch(G, batch_size)
 
-        # Images, one PNG per seed, as upstream, written batch by batch.
-        if len(seeds) > image_batch:
-            print(f'Writing {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
-        for start in range(0, len(seeds), image_batch):
-            batch = seeds[start : start + image_batch]
-            try:
-                images = api.check_finite_images(api.generate_images(G, batch, noise_mode=noise_mode, **dict(common, batch_size=image_batch)),
-                                                  f'the images of seeds {batch[0]}..{batch[-1]}' if len(batch) > 1 else f'the image of seed {batch[0]}')
-            except ValueError as err:
-                _fail('--network', f'{network_pkl}: {err}')
-            for seed, image in zip(batch, pictures.to_uint8(images)):
-                pictures.save_image(image, os.path.join(outdir, f'seed{seed:04d}.png'))
-        print(f'Wrote {len(seeds)} images to "{outdir}" (seed{seeds[0]:04d}.png ...)')
-
-        # The painting.
+        write_images(G, seeds, outdir, network_pkl, noise_mode, common, api.bounded_batch(G, batch_size))
         if painting_flags:
-            painted = paintings.paint_seeds(G, seeds, **common)
-            if paint_animation and not animation.mp4_available():
-                print(animation.MP4_MISSING)
-            for i, seed in enumerate(seeds):
-                stem = os.path.join(outdir, f'paint-seed{seed:04d}')
-                if paint:
-                    pictures.save_image(paintings.painting_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '.png')
-                if paint_channels:
-                    pictures.save_image(paintings.channel_figure(painted, i, scale=scale, wrap=paint_wrap), stem + '-channels.png')
-                if paint_animation:
-                    anim = paintings.painting_animation_frames(painted, i, scale=scale, with_updates=anim_updates)
-                    for suffix in ('.gif', '.webp'):
-                        animation.save_animation(anim, stem + suffix, frame_ms=frame_ms, hold_ms=hold_ms)
-                    if animation.mp4_available():
-                        animation.save_mp4(anim, stem + '.mp4', frame_ms=frame_ms, hold_ms=hold_ms)
-            print(f'Wrote the painting of {len(seeds)} seeds ({painted.updates.shape[1]} steps) to "{outdir}" (paint-seed{seeds[0]:04d}.*)')
+            write_paintings(G, seeds, outdir, common, paint, paint_channels, paint_animation, anim_updates, scale, paint_wrap, frame_ms, hold_ms)
 
         # Interpolation video.
         if interp is not None:

@@ -184,11 +184,12 @@ def workloads(G, D, fpa, batch: int, resolution: int, device: torch.device):
 
 UPSTREAM_PACKAGES = ('dnnlib', 'torch_utils', 'training')   # Top-level names both code bases use.
 
-def load_upstream_networks(path: str):
-    """StyleGAN2-ADA's training.networks module from the directory `path`, or None when it is
-    absent. Our modules of the same names are set aside while it imports and put back after;
-    upstream's stay reachable through the returned module's globals only."""
-    if not os.path.isfile(os.path.join(path, 'training', 'networks.py')):
+def load_upstream_networks(path: str, module_name: str = 'training.networks'):
+    """Upstream's module `module_name` (StyleGAN2-ADA's training.networks by default) from the
+    directory `path`, or None when it is absent. Our modules of the same names are set aside
+    while it imports and put back after; upstream's stay reachable through the returned
+    module's globals only."""
+    if not os.path.isfile(os.path.join(path, *module_name.split('.')) + '.py'):
         return None
     ours = {name: mod for name, mod in sys.modules.items() if name.split('.')[0] in UPSTREAM_PACKAGES}
     for name in ours:
@@ -197,7 +198,7 @@ def load_upstream_networks(path: str):
         sys.modules['pkg_resources'] = types.ModuleType('pkg_resources')
     sys.path.insert(0, path)
     try:
-        module = importlib.import_module('training.networks')
+        module = importlib.import_module(module_name)
     finally:
         sys.path.remove(path)
         for name in [name for name in sys.modules if name.split('.')[0] in UPSTREAM_PACKAGES]:

@@ -49,13 +49,7 @@ def compute_collapse_index(opts: metric_utils.MetricOptions, num_items: int) -> 
     """Collapse index of num_items generated images against num_items real ones (a random
     subset of the data drawn with opts.seed, unflipped), on Inception features."""
     opts.dataset_kwargs.update(max_size=num_items, random_seed=opts.seed, xflip=False)
-    detector_kwargs = dict(return_features=True)
-    real = metric_utils.compute_feature_stats_for_dataset(
-        opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
-        tag='real', max_items=num_items, capture_all=True).get_all()
-    gen = metric_utils.compute_feature_stats_for_generator(
-        opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
-        num_items=num_items, capture_all=True).get_all()
+    real, gen = metric_utils.inception_features(opts, max_real=num_items, num_gen=num_items)
     return collapse_index(real, gen)
 
 #----------------------------------------------------------------------------

@@ -45,13 +45,7 @@ def density_coverage(real: np.ndarray, gen: np.ndarray, nhood_size: int, row_bat
 #----------------------------------------------------------------------------
 
 def compute_dc(opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, nhood_size: int) -> tuple[float, float]:
-    detector_kwargs = dict(return_features=True)
-    real = metric_utils.compute_feature_stats_for_dataset(
-        opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
-        tag='real', max_items=max_real, capture_all=True).get_all()
-    gen = metric_utils.compute_feature_stats_for_generator(
-        opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
-        num_items=num_gen, capture_all=True).get_all()
+    real, gen = metric_utils.inception_features(opts, max_real=max_real, num_gen=num_gen)
     return density_coverage(real, gen, nhood_size, device=opts.device)
 
 #----------------------------------------------------------------------------

@@ -34,13 +34,7 @@ def kernel_inception_distance(real: np.ndarray, gen: np.ndarray, num_subsets: in
 #----------------------------------------------------------------------------
 
 def compute_kid(opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, num_subsets: int, max_subset_size: int) -> float:
-    detector_kwargs = dict(return_features=True)
-    real = metric_utils.compute_feature_stats_for_dataset(
-        opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
-        tag='real', max_items=max_real, capture_all=True).get_all()
-    gen = metric_utils.compute_feature_stats_for_generator(
-        opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
-        num_items=num_gen, capture_all=True).get_all()
+    real, gen = metric_utils.inception_features(opts, max_real=max_real, num_gen=num_gen)
     if opts.rank != 0:
         return float('nan')
     return kernel_inception_distance(real, gen, num_subsets, max_subset_size, seed=opts.seed)

@@ -464,3 +464,15 @@ def compute_feature_stats_for_generator(opts: MetricOptions, detector_name: str,
     return stats
 
 #----------------------------------------------------------------------------
+
+def inception_features(opts: MetricOptions, max_real: int | None, num_gen: int) -> tuple[np.ndarray, np.ndarray]:
+    """(real, generated) Inception pool features, every item kept: up to max_real images of the
+    data and num_gen generated ones (what KID, density/coverage and the collapse index compare)."""
+    detector_kwargs = dict(return_features=True)
+    real = compute_feature_stats_for_dataset(opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
+                                             tag='real', max_items=max_real, capture_all=True).get_all()
+    gen = compute_feature_stats_for_generator(opts=opts, detector_name='inception', detector_kwargs=detector_kwargs,
+                                              num_items=num_gen, capture_all=True).get_all()
+    return real, gen
+
+#----------------------------------------------------------------------------

@@ -30,10 +30,16 @@ Generator contract (every registered generator honours it; `check_generator` ass
   (painting/paintings.py) needs nothing else.
 - Buffers of `G.synthesis` whose names end in `noise_const` are constant noise maps, used
   with `noise_mode='const'`; projector.py optimises them when a generator has them.
+- Generators with an input transform (StyleGAN3) have `G.synthesis.input.transform`, a [3, 3]
+  float32 buffer holding the inverse of a transform of the output image (identity by
+  default), upstream's convention; `set_input_transform` writes it (generate.py --translate,
+  --rotate) and refuses, in one line, a generator without one.
 
 Discriminator contract: `D(img, c) -> logits [N, 1]` float32; one StyleGAN2 residual
 discriminator serves every generator.
 """
+
+import math
 
 from dnnlib import EasyDict
 
@@ -48,6 +54,10 @@ GENERATORS: dict[str, EasyDict] = {
     'fpa-unet':    EasyDict(class_name='networks.fpa.Generator', rule='delta', input_generator='v2', unet_kwargs=dict(dim=64)),
     # StyleGAN2 baseline (networks/stylegan2.py, docs/stylegan2.md); the config builder sets channel_base/channel_max per preset.
     'stylegan2':   EasyDict(class_name='networks.stylegan2.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2)),
+    # StyleGAN3 alias-free baselines (networks/stylegan3.py, docs/stylegan3.md): T = 3x3 convolutions and separable
+    # filters, R = 1x1 convolutions and radial downsampling filters (the config builder doubles R's capacity, as upstream).
+    'stylegan3-t': EasyDict(class_name='networks.stylegan3.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2)),
+    'stylegan3-r': EasyDict(class_name='networks.stylegan3.Generator', w_dim=512, mapping_kwargs=dict(num_layers=2), conv_kernel=1, use_radial_filters=True),
 }
 
 DISCRIMINATORS: dict[str, EasyDict] = {
@@ -87,3 +97,22 @@ def check_generator(G) -> None:
             raise TypeError(f'{type(G).__name__} does not honour the generator contract: no attribute "{attr}"')
     if not hasattr(G.mapping, 'w_avg'):
         raise TypeError(f'{type(G).__name__}.mapping has no w_avg buffer (needed for truncation)')
+
+def image_transform(translate: tuple[float, float] = (0, 0), rotate: float = 0) -> list[list[float]]:
+    """The [3, 3] matrix that rotates an image by `rotate` degrees (counterclockwise on screen,
+    y pointing down) and then translates it by `translate`, in units of the image width and
+    height (StyleGAN3's gen_images.py --rotate, --translate)."""
+    c, s = math.cos(math.radians(rotate)), math.sin(math.radians(rotate))
+    return [[c, s, float(translate[0])], [-s, c, float(translate[1])], [0.0, 0.0, 1.0]]
+
+def set_input_transform(G, translate: tuple[float, float] = (0, 0), rotate: float = 0) -> None:
+    """Make G draw its images translated and rotated (image_transform), by writing the inverse
+    matrix into `G.synthesis.input.transform`; a ValueError of one line for a generator
+    without that input transform (StyleGAN2, the FPA)."""
+    import torch # pylint: disable=import-outside-toplevel
+    transform = getattr(getattr(getattr(G, 'synthesis', None), 'input', None), 'transform', None)
+    if not isinstance(transform, torch.Tensor) or transform.shape != (3, 3):
+        raise ValueError(f'the generator ({type(G).__module__}.{type(G).__name__}) has no input transform '
+                         '(G.synthesis.input.transform); only StyleGAN3 generators can be translated or rotated')
+    with torch.no_grad():
+        transform.copy_(torch.linalg.inv(torch.tensor(image_transform(translate, rotate), dtype=torch.float64)))

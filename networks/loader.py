@@ -6,8 +6,8 @@ painting API call this function directly. It takes
     arguments and tensors, read with torch.load(weights_only=True));
   - a checkpoint of the FPA authors' reference implementation (networks/reference.py,
     converted into networks.fpa.Generator on the fly);
-  - a StyleGAN2-ADA or StyleGAN3 (--cfg=stylegan2) network pickle (networks/upstream.py,
-    read as data by torch_utils/safe_pickle.py and rebuilt from our StyleGAN2 classes);
+  - a StyleGAN2-ADA or StyleGAN3 network pickle (networks/upstream.py, read as data by
+    torch_utils/safe_pickle.py and rebuilt from our StyleGAN2 / StyleGAN3 classes);
 from a path, a file:// or http(s):// URL (downloads are cached by dnnlib.util.open_url), one of
 upstream's named transfer-learning sources (UPSTREAM_NETWORKS), or a binary file object. No
 code from the file is ever executed, and no name in it is resolved to anything callable
@@ -33,19 +33,29 @@ UPSTREAM_NETWORKS = {
     'celebahq256': f'{_UPSTREAM_CDN}/celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl',
     'lsundog256':  f'{_UPSTREAM_CDN}/lsundog-res256-paper256-kimg100000-noaug.pkl',
 }
+# StyleGAN3's pretrained networks, by their file names (its README and gen_images.py), same URLs.
+_STYLEGAN3_CDN = 'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files'
+UPSTREAM_NETWORKS.update({name: f'{_STYLEGAN3_CDN}/{name}' for name in (
+    f'stylegan3-{cfg}-{data}.pkl' for cfg in ('t', 'r') for data in (
+        'ffhq-1024x1024', 'ffhqu-1024x1024', 'ffhqu-256x256', 'metfaces-1024x1024', 'metfacesu-1024x1024', 'afhqv2-512x512'))})
 
 # The first object of a torch file in the pre-1.6 (non-zip) format.
 _LEGACY_TORCH_MAGIC = 0x1950a86a20f9469cfc6c
 
 #----------------------------------------------------------------------------
 
+def _is_named(source: str) -> bool:
+    """One of upstream's names, and no local file of that name (which wins: StyleGAN3's names
+    are file names a user may hold)."""
+    return source in UPSTREAM_NETWORKS and not os.path.isfile(source)
+
 def is_remote_source(source: str) -> bool:
     """A URL or one of upstream's named networks (not a local path)."""
-    return source in UPSTREAM_NETWORKS or dnnlib.util.is_url(source, allow_file_urls=True)
+    return _is_named(source) or dnnlib.util.is_url(source, allow_file_urls=True)
 
 def resolve_source(source: str) -> str:
     """A named upstream source -> its URL; anything else unchanged."""
-    return UPSTREAM_NETWORKS.get(source, source)
+    return UPSTREAM_NETWORKS[source] if _is_named(source) else source
 
 def read_source(source: Any) -> tuple[bytes, str]:
     """(bytes, name for messages) of a path, URL, named source or binary file object."""

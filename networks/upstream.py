@@ -11,16 +11,18 @@ the names and shapes are exactly those our module has.
 What is supported (docs/legacy.md, "StyleGAN2-ADA and StyleGAN3 networks"):
     G, G_ema    StyleGAN2 generators: stylegan2-ada-pytorch (training/networks.py) and
                 StyleGAN3's --cfg=stylegan2 (training/networks_stylegan2.py)
-                -> networks.stylegan2.Generator
+                -> networks.stylegan2.Generator;
+                StyleGAN3's alias-free generators, --cfg=stylegan3-t and stylegan3-r
+                (training/networks_stylegan3.py) -> networks.stylegan3.Generator, whose
+                constructor arguments, defaults and tensor names are upstream's
     D           their discriminators -> networks.stylegan2.Discriminator
     augment_pipe  training/augment.py AugmentPipe (with its current p) -> training.augment.AugmentPipe
-StyleGAN3's alias-free generators (stylegan3-t, stylegan3-r) have no counterpart here and are
-refused in one line, as is any other class. Networks this codebase exported in upstream's
+Any other class is refused in one line. Networks this codebase exported in upstream's
 format (networks/export.py, `legacy.py --to=upstream`) come back as the classes they were:
 the header of their embedded source names our module, and the class must be on the
 persistence allow-list; their constructor arguments are ours and are not translated.
 
-The two upstream flavours differ only in defaults that a pickle does not store when the
+The two StyleGAN2 flavours differ only in defaults that a pickle does not store when the
 training script left them at their defaults; FLAVOURS lists them and they are filled in
 explicitly, because ours differ (e.g. our conv_clamp defaults to 256, stylegan2-ada's to None).
 The source text is read for one thing only: which file (of upstream or our export) defined a class.
@@ -65,12 +67,11 @@ def flavour_of(record: safe_pickle.PersistentRecord, where: str) -> str:
     """Which upstream file defined the record's class, from markers in its source text."""
     src = record.module_src
     if 'class SynthesisInput' in src:
-        raise ValueError(f'{where}: a StyleGAN3 alias-free generator (stylegan3-t/stylegan3-r, class {record.class_name} of '
-                         'networks_stylegan3.py) is not supported; StyleGAN3 pickles trained with --cfg=stylegan2 are')
+        return 'stylegan3'
     if 'class SynthesisBlock' in src and 'class DiscriminatorBlock' in src:
         return 'stylegan3-stylegan2' if 'fused_modconv_default' in src else 'stylegan2-ada'
     raise ValueError(f'{where}: upstream class "{record.class_name}" from an unrecognised module is not supported '
-                     '(expected StyleGAN2 networks of stylegan2-ada-pytorch or StyleGAN3)')
+                     '(expected StyleGAN2 or StyleGAN3 networks of stylegan2-ada-pytorch or StyleGAN3)')
 
 def record_kwargs(record: safe_pickle.PersistentRecord, where: str) -> dict:
     """The constructor keyword arguments a record was built with (positional ones refused)."""
@@ -119,17 +120,23 @@ def record_tensors(record: safe_pickle.PersistentRecord, where: str) -> dict[str
     return tensors
 
 #----------------------------------------------------------------------------
-# Constructor arguments: upstream -> ours.
+# Constructor arguments: upstream -> (our class, our arguments).
 
-def _generator_kwargs(kwargs: dict, flavour: str) -> dict:
+def _generator(kwargs: dict, record: safe_pickle.PersistentRecord, where: str) -> tuple[str, dict]:
+    flavour = flavour_of(record, where)
+    if flavour == 'stylegan3':      # Same constructor, same defaults.
+        return 'networks.stylegan3.Generator', kwargs
     defaults = FLAVOURS[flavour]
     ours = {k: kwargs.pop(k) for k in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels') if k in kwargs}
     ours['mapping_kwargs'] = {**defaults.mapping, **dict(kwargs.pop('mapping_kwargs', {}) or {})}
     synthesis = dict(kwargs.pop('synthesis_kwargs', {}) or {})     # stylegan2-ada nests them; StyleGAN3 passes them flat.
     ours.update({**defaults.synthesis, **synthesis, **kwargs})
-    return ours
+    return 'networks.stylegan2.Generator', ours
 
-def _discriminator_kwargs(kwargs: dict, flavour: str) -> dict:
+def _discriminator(kwargs: dict, record: safe_pickle.PersistentRecord, where: str) -> tuple[str, dict]:
+    flavour = flavour_of(record, where)
+    if flavour not in FLAVOURS:
+        raise ValueError(f'{where}: a Discriminator from {flavour}\'s generator module is not supported')
     ours = {**FLAVOURS[flavour].D, **kwargs}
     block_kwargs = dict(ours.pop('block_kwargs', {}) or {})
     epilogue_kwargs = dict(ours.pop('epilogue_kwargs', {}) or {})
@@ -139,13 +146,17 @@ def _discriminator_kwargs(kwargs: dict, flavour: str) -> dict:
         if key in epilogue_kwargs:
             ours[key] = epilogue_kwargs.pop(key)
     ours.update(block_kwargs=block_kwargs, epilogue_kwargs=epilogue_kwargs)
-    return ours
+    return 'networks.stylegan2.Discriminator', ours
 
-# Upstream class name (top level) -> (our class, kwargs translation or None = unchanged).
+def _augment_pipe(kwargs: dict, record: safe_pickle.PersistentRecord, where: str) -> tuple[str, dict]:
+    del record, where
+    return 'training.augment.AugmentPipe', kwargs
+
+# Upstream class name (top level) -> its translation (kwargs, record, where) -> (our class, our kwargs).
 TOP_LEVEL_CLASSES = {
-    'Generator':     ('networks.stylegan2.Generator',     _generator_kwargs),
-    'Discriminator': ('networks.stylegan2.Discriminator', _discriminator_kwargs),
-    'AugmentPipe':   ('training.augment.AugmentPipe',     None),
+    'Generator':     _generator,
+    'Discriminator': _discriminator,
+    'AugmentPipe':   _augment_pipe,
 }
 
 #----------------------------------------------------------------------------
@@ -196,10 +207,8 @@ def convert_record(record: safe_pickle.PersistentRecord, where: str) -> torch.nn
     if class_name is None:
         if record.class_name not in TOP_LEVEL_CLASSES:
             raise ValueError(f'{where}: upstream class "{record.class_name}" is not supported '
-                             f'(supported: {", ".join(TOP_LEVEL_CLASSES)} of StyleGAN2-ADA / StyleGAN3 --cfg=stylegan2)')
-        class_name, translate = TOP_LEVEL_CLASSES[record.class_name]
-        if translate is not None:
-            kwargs = translate(kwargs, flavour_of(record, where))
+                             f'(supported: {", ".join(TOP_LEVEL_CLASSES)} of StyleGAN2-ADA / StyleGAN3)')
+        class_name, kwargs = TOP_LEVEL_CLASSES[record.class_name](kwargs, record, where)
         ignore = AUGMENT_DERIVED_BUFFERS if record.class_name == 'AugmentPipe' else ()
     theirs = record_tensors(record, where)
 

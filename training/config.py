@@ -6,7 +6,9 @@ launching anything. train.py gathers the options, reads the dataset's facts, cal
 writes the result to `training_options.json` and hands it to `training_loop(**c)`.
 
 Presets (`--cfg`): the StyleGAN2-ADA tables (Karras et al., "Training Generative Adversarial
-Networks with Limited Data", NeurIPS 2020, appendix D / train.py cfg_specs) and presets for
+Networks with Limited Data", NeurIPS 2020, appendix D / train.py cfg_specs), StyleGAN3's
+configurations (Karras et al., "Alias-Free Generative Adversarial Networks", NeurIPS 2021;
+its train.py and docs/configs.md) and presets for
 the Fast Weight Painter (Irie & Schmidhuber, "Images as Weight Matrices", ICLR 2023) trained
 with the same machinery; see PRESETS below and docs/training.md for the reasons behind the
 FPA hyperparameters. `--gen=NAME` swaps in any registered generator: family-specific
@@ -40,6 +42,15 @@ FPA_BATCH_GPU = 32     # The FPA presets' batch per GPU.
 FPA_CPU_BATCH_GPU = 16  # fpa-cpu's (its gamma and EMA stay those of FPA_BATCH_GPU: what was measured).
 
 STYLEGAN2_FAMILY = dict(gen='stylegan2', pl_weight=2, style_mixing=0.9, D_architecture='resnet', min_res=8, max_res=1024)
+
+# StyleGAN3's train.py: --batch=32 in every configuration it recommends (docs/configs.md),
+# split evenly over the GPUs; --gamma required (it depends on the dataset: about 2 at 256x256,
+# times 4 per doubling of the resolution); 2 mapping layers; capacity 32768/512 (R doubles G's
+# only); G lr 0.0025, D lr 0.002; EMA half-life batch * 10/32 kimg with ramp-up 0.05; no
+# style mixing, no path length; the G options and R's blur that depend on the batch are set
+# by the builder (stylegan3_batch_options).
+STYLEGAN3_FAMILY = dict(ref_gpus=None, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.0025, dlrate=0.002, gamma=None,
+                        ema=None, ramp=0.05, map=2, pl_weight=0, style_mixing=0, D_architecture='resnet', min_res=16, max_res=1024)
 
 PRESETS = {
     'auto': lambda res, gpus: dict(STYLEGAN2_FAMILY, ref_gpus=gpus, kimg=25000, mb=_auto_mb(res, gpus),
@@ -83,6 +94,14 @@ PRESETS = {
     # parameters against 8M, several times faster per step), for the two-stage recipe.
     'fpa-unet-cpu': lambda res, gpus: _merge(PRESETS['fpa-cpu'](res, gpus),
         dict(gen='fpa-unet', fpa_kwargs=dict(unet_kwargs=dict(dim=16, attn_heads=2, attn_head_dim=16)))),
+    'stylegan3-t': dict(STYLEGAN3_FAMILY, gen='stylegan3-t'),
+    'stylegan3-r': dict(STYLEGAN3_FAMILY, gen='stylegan3-r', G_cbase_mult=2, G_cmax_mult=2, blur_init_sigma=10),
+    # StyleGAN3-T scaled down for a CPU, so that a user sees it train here: batch 16 per
+    # process, a narrow G (6 layers + ToRGB, channel_base 2048, at most 64 channels, a margin of
+    # 4 pixels instead of 10: a third of the pixels at 32x32) and D (channel_base 1024, at most
+    # 128), up to 64 px; gamma by StyleGAN3's rule of thumb, 2 * (res / 256)^2.
+    'stylegan3-t-cpu': lambda res, gpus: dict(STYLEGAN3_FAMILY, gen='stylegan3-t', mb=16 * gpus, fmaps=1024 / 32768,
+        cmax=128, G_cbase_mult=2, G_cmax_mult=0.5, gamma=2 * (res / 256) ** 2, max_res=64, stylegan3_kwargs=dict(num_layers=6, margin_size=4)),
 }
 
 # One line per preset for train.py --help.
@@ -97,6 +116,9 @@ PRESET_HELP = {
     'fpa-unet':  'fpa plus the U-Net refiner (two-stage with --resume=FPA.pkl --freeze-fpa=1)',
     'fpa-cpu':   'fpa scaled down for a CPU (T = 32, LSTM 256, narrow D, batch 16), up to 64 px: the demo\'s',
     'fpa-unet-cpu': 'fpa-cpu plus a narrow U-Net refiner (width 16), for the two-stage recipe on a CPU',
+    'stylegan3-t': 'StyleGAN3-T (alias-free, translation): batch 32, --gamma required, as StyleGAN3\'s train.py',
+    'stylegan3-r': 'StyleGAN3-R (rotation too): stylegan3-t with 1x1 convs, radial filters, 2x G capacity, blur',
+    'stylegan3-t-cpu': 'stylegan3-t scaled down for a CPU (6 layers, narrow G and D, batch 16), up to 64 px',
 }
 
 AUG_MODES = ('noaug', 'ada', 'fixed')
@@ -129,8 +151,16 @@ def preset_spec(cfg: str, res: int, gpus: int) -> dnnlib.EasyDict:
     spec = PRESETS[cfg]
     return dnnlib.EasyDict(spec(res, gpus) if callable(spec) else spec)
 
+def stylegan3_batch_options(batch: int, blur_init_sigma: float) -> tuple[dict, dict]:
+    """StyleGAN3's options that follow the total batch: (G kwargs, loss kwargs). The magnitude
+    EMA's half-life is 20k images (beta = 0.5^(batch / 20000)); R's blur of D's inputs fades
+    over 200 kimg at batch 32 (batch * 200 / 32)."""
+    G = dict(magnitude_ema_beta=0.5 ** (batch / 20000))
+    loss = dict(blur_init_sigma=blur_init_sigma, blur_fade_kimg=batch * 200 / 32) if blur_init_sigma else {}
+    return G, loss
+
 def family_G_overrides(spec: dnnlib.EasyDict, channel_base: int, channel_max: int, fp16_layers: bool, map_depth: int,
-                       nhwc: bool) -> dict[str, dict]:
+                       nhwc: bool, batch: int) -> dict[str, dict]:
     """Generator options a preset sets per family, keyed by class name: only a generator of
     that class receives them (a swapped-in FPA never sees StyleGAN2's channel_base)."""
     return {
@@ -138,6 +168,10 @@ def family_G_overrides(spec: dnnlib.EasyDict, channel_base: int, channel_max: in
             mapping_kwargs=dict(num_layers=map_depth), num_fp16_res=4 if fp16_layers else 0, conv_clamp=256 if fp16_layers else None,
             **(dict(fp16_channels_last=True) if nhwc else {})),
         'networks.fpa.Generator': dict(spec.get('fpa_kwargs', {})),
+        'networks.stylegan3.Generator': dict(channel_base=int(channel_base * spec.get('G_cbase_mult', 1)),
+            channel_max=int(channel_max * spec.get('G_cmax_mult', 1)),
+            mapping_kwargs=dict(num_layers=map_depth), num_fp16_res=4 if fp16_layers else 0, conv_clamp=256 if fp16_layers else None,
+            **stylegan3_batch_options(batch, 0)[0], **spec.get('stylegan3_kwargs', {})),
     }
 
 def _merge(base: dict, overrides: dict) -> dict:
@@ -197,7 +231,7 @@ def _batch_sizes(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict) -> tuple[int, int
            f'--batch-gpu={batch_gpu} is not a multiple of the minibatch-std group {mbstd} (--mbstd-group)')
     return batch, batch_gpu, mbstd
 
-def _network_kwargs(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict, mbstd: int) -> tuple[dnnlib.EasyDict, dnnlib.EasyDict]:
+def _network_kwargs(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict, batch: int, mbstd: int) -> tuple[dnnlib.EasyDict, dnnlib.EasyDict]:
     """(G_kwargs, D_kwargs): the registered generator with the preset's family options and the
     overrides, and the StyleGAN2 residual discriminator."""
     channel_base = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
@@ -211,7 +245,7 @@ def _network_kwargs(opts: dnnlib.EasyDict, spec: dnnlib.EasyDict, mbstd: int) ->
         raise ConfigError(f'--gen={gen}: {err}') from None
     G_kwargs = dnnlib.EasyDict(_merge(dict(z_dim=512), G_kwargs))
     map_depth = opts.map_depth if opts.map_depth is not None else spec.map
-    overrides = family_G_overrides(spec, channel_base, channel_max, fp16_layers, map_depth, opts.nhwc).get(G_kwargs.class_name, {})
+    overrides = family_G_overrides(spec, channel_base, channel_max, fp16_layers, map_depth, opts.nhwc, batch).get(G_kwargs.class_name, {})
     _check(opts.map_depth is None or 'mapping_kwargs' in overrides,
            f'--map-depth={opts.map_depth}: generator "{gen}" ({G_kwargs.class_name}) has no mapping layers to set')
     _check(map_depth is None or map_depth >= 1, f'--map-depth={map_depth}: expected at least 1')
@@ -267,10 +301,12 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
 
     # Batch, networks.
     batch, batch_gpu, mbstd = _batch_sizes(opts, spec)
-    G_kwargs, D_kwargs = _network_kwargs(opts, spec, mbstd)
+    G_kwargs, D_kwargs = _network_kwargs(opts, spec, batch, mbstd)
 
     # Loss, optimisers, schedule.
     gamma = opts.gamma if opts.gamma is not None else spec.gamma
+    _check(gamma is not None, f'--cfg={opts.cfg} needs --gamma (the R1 weight, as StyleGAN3\'s train.py: it depends on the dataset; '
+                              f'about 2 at 256x256, times 4 per doubling of the resolution)')
     _check(gamma >= 0, f'--gamma={gamma}: expected at least 0')
     kimg = opts.kimg if opts.kimg is not None else spec.kimg
     _check(kimg > 0, f'--kimg={kimg}: expected a positive number')
@@ -289,12 +325,12 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     # fused=True: torch's one-kernel Adam, the same update as upstream's for-loop Adam (to
     # rounding), and several times faster per step on a CPU (bench/results.md).
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.glr or spec.lrate, betas=[0.0, 0.99], eps=1e-8, fused=True)
-    c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.dlr or spec.lrate, betas=[0.0, 0.99], eps=1e-8, fused=True)
+    c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.dlr or spec.get('dlrate', spec.lrate), betas=[0.0, 0.99], eps=1e-8, fused=True)
     c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma,
-        style_mixing_prob=spec.style_mixing, pl_weight=spec.pl_weight)
+        style_mixing_prob=spec.style_mixing, pl_weight=spec.pl_weight, **stylegan3_batch_options(batch, spec.get('blur_init_sigma', 0))[1])
     c.G_reg_interval = 4 if spec.pl_weight > 0 else None
     c.D_reg_interval = 16
-    c.ema_kimg = spec.ema
+    c.ema_kimg = spec.ema if spec.ema is not None else batch * 10 / 32     # None: StyleGAN3's rule, from the total batch.
     c.ema_rampup = spec.ramp
     c.total_kimg = kimg
     c.kimg_per_tick = opts.tick

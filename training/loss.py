@@ -9,7 +9,8 @@ regularisation, style mixing, and an optional blur of the discriminator's inputs
   "Analyzing and Improving the Image Quality of StyleGAN", 2020, sections 3.1 and 3.2 (eq. 4):
   E (||J_w^T y||_2 - a)^2 with y ~ N(0, I) / sqrt(H W) and a the running mean of the length.
 - Blur of D's inputs that fades out: Karras et al., "Alias-Free Generative Adversarial
-  Networks", 2021, appendix (StyleGAN3-R).
+  Networks", 2021, appendix (StyleGAN3-R: sigma 10 px fading over the first 200 kimg at batch 32),
+  with StyleGAN3's filter taps 2^-(t/sigma)^2.
 
 Works with any generator of the contract in networks/__init__.py: it calls
 `G.mapping(z, c, update_emas=...)` and `G.synthesis(ws, update_emas=...)` (update_emas=True
@@ -42,13 +43,14 @@ def autocast_context(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with half-width floor(3 sigma) and zero padding (same size out);
-    differentiable to any order. sigma <= 1/3 returns `img` unchanged."""
+    """Separable Gaussian blur with taps 2^-(t/sigma)^2 (StyleGAN3's: a Gaussian of standard
+    deviation sigma / sqrt(2 ln 2)) for |t| <= floor(3 sigma), normalised, zero padding (same
+    size out); differentiable to any order. sigma < 1/3 returns `img` unchanged."""
     radius = int(np.floor(sigma * 3))
     if radius <= 0:
         return img
     taps = torch.arange(-radius, radius + 1, device=img.device, dtype=torch.float32)
-    f = (-0.5 * (taps / sigma).square()).exp()
+    f = (taps / sigma).square().neg().exp2()
     f = (f / f.sum()).to(img.dtype)
     C = img.shape[1]
     img = torch.nn.functional.conv2d(img, f.reshape(1, 1, 1, -1).repeat(C, 1, 1, 1), padding=(0, radius), groups=C)
@@ -75,6 +77,7 @@ class StyleGAN2Loss:
         pl_decay            = 0.01,     # Decay of the running mean of path lengths.
         blur_init_sigma     = 0,        # Blur sigma of D's inputs at the start, 0 = no blur.
         blur_fade_kimg      = 0,        # The blur fades linearly to 0 over this many kimg.
+        pl_no_weight_grad   = False,    # StyleGAN3's option: no weight gradients in the path-length gradient (see below).
         precision           = 'fp32',   # 'fp32' | 'bf16' | 'fp16': autocast of G and D forward passes.
     ):
         self.device = torch.device(device)
@@ -88,6 +91,7 @@ class StyleGAN2Loss:
         self.pl_decay = pl_decay
         self.blur_init_sigma = blur_init_sigma
         self.blur_fade_kimg = blur_fade_kimg
+        self.pl_no_weight_grad = pl_no_weight_grad
         self.precision = precision
         autocast_context(self.device, precision)   # Validates early (fp16 on CPU -> ValueError).
         self.pl_mean = torch.zeros([], device=self.device)
@@ -165,8 +169,11 @@ class StyleGAN2Loss:
             with conv2d_gradfix.differentiable_backward():  # The gradient below is differentiated.
                 gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], need_ws_grad=True)
             pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
-            pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True,
-                                           allow_unused=True)[0]
+            # Upstream skips the conv weights' gradients here when pl_no_weight_grad is set, a speed-up
+            # only (the gradient is taken w.r.t. ws); ours skips them always (conv2d_gradfix).
+            with conv2d_gradfix.no_weight_gradients(self.pl_no_weight_grad):
+                pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True,
+                                               allow_unused=True)[0]
             if pl_grads is None:
                 return  # ws does not reach the image through autograd (a frozen FPA under a trained U-Net): no path length.
             pl_lengths = pl_grads.float().square().sum(2).mean(1).sqrt()

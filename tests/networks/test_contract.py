@@ -14,6 +14,7 @@ TINY_KWARGS: dict[str, dict] = {
     'networks.fpa.Generator': dict(num_steps=4, step_latent_dim=4, step_input_dim=16, hidden_dim=32,
                                    unet_kwargs=dict(dim=8, dim_mults=(1, 2), attn_heads=1, attn_head_dim=8)),
     'networks.stylegan2.Generator': dict(w_dim=32, channel_base=256, channel_max=32, mapping_kwargs=dict(num_layers=2)),
+    'networks.stylegan3.Generator': dict(w_dim=32, channel_base=256, channel_max=16, num_layers=4, margin_size=4, mapping_kwargs=dict(num_layers=2)),
 }
 
 RESOLUTION = 16

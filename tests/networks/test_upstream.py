@@ -9,11 +9,13 @@ source that would create a marker file if executed."""
 import os
 import pickletools
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 
 import networks
-from networks import stylegan2
+from networks import stylegan2, stylegan3
 from tests.conftest import assert_close
 from tests.upstream_format import module_record, payload_source, write_tensorflow_pickle, write_upstream_pickle
 from training.augment import AugmentPipe
@@ -132,12 +134,58 @@ def _one_line_error(path, match):
     assert '\n' not in message and os.path.basename(str(path)) in message and 'weights_only' not in message
     return message
 
-def test_stylegan3_alias_free_generator_is_refused(tmp_path):
+def _stylegan3_case(tmp_path, config, marker):
+    """A StyleGAN3-T/-R pickle with upstream's constructor arguments (as its train.py writes
+    them), random weights and magnitude EMAs, and the discriminator of networks_stylegan2.py."""
+    G_up = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                channel_base=256, channel_max=16, magnitude_ema_beta=0.5 ** (32 / 20000), num_fp16_res=4, conv_clamp=256,
+                num_layers=4, margin_size=4, **(dict(conv_kernel=1, use_radial_filters=True) if config == 'r' else {}))
+    torch.manual_seed(0)
+    G = stylegan3.Generator(**G_up).eval()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in list(G.named_parameters()) + [('w_avg', G.mapping.w_avg)]:
+            tensor.copy_(torch.randn(tensor.shape, generator=gen))
+        for name, tensor in G.named_buffers():
+            if name.endswith('magnitude_ema'):
+                tensor.copy_(torch.rand([], generator=gen) + 0.5)
+    D = _randomise(stylegan2.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16), 2).eval()
+    D_up = dict(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16, block_kwargs={}, mapping_kwargs={},
+                epilogue_kwargs=dict(mbstd_group_size=4), num_fp16_res=4, conv_clamp=256)
+    path = tmp_path / f'sg3{config}.pkl'
+    write_upstream_pickle(path, dict(G_ema=module_record(G, payload_source(marker, 'stylegan3'), 'Generator', G_up),
+                                     D=module_record(D, payload_source(marker, 'stylegan3-stylegan2'), 'Discriminator', D_up)))
+    return str(path), G, D
+
+@pytest.mark.parametrize('config', ['t', 'r'])
+def test_stylegan3_pickle_computes_the_same_function(tmp_path, config):
+    """StyleGAN3-T and -R load into networks.stylegan3.Generator by name, with upstream's
+    constructor arguments unchanged, and compute the same images (also under a user transform)."""
     marker = tmp_path / 'executed'
-    G = stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
-    write_upstream_pickle(tmp_path / 'sg3t.pkl', dict(G_ema=module_record(G, payload_source(marker, 'stylegan3'), 'Generator', {})))
-    _one_line_error(tmp_path / 'sg3t.pkl', r'StyleGAN3 alias-free generator \(stylegan3-t/stylegan3-r')
-    assert not marker.exists()
+    path, G, D = _stylegan3_case(tmp_path, config, marker)
+    net = networks.load_network(path)
+    assert not marker.exists(), 'the embedded upstream source was executed'
+    assert type(net.G_ema) is stylegan3.Generator and not net.G_ema.training
+    assert net.G_ema.init_kwargs == G.init_kwargs
+    assert net.upstream_source['flavour'] == 'stylegan3, stylegan3-stylegan2'
+    z = torch.randn([3, 16], generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    G, G_ema = G.double(), net.G_ema.double()
+    with torch.no_grad():
+        assert_close(G_ema(z, None, truncation_psi=0.7), G(z, None, truncation_psi=0.7), rtol=0, atol=1e-12, name='image')
+        for module in (G, G_ema):
+            networks.set_input_transform(module, translate=(0.1, -0.2), rotate=20)
+        assert_close(G_ema(z, None), G(z, None), rtol=0, atol=1e-12, name='transformed image')
+        img = torch.randn([4, 3, 16, 16], dtype=torch.float64)
+        assert_close(net.D.double()(img, None), D.double()(img, None), rtol=0, atol=1e-12, name='D logits')
+
+def test_stylegan3_pickle_with_mismatching_tensors_is_one_line(tmp_path):
+    """A pickle whose stored arguments do not produce its tensors (here T's arguments with R's
+    1x1 weights) is refused in one line naming the differences."""
+    _, G, _ = _stylegan3_case(tmp_path, 'r', tmp_path / 'executed')
+    G_up = {k: v for k, v in G.init_kwargs.items() if k not in ('conv_kernel', 'use_radial_filters')}
+    write_upstream_pickle(tmp_path / 'bad.pkl', dict(G_ema=module_record(G, payload_source(tmp_path / 'executed', 'stylegan3'), 'Generator', G_up)))
+    _one_line_error(tmp_path / 'bad.pkl', r'L0_24_16.weight of shape \[16, 16, 3, 3\], the file stores \[16, 16, 1, 1\]')
+    assert not (tmp_path / 'executed').exists()
 
 def test_tensorflow_pickle_is_refused(tmp_path):
     write_tensorflow_pickle(tmp_path / 'tf.pkl')
@@ -242,7 +290,6 @@ def test_transfer_learning_from_a_url_and_a_name(tmp_path, http_server, monkeypa
     import train
     from networks import loader
     from tests.training.conftest import make_image_folder
-    from torch_utils import persistence
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
     marker = tmp_path / 'executed'
     path, G, D = _tiny_auto_pair(tmp_path, marker)
@@ -327,11 +374,89 @@ def test_scripts_accept_upstream_pickles(tmp_path):
 
     assert networks.load_network(path).training_set_kwargs.path == '/data/ffhq.zip'
     assert api.load_generator(path, device='cpu').c_dim == 10
-    G3 = stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
-    write_upstream_pickle(tmp_path / 'sg3r.pkl', dict(G_ema=module_record(G3, payload_source(marker, 'stylegan3'), 'Generator', {})))
-    proc = subprocess.run([sys.executable, os.path.join(repo, 'generate.py'), f'--network={tmp_path / "sg3r.pkl"}', '--seeds=0',
-                           f'--outdir={tmp_path / "out3"}'], cwd=repo, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1 and 'StyleGAN3 alias-free' in proc.stderr, proc.stderr
+    assert not marker.exists()
+
+def test_scripts_accept_stylegan3_pickles(tmp_path):
+    """generate.py (with --translate/--rotate, and a one-line refusal of them for StyleGAN2),
+    legacy.py, calc_metrics.py's loader and the painting API read StyleGAN3-R pickles."""
+    import subprocess
+    import sys
+    from click.testing import CliRunner
+    import legacy
+    from painting import api
+    marker = tmp_path / 'executed'
+    path, G, _ = _stylegan3_case(tmp_path, 'r', marker)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    def generate(network, *options):
+        return subprocess.run([sys.executable, os.path.join(repo, 'generate.py'), f'--network={network}', '--seeds=0', *options,
+                               '--device=cpu'], cwd=repo, capture_output=True, text=True, timeout=300)
+    proc = generate(path, f'--outdir={tmp_path / "plain"}')
+    assert proc.returncode == 0, proc.stderr
+    proc = generate(path, f'--outdir={tmp_path / "moved"}', '--translate=0.25,0', '--rotate=90')
+    assert proc.returncode == 0, proc.stderr
+    plain, moved = (np.asarray(PIL.Image.open(tmp_path / d / 'seed0000.png')) for d in ('plain', 'moved'))
+    assert plain.shape == moved.shape == (16, 16, 3) and not np.array_equal(plain, moved)
+
+    sg2_path, _, _ = _write_case(tmp_path, 'sg2ada-64', marker, with_augment=False)
+    proc = generate(sg2_path, f'--outdir={tmp_path / "sg2"}', '--rotate=10')
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1 and '--rotate' in proc.stderr \
+        and 'no input transform' in proc.stderr, proc.stderr
+    assert not (tmp_path / 'sg2').exists()
+
+    run = CliRunner().invoke(legacy.convert_main, [f'--source={path}', f'--dest={tmp_path / "ours.pkl"}'])
+    assert run.exit_code == 0, run.output
+    ours = networks.load_network(str(tmp_path / 'ours.pkl'))
+    assert type(ours.G_ema) is stylegan3.Generator and torch.equal(ours.G_ema.synthesis.input.freqs, G.synthesis.input.freqs)
+    assert type(networks.load_network(path).G_ema) is stylegan3.Generator     # The one door calc_metrics.py and train.py read through.
+    assert api.load_generator(path, device='cpu').num_ws == G.num_ws
     assert not marker.exists()
 
 #----------------------------------------------------------------------------
+
+def test_stylegan3_named_sources_go_through_the_download_cache(tmp_path, monkeypatch):
+    """upstream's pretrained file names (stylegan3-t-ffhqu-256x256.pkl, ...) resolve to its URLs
+    and load from the download cache (pre-filled here: no network); a local file of that name wins."""
+    import hashlib
+    import shutil
+    from networks import loader
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    monkeypatch.chdir(tmp_path)
+    path, G, _ = _stylegan3_case(tmp_path, 't', tmp_path / 'executed')
+    name = 'stylegan3-t-ffhqu-256x256.pkl'
+    url = loader.UPSTREAM_NETWORKS[name]
+    assert url == f'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/{name}'
+    assert len([n for n in loader.UPSTREAM_NETWORKS if n.startswith('stylegan3-')]) == 12
+    cache = tmp_path / 'cache' / 'downloads'
+    cache.mkdir(parents=True)
+    shutil.copy(path, cache / f'{hashlib.md5(url.encode()).hexdigest()}_{name}')
+    assert loader.is_remote_source(name) and torch.equal(networks.load_network(name).G_ema.synthesis.input.freqs, G.synthesis.input.freqs)
+    (tmp_path / name).write_bytes(b'')              # A local file of that name is read instead (here: an empty one).
+    assert not loader.is_remote_source(name)
+    with pytest.raises(ValueError, match=f'^{name}: empty file$'):
+        networks.load_network(name)
+
+def test_transfer_learning_from_a_stylegan3_pickle(tmp_path):
+    """train.py --cfg=stylegan3-t-cpu --resume=PICKLE starts a new run from a StyleGAN3-T
+    pickle's weights (its untrained buffers, such as the Fourier frequencies, come along)."""
+    import json
+    from click.testing import CliRunner
+    import dnnlib
+    import train
+    from tests.training.conftest import make_image_folder
+    data = make_image_folder(tmp_path / 'data')
+    cli = [f'--data={data}', '--cfg=stylegan3-t-cpu', '--cbase=256', '--cmax=16', '--batch=4', '--aug=noaug', '--metrics=none',
+           '--workers=0', '--device=cpu', '--kimg=0.004', '--tick=0.004', '--snap=1']
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "dry"}', *cli, '--dry-run'], catch_exceptions=False)
+    options = json.loads(result.output[result.output.index('{'):result.output.rindex('}') + 1])
+    torch.manual_seed(123)
+    G = dnnlib.util.construct_class_by_name(**options['G_kwargs'], c_dim=0, img_resolution=16, img_channels=3)
+    G_up = {k: v for k, v in G.init_kwargs.items()}
+    marker = tmp_path / 'executed'
+    write_upstream_pickle(tmp_path / 'sg3.pkl', dict(G=module_record(G, payload_source(marker, 'stylegan3'), 'Generator', G_up),
+                                                     G_ema=module_record(G, payload_source(marker, 'stylegan3'), 'Generator', G_up)))
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', *cli, f'--resume={tmp_path / "sg3.pkl"}'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / 'runs').iterdir()
+    net = networks.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    assert torch.equal(net.G_ema.synthesis.input.freqs, G.synthesis.input.freqs)
+    assert not marker.exists()

@@ -243,8 +243,39 @@ def test_builder_has_no_side_effects(tmp_path, monkeypatch):
 
 def test_every_preset_builds():
     for cfg in config.PRESETS:
-        c = _build(cfg=cfg)
+        needs_gamma = config.preset_spec(cfg, 64, 1).gamma is None     # StyleGAN3's presets, as its train.py.
+        c = _build(cfg=cfg, **(dict(gamma=2) if needs_gamma else {}))
         assert c.batch_size % c.batch_gpu == 0
+
+def test_stylegan3_presets_are_upstreams():
+    """StyleGAN3's train.py --cfg=stylegan3-t/-r --batch=32 --gamma=G: 2 mapping layers, capacity
+    32768/512 (R: G doubled, D not), G lr 0.0025, D lr 0.002, EMA batch * 10/32 kimg, magnitude
+    EMA beta 0.5^(batch/20k), no style mixing or path length; R blurs D's inputs (10 px over
+    batch * 200/32 kimg). The batch is split evenly over the GPUs."""
+    for gpus in (1, 4):
+        t = _build(cfg='stylegan3-t', gamma=8.2, gpus=gpus)
+        assert t.G_kwargs.class_name == 'networks.stylegan3.Generator' and t.G_kwargs.mapping_kwargs['num_layers'] == 2
+        assert (t.G_kwargs.channel_base, t.G_kwargs.channel_max, t.D_kwargs.channel_base, t.D_kwargs.channel_max) == (32768, 512, 32768, 512)
+        assert t.batch_size == 32 and t.batch_gpu == 32 // gpus and t.D_kwargs.mbstd_group_size == 4
+        assert (t.G_opt_kwargs.lr, t.D_opt_kwargs.lr, t.loss_kwargs.r1_gamma, t.ema_kimg, t.ema_rampup) == (0.0025, 0.002, 8.2, 10, 0.05)
+        assert t.G_kwargs.magnitude_ema_beta == pytest.approx(0.5 ** (32 / 20000))
+        assert t.loss_kwargs.pl_weight == 0 and t.loss_kwargs.style_mixing_prob == 0 and t.G_reg_interval is None
+        assert 'blur_init_sigma' not in t.loss_kwargs and t.G_kwargs.get('conv_kernel', 3) == 3
+    r = _build(cfg='stylegan3-r', gamma=2, batch=64, cbase=16384)
+    assert (r.G_kwargs.channel_base, r.G_kwargs.channel_max, r.D_kwargs.channel_base, r.D_kwargs.channel_max) == (32768, 1024, 16384, 512)
+    assert r.G_kwargs.conv_kernel == 1 and r.G_kwargs.use_radial_filters
+    assert (r.loss_kwargs.blur_init_sigma, r.loss_kwargs.blur_fade_kimg, r.ema_kimg) == (10, 400, 20)
+    assert r.G_kwargs.magnitude_ema_beta == pytest.approx(0.5 ** (64 / 20000))
+    assert _build(cfg='stylegan3-t', gamma=1, device='cuda').G_kwargs.num_fp16_res == 4
+
+def test_stylegan3_needs_gamma_but_its_cpu_preset_does_not():
+    with pytest.raises(ConfigError, match=r'^--cfg=stylegan3-r needs --gamma \(the R1 weight'):
+        _build(cfg='stylegan3-r')
+    c = _build(cfg='stylegan3-t-cpu', info=_info(resolution=32))
+    assert c.loss_kwargs.r1_gamma == pytest.approx(2 * (32 / 256) ** 2) and c.batch_size == 16
+    assert (c.G_kwargs.num_layers, c.G_kwargs.channel_max, c.D_kwargs.channel_max) == (6, 64, 128)
+    with pytest.raises(ConfigError, match='resolution 128x128 is not supported by --cfg=stylegan3-t-cpu'):
+        _build(cfg='stylegan3-t-cpu', info=_info(resolution=128))
 
 def test_precision_auto_is_bf16_on_a_cpu_with_native_bf16_else_fp32(monkeypatch):
     monkeypatch.setattr(config, 'cpu_has_native_bf16', lambda: True)

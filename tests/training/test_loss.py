@@ -152,12 +152,13 @@ def test_style_mixing_mixes_painting_steps():
 #----------------------------------------------------------------------------
 
 def test_gaussian_blur_matches_dense_2d_filter():
+    """The blur of D's inputs is StyleGAN3's: taps 2^-(t/sigma)^2 for |t| <= floor(3 sigma), as one dense 2-D filter."""
     gen = torch.Generator().manual_seed(0)
     img = torch.randn([2, 3, 12, 12], generator=gen, dtype=torch.float64)
     sigma = 1.3
     radius = int(np.floor(3 * sigma))
     taps = np.arange(-radius, radius + 1)
-    f1 = np.exp(-0.5 * (taps / sigma) ** 2)
+    f1 = 2.0 ** -((taps / sigma) ** 2)        # StyleGAN3's taps.
     f1 /= f1.sum()
     f2 = torch.tensor(np.outer(f1, f1))
     expected = torch.zeros_like(img)

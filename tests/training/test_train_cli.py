@@ -12,6 +12,7 @@ import dnnlib
 import train
 from tests.training.conftest import make_image_folder
 from tests.training.tiny import TINY_FPA
+import networks
 from torch_utils import persistence
 from training import config as training_config
 
@@ -262,3 +263,21 @@ def test_torchrun_two_cpu_workers(image_folder, tmp_path):
     assert [p.name for p in outdir.iterdir()] == [run_dir.name]
     assert f'--resume=auto: continuing run {run_dir.name} from resume-000000.pt' in proc.stdout
     assert torch.load(run_dir / 'resume-000000.pt', weights_only=True)['cur_nimg'] == 16
+
+def test_stylegan3_cpu_preset_trains_and_resumes(image_folder, tmp_path):
+    """--cfg=stylegan3-t-cpu trains on the CPU (R's blur and the magnitude EMAs in the loop) and
+    continues exactly; --cfg=stylegan3-r without --gamma stops in one line, as StyleGAN3's train.py."""
+    outdir = tmp_path / 'runs'
+    sg3 = ['--cfg=stylegan3-t-cpu', '--cbase=256', '--cmax=16', '--batch=4', '--aug=noaug', '--metrics=none', '--workers=0',
+           '--device=cpu', '--tick=0.004', '--snap=1']
+    assert _invoke(f'--outdir={outdir}', f'--data={image_folder}', *sg3, '--kimg=0.004').exit_code == 0
+    (run_dir,) = outdir.iterdir()
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert options['G_kwargs']['class_name'] == 'networks.stylegan3.Generator'
+    net = networks.load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    emas = [float(v) for k, v in net.G_ema.state_dict().items() if k.endswith('magnitude_ema')]
+    assert len(emas) == 7 and all(v != 1 for v in emas), 'the magnitude EMAs advance (from 1) in the D pass, as upstream'
+    assert _invoke(f'--outdir={outdir}', f'--data={image_folder}', *sg3, '--kimg=0.008', '--resume=latest').exit_code == 0
+    assert 'Resuming from' in (run_dir / 'log.txt').read_text()
+    line = _error(f'--outdir={outdir}', f'--data={image_folder}', '--cfg=stylegan3-r', '--metrics=none')
+    assert '--cfg=stylegan3-r needs --gamma' in line
