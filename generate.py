@@ -9,7 +9,6 @@ is done by painting.api; this file only parses options and names the output file
 import math
 import os
 import re
-import sys
 
 import click
 
@@ -190,11 +189,8 @@ def main(network_pkl, seeds, projected_w, truncation_psi, class_idx, translate, 
         except OSError as err:
             _fail_outdir(outdir, err)
         return
-    if class_idx is not None and G.c_dim == 0:    # As upstream: a warning, and the images without a class.
-        print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
-        class_idx = None
     try:
-        latents.make_labels(G, class_idx, 1)
+        class_idx = api.check_class(G, class_idx)
     except ValueError as err:
         _fail('--class', err)
     painting_flags = [flag for flag, given in [('--paint', paint), ('--paint-channels', paint_channels), ('--paint-animation', paint_animation)] if given]

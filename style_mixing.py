@@ -11,13 +11,12 @@ work is done by painting.api (docs/generate.md, "style_mixing.py").
 
 import os
 import re
-import sys
 
 import click
 
 import dnnlib
 from generate import _fail, _fail_outdir, _finite, _seeds
-from painting import api, latents, paintings, pictures
+from painting import api, paintings, pictures
 
 #----------------------------------------------------------------------------
 
@@ -63,11 +62,8 @@ def main(network_pkl, row_seeds, col_seeds, col_styles, truncation_psi, noise_mo
         api.check_style_mixing(G, col_styles)
     except ValueError as err:
         _fail('--styles', err)
-    if class_idx is not None and G.c_dim == 0:    # As generate.py: a warning, and the images without a class.
-        print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
-        class_idx = None
     try:
-        latents.make_labels(G, class_idx, 1)
+        class_idx = api.check_class(G, class_idx)
     except ValueError as err:
         _fail('--class', err)
 

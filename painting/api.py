@@ -11,6 +11,7 @@ latent whatever the batch size or the other seeds requested.
 """
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterable
 
@@ -66,6 +67,15 @@ def check_writable_dir(outdir: str) -> None:
         os.remove(probe)
     except OSError as err:
         raise ValueError(f'--outdir: cannot write to "{outdir}" ({err.strerror or err})') from None
+
+def check_class(G: torch.nn.Module, class_idx: int | None) -> int | None:
+    """The class to generate with: as upstream, a --class given for an unconditional network is
+    ignored with a warning (None); for a conditional one, a ValueError unless it is a valid label."""
+    if class_idx is not None and G.c_dim == 0:
+        print(f'warning: --class={class_idx} ignored: the network is unconditional (c_dim=0)', file=sys.stderr)
+        return None
+    make_labels(G, class_idx, 1)
+    return class_idx
 
 def open_generator_for_script(network: str, device: str, outdir: str, print_fn=print) -> torch.nn.Module:
     """What generate.py and projector.py do first: check --outdir, resolve --device, load the
