@@ -590,6 +590,11 @@ class SynthesisNetwork(torch.nn.Module):
 
 @persistence.persistent_class
 class Generator(torch.nn.Module):
+    """Mapping network + synthesis network. Families that share the mapping network (StyleGAN3)
+    subclass this with their own `synthesis_class` and mapping defaults."""
+    synthesis_class = SynthesisNetwork      # Built with w_dim, img_resolution, img_channels and **synthesis_kwargs.
+    mapping_defaults = {}                   # MappingNetwork arguments that mapping_kwargs may override.
+
     def __init__(self,
         z_dim,                      # Input latent (Z) dimensionality.
         c_dim,                      # Conditioning label (C) dimensionality, 0 = unconditional.
@@ -605,9 +610,9 @@ class Generator(torch.nn.Module):
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
+        self.synthesis = self.synthesis_class(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **{**self.mapping_defaults, **mapping_kwargs})
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)

@@ -44,7 +44,8 @@ import torch
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import filtered_lrelu
-from networks.stylegan2 import FullyConnectedLayer, MappingNetwork, modulated_conv2d
+from networks import stylegan2
+from networks.stylegan2 import FullyConnectedLayer, modulated_conv2d
 
 #----------------------------------------------------------------------------
 # Filter design (paper Appendix C.1 and C.2).
@@ -333,28 +334,12 @@ class SynthesisNetwork(torch.nn.Module):
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Generator(torch.nn.Module):
-    def __init__(self,
-        z_dim,                      # Input latent (Z) dimensionality.
-        c_dim,                      # Conditioning label (C) dimensionality, 0 = unconditional.
-        w_dim,                      # Intermediate latent (W) dimensionality.
-        img_resolution,             # Output resolution.
-        img_channels,               # Number of output color channels.
-        mapping_kwargs      = {},   # Arguments for networks.stylegan2.MappingNetwork (2 layers unless given).
-        **synthesis_kwargs,         # Arguments for SynthesisNetwork and its layers.
-    ):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **{'num_layers': 2, **mapping_kwargs})
-
-    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+class Generator(stylegan2.Generator):
+    """StyleGAN3's generator: StyleGAN2's mapping network (2 layers unless mapping_kwargs says
+    otherwise, as upstream's StyleGAN3 configs) and the alias-free synthesis network above.
+    Constructor: z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs and the
+    SynthesisNetwork's arguments, as stylegan2.Generator."""
+    synthesis_class = SynthesisNetwork
+    mapping_defaults = dict(num_layers=2)
 
 #----------------------------------------------------------------------------
