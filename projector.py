@@ -105,6 +105,10 @@ class PyramidDistance:
             x = F.avg_pool2d(x, kernel_size=2)
         return torch.cat(levels, dim=1)
 
+def target_tensor(target_uint8: np.ndarray, device: torch.device | str = 'cpu') -> torch.Tensor:
+    """A uint8 [N, N, C] target (load_target) as project() takes it: float32 [C, N, N] in [-1, 1]."""
+    return torch.from_numpy(target_uint8.copy()).to(device).permute(2, 0, 1).float() / 127.5 - 1
+
 def make_distance(vgg16: str | None, device: torch.device):
     """VGG16Distance from --vgg16 or $FPAGAN_VGG16 (as calc_metrics.py), else PyramidDistance.
     A VGG16 file that cannot be loaded is a ValueError, not a silent fallback."""
@@ -305,7 +309,7 @@ def main(network_pkl, target_fname, outdir, num_steps, seed, save_video, tied, v
     print(f'Distance: {distance.description}')
     print(f'Codes: {"one w for all" if tied else "one code for each of the"} {G.num_ws} rows of ws'
           f'{" (painting steps)" if paints else ""}; {len(latents.noise_buffers(G))} noise maps')
-    target = torch.from_numpy(target_uint8.copy()).to(device).permute(2, 0, 1).float() / 127.5 - 1
+    target = target_tensor(target_uint8, device)
     start_time = time.time()
     result = project(G, target, distance, c=c, num_steps=num_steps, tied=tied, seed=seed, report=ProgressPrinter())
     print(f'Projected in {format_seconds(time.time() - start_time)}: distance {result.dists[-1]:.5g} at the last step')

@@ -393,7 +393,7 @@ class ProjectionJob:
         G = self.network.G
         try:
             device = misc.device_of(G)
-            target = torch.from_numpy(self.target.copy()).to(device).permute(2, 0, 1).float() / 127.5 - 1
+            target = projector.target_tensor(self.target, device)
             c = latents.make_labels(G, self.class_idx, 1, device)
             result = projector.project(G, target, projector.make_distance(None, device), c=c, num_steps=self.num_steps,
                                        tied=not self.network.paints, seed=self.seed, report=self._report)

@@ -15,7 +15,6 @@ import sys
 
 import click
 import numpy as np
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import projector                                # noqa: E402
@@ -47,7 +46,7 @@ def main(fpa_pkl, stylegan2_pkl, images, num_steps, out, scale):
         row, dists = [target], []
         for _, path, tied in columns:
             G = networks[path]
-            target_float = torch.from_numpy(target.copy()).permute(2, 0, 1).float() / 127.5 - 1
+            target_float = projector.target_tensor(target)
             result = projector.project(G, target_float, projector.PyramidDistance(), num_steps=num_steps, tied=tied, seed=0)   # The seed the figure below was made with.
             G_noise = api.load_generator(path, device='cpu')
             latents.set_noise_buffers(G_noise, result.noise)
