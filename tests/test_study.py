@@ -115,3 +115,34 @@ def test_stripe_index_separates_full_width_bands_from_noise():
     noise = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
     assert study.stripe_index(bands) == pytest.approx(1.0)
     assert study.stripe_index(noise) < 0.1
+
+#----------------------------------------------------------------------------
+# bench/diagnose_collapse.py: the collapse diagnosis behind docs/results.md.
+
+import diagnose_collapse   # noqa: E402
+
+def test_collapse_measures_on_known_sets():
+    rnd = np.random.RandomState(0)
+    real = rnd.randn(64, 48)
+    assert diagnose_collapse.pixel_collapse_index(real, np.repeat(real[:4], 16, axis=0)) == 1.0     # 4 images repeated: every one has a twin.
+    same_law = [diagnose_collapse.pixel_collapse_index(rnd.randn(256, 8), rnd.randn(256, 8)) for _ in range(8)]
+    assert 0.4 < np.mean(same_law) < 0.6                                                         # Data-like: about half.
+    assert diagnose_collapse.pixel_collapse_index(real, 10 * rnd.randn(64, 48)) == 0.0           # Spread wider than the data.
+    assert diagnose_collapse.seed_spread(np.ones([16, 3, 5])) == 0.0
+    assert abs(diagnose_collapse.seed_spread(rnd.randn(4000, 8)) - 1) < 0.05                   # Independent noise: about 1.
+    x = rnd.randn(5, 3)
+    brute = np.mean([np.linalg.norm(x[i] - x[j]) for i in range(5) for j in range(5) if i != j])
+    assert abs(diagnose_collapse.mean_pairwise_distance(x) - brute) < 1e-7           # The Gram form cancels to about 1e-9 here.
+    nn = [min(np.linalg.norm(x[i] - x[j]) for j in range(5) if j != i) for i in range(5)]
+    np.testing.assert_allclose(diagnose_collapse.nearest_neighbour_distances(x), nn, atol=1e-7)
+
+def test_collapse_diagnosis_of_a_run(tiny_run, images):
+    result = CliRunner().invoke(diagnose_collapse.main, ['--run', tiny_run, '--data', images, '--num=8'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    stats_rows = [json.loads(line) for line in open(os.path.join(tiny_run, 'stats.jsonl'))]
+    tick_table = result.output.split('Per snapshot')[0]
+    assert tick_table.count('\n| ') == len(stats_rows) + 1          # Header and one row per tick.
+    snapshot_table = result.output.split('Per snapshot')[1]
+    rows = [line for line in snapshot_table.splitlines() if line.startswith('| ') and not line.startswith('| kimg')]
+    assert len(rows) == len(glob.glob(os.path.join(tiny_run, 'network-snapshot-*.pkl')))
+    assert all(len(row.split('|')) == 8 and 'nan' not in row for row in rows)   # Every column filled for a painter.
