@@ -146,3 +146,42 @@ def test_collapse_diagnosis_of_a_run(tiny_run, images):
     rows = [line for line in snapshot_table.splitlines() if line.startswith('| ') and not line.startswith('| kimg')]
     assert len(rows) == len(glob.glob(os.path.join(tiny_run, 'network-snapshot-*.pkl')))
     assert all(len(row.split('|')) == 8 and 'nan' not in row for row in rows)   # Every column filled for a painter.
+
+#----------------------------------------------------------------------------
+# docs/unet_figure.py: the U-Net comparison figure of docs/results.md.
+
+sys.path.insert(0, os.path.join(REPO, 'docs'))
+import unet_figure   # noqa: E402
+
+def _tiny_painter(gen: str, **extra):
+    import dnnlib
+    import networks
+    kwargs = networks.generator_kwargs(gen)
+    kwargs.update(num_steps=4, step_latent_dim=4, step_input_dim=16, hidden_dim=32, **extra)
+    import torch
+    torch.manual_seed(0)                    # The same weights on every run.
+    return dnnlib.util.construct_class_by_name(**kwargs, z_dim=16, c_dim=0, img_resolution=16, img_channels=3).eval()
+
+def test_unet_figure_rows(tmp_path):
+    from torch_utils import persistence
+    fpa, unet = str(tmp_path / 'fpa.pkl'), str(tmp_path / 'unet.pkl')
+    persistence.save_network(fpa, G_ema=_tiny_painter('fpa'))
+    persistence.save_network(unet, G_ema=_tiny_painter('fpa-unet', unet_kwargs=dict(dim=8, attn_heads=1, attn_head_dim=8)))
+    out = str(tmp_path / 'fig.png')
+    result = CliRunner().invoke(unet_figure.main, ['--net', f'plain={fpa}', '--net', f'refined={unet}', '--seeds=0-4', '--scale=2', '--out', out])
+    assert result.exit_code == 0, result.output
+    figure = np.asarray(PIL.Image.open(out))
+    assert figure.shape[0] == 3 * 32 + 2 * 2                                  # Rows: plain FPA, refined's FPA, its U-Net.
+    G = unet_figure.api.load_generator(unet, device='cpu')
+    rows = dict(unet_figure.figure_rows(G, [0, 1, 2, 3, 4]))
+    assert rows['FPA'].shape == rows['U-Net'].shape == (5, 16, 16, 3)
+    assert not np.array_equal(rows['FPA'], rows['U-Net'])                    # The refined row is the U-Net's output, not W again.
+    right = figure[:, -16 * 2:]                                              # The last seed's column, all three rows.
+    np.testing.assert_array_equal(right[2 * 34 : 2 * 34 + 32 : 2, ::2], rows['U-Net'][4])
+
+def test_unet_figure_refuses_a_net_without_label(tmp_path):
+    from torch_utils import persistence
+    fpa = str(tmp_path / 'fpa.pkl')
+    persistence.save_network(fpa, G_ema=_tiny_painter('fpa'))
+    result = CliRunner().invoke(unet_figure.main, ['--net', fpa, '--out', str(tmp_path / 'x.png')])
+    assert result.exit_code != 0 and 'expected LABEL=PATH' in result.output

@@ -354,7 +354,7 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     c.augment_kwargs = None
     c.augment_p = 0
     c.ada_target = None
-    c.ada_kimg = 500
+    c.ada_kimg = spec.get('ada_kimg', 500)     # ADA's speed: p moves by at most 1 per ada_kimg kimg (upstream: 500).
     if opts.aug != 'noaug':
         c.augment_kwargs = dnnlib.EasyDict(class_name=networks.AUGMENT_PIPE_CLASS, **_augpipe_spec(opts.augpipe))
         if opts.aug == 'ada':
