@@ -285,6 +285,7 @@ def presets_help() -> str:
 @click.option('--map-depth',    help='Mapping layers of a StyleGAN2 G  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--fpa-steps',    help='FPA painting steps T  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--fpa-vector-lr', help='FPA: one learning rate per value row instead of one per channel  [default: the preset\'s]', metavar='BOOL', type=bool)
+@click.option('--mode-seeking', help='Weight of the mode-seeking term against mode collapse (Mao et al. 2019)  [default: the preset\'s]', metavar='FLOAT', type=FiniteFloatRange(min=0))
 @click.option('--mbstd-group',  help='Minibatch-std group size, at most --batch-gpu  [default: the preset\'s]', metavar='INT', type=click.IntRange(min=1))
 # Augmentation.
 @click.option('--aug',          help='Augmentation mode', type=click.Choice(list(training_config.AUG_MODES)), default=DEFAULTS.aug, show_default=True)

@@ -15,6 +15,7 @@ FPA hyperparameters. `--gen=NAME` swaps in any registered generator: family-spec
 generator options of a preset are keyed by class name, so they reach only that family.
 """
 
+import math
 import os
 
 import torch
@@ -133,7 +134,7 @@ DEFAULT_OPTS = dnnlib.EasyDict(
     data=None, cfg='auto', gen=None, gpus=1, batch=None, batch_gpu=None, kimg=None, snap=50, tick=4, metrics=['fid50k_full'],
     seed=0, mirror=False, cond=False, subset=None, gamma=None, aug='ada', p=None, target=None, augpipe='bgc',
     resume=None, freeze_fpa=False, freezed=0, fp32=False, precision='auto', cbase=None, cmax=None, workers=None, device='auto',
-    glr=None, dlr=None, map_depth=None, fpa_steps=None, fpa_vector_lr=None, mbstd_group=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
+    glr=None, dlr=None, map_depth=None, fpa_steps=None, fpa_vector_lr=None, mbstd_group=None, mode_seeking=None, nobench=False, allow_tf32=False, nhwc=False, inception=None, vgg16=None,
 )
 
 #----------------------------------------------------------------------------
@@ -326,8 +327,12 @@ def build_training_config(opts: dict, dataset_info: dict) -> dnnlib.EasyDict:
     # rounding), and several times faster per step on a CPU (bench/results.md).
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.glr or spec.lrate, betas=[0.0, 0.99], eps=1e-8, fused=True)
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=opts.dlr or spec.get('dlrate', spec.lrate), betas=[0.0, 0.99], eps=1e-8, fused=True)
+    mode_seeking = opts.mode_seeking if opts.mode_seeking is not None else spec.get('mode_seeking', 0)
+    _check(math.isfinite(mode_seeking) and mode_seeking >= 0, f'--mode-seeking={mode_seeking}: expected a finite weight of at least 0')
     c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma,
         style_mixing_prob=spec.style_mixing, pl_weight=spec.pl_weight, **stylegan3_batch_options(batch, spec.get('blur_init_sigma', 0))[1])
+    if mode_seeking > 0:
+        c.loss_kwargs.mode_seeking = mode_seeking
     c.G_reg_interval = 4 if spec.pl_weight > 0 else None
     c.D_reg_interval = 16
     c.ema_kimg = spec.ema if spec.ema is not None else batch * 10 / 32     # None: StyleGAN3's rule, from the total batch.
@@ -422,6 +427,7 @@ def describe_run(opts: dict, dataset_info: dict) -> str:
     parts += [f'T{opts.fpa_steps}'] if opts.fpa_steps is not None else []
     parts += [f'veclr{int(opts.fpa_vector_lr)}'] if opts.fpa_vector_lr is not None else []
     parts += [f'mbstd{opts.mbstd_group}'] if opts.mbstd_group is not None else []
+    parts += [f'ms{opts.mode_seeking:g}'] if opts.mode_seeking is not None else []
     return '-'.join(str(p) for p in parts)
 
 #----------------------------------------------------------------------------

@@ -57,6 +57,22 @@ def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
     img = torch.nn.functional.conv2d(img, f.reshape(1, 1, -1, 1).repeat(C, 1, 1, 1), padding=(radius, 0), groups=C)
     return img
 
+def mode_seeking_term(img: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking regularisation (Mao et al., "Mode Seeking Generative Adversarial Networks
+    for Diverse Image Synthesis", CVPR 2019, eq. 3), as a loss to minimise: the first half of
+    the batch is paired with the second, and for the pairs
+
+        term = 1 / (mean_pairs( mean|G(z1) - G(z2)| / mean|z1 - z2| ) + eps),
+
+    which grows when two latents give images closer than their distance in z warrants: a
+    collapsing generator pays for it, a varied one hardly at all. img [N, C, H, W], z [N, z_dim];
+    N >= 2 (an odd sample is left out)."""
+    half = img.shape[0] // 2
+    assert half >= 1 and z.shape[0] == img.shape[0], (img.shape, z.shape)
+    img_dist = (img[:half] - img[half : 2 * half]).abs().flatten(1).mean(1)
+    z_dist = (z[:half] - z[half : 2 * half]).abs().flatten(1).mean(1).to(img_dist.dtype)
+    return 1 / ((img_dist / z_dist).mean() + eps)
+
 #----------------------------------------------------------------------------
 
 class StyleGAN2Loss:
@@ -78,6 +94,7 @@ class StyleGAN2Loss:
         blur_init_sigma     = 0,        # Blur sigma of D's inputs at the start, 0 = no blur.
         blur_fade_kimg      = 0,        # The blur fades linearly to 0 over this many kimg.
         pl_no_weight_grad   = False,    # StyleGAN3's option: no weight gradients in the path-length gradient (see below).
+        mode_seeking        = 0,        # Weight of the mode-seeking term in Gmain (mode_seeking_term), 0 = none.
         precision           = 'fp32',   # 'fp32' | 'bf16' | 'fp16': autocast of G and D forward passes.
     ):
         self.device = torch.device(device)
@@ -92,6 +109,7 @@ class StyleGAN2Loss:
         self.blur_init_sigma = blur_init_sigma
         self.blur_fade_kimg = blur_fade_kimg
         self.pl_no_weight_grad = pl_no_weight_grad
+        self.mode_seeking = mode_seeking
         self.precision = precision
         autocast_context(self.device, precision)   # Validates early (fp16 on CPU -> ValueError).
         self.pl_mean = torch.zeros([], device=self.device)
@@ -161,6 +179,10 @@ class StyleGAN2Loss:
             training_stats.report('Loss/signs/fake', gen_logits.sign())
             loss_Gmain = torch.nn.functional.softplus(-gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
+            if self.mode_seeking > 0 and gen_z.shape[0] >= 2:
+                loss_ms = mode_seeking_term(gen_img, gen_z)
+                training_stats.report('Loss/G/mode_seeking', loss_ms)
+                loss_Gmain = loss_Gmain + self.mode_seeking * loss_ms     # (A scalar: the same for every sample's row.)
             self._backward(loss_Gmain, 'Gmain', gain)
 
         # Greg: path-length regularisation through ws.

@@ -199,6 +199,14 @@ def test_upstream_overrides_glr_dlr_map_depth_mbstd_group():
     c = _build(cfg='fpa', gen='stylegan2', map_depth=3)
     assert c.G_kwargs['mapping_kwargs']['num_layers'] == 3
 
+def test_mode_seeking_reaches_the_loss():
+    assert 'mode_seeking' not in _build(cfg='stylegan2').loss_kwargs, 'off unless a preset or the option sets it'
+    c = _build(cfg='stylegan2', mode_seeking=0.5)
+    assert c.loss_kwargs.mode_seeking == 0.5
+    assert describe_run(dict(cfg='stylegan2', mode_seeking=0.5), _info()) == 'cats-stylegan2-gpus1-ms0.5'
+    with pytest.raises(ConfigError, match=re.escape('--mode-seeking=-1: expected a finite weight of at least 0')):
+        _build(cfg='stylegan2', mode_seeking=-1)
+
 def test_fpa_steps_and_vector_lr_reach_the_painter():
     c = _build(cfg='fpa-cpu', fpa_steps=64, fpa_vector_lr=True)
     assert c.G_kwargs.num_steps == 64 and c.G_kwargs.vector_lr is True and c.G_kwargs.hidden_dim == 256, 'the rest of the preset stays'

@@ -11,7 +11,7 @@ import dnnlib
 from tests.conftest import assert_close
 from tests.training.tiny import TINY_D, TINY_FPA
 from torch_utils import training_stats
-from training.loss import StyleGAN2Loss, gaussian_blur
+from training.loss import StyleGAN2Loss, gaussian_blur, mode_seeking_term
 
 #----------------------------------------------------------------------------
 
@@ -195,3 +195,45 @@ def test_fp16_needs_cuda():
         StyleGAN2Loss(device='cpu', G=types.SimpleNamespace(num_ws=4), D=None, precision='fp16')
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Mode-seeking regularisation (Mao et al. 2019).
+
+def test_mode_seeking_term_against_a_loop():
+    gen = torch.Generator().manual_seed(0)
+    img, z = torch.randn([7, 3, 5, 5], generator=gen, dtype=torch.float64), torch.randn([7, 6], generator=gen, dtype=torch.float64)
+    ratios = [float((img[i] - img[i + 3]).abs().mean() / (z[i] - z[i + 3]).abs().mean()) for i in range(3)]   # Pairs (0,3) (1,4) (2,5); 6 left out.
+    expected = 1 / (sum(ratios) / 3 + 1e-5)
+    assert float(mode_seeking_term(img, z)) == pytest.approx(expected, rel=1e-12)
+    assert float(mode_seeking_term(img[:1].expand(6, -1, -1, -1), z[:6])) == pytest.approx(1e5)   # One image for all: 1/eps.
+
+def test_mode_seeking_pushes_a_collapsed_pair_apart():
+    # Two latents giving nearly the same image: the term's gradient moves the images apart.
+    img = torch.zeros([2, 1, 2, 2], dtype=torch.float64)
+    img[1] += 1e-3
+    img.requires_grad_(True)
+    z = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    mode_seeking_term(img, z).backward()
+    step = img.detach() - 1e-9 * img.grad
+    assert float((step[1] - step[0]).abs().mean()) > 1e-3
+
+def test_mode_seeking_in_gmain_adds_its_weighted_term():
+    G, D = _nets()
+    batch = _batch(G)
+    results = {}
+    for weight in (0, 0.5):
+        training_stats.reset()
+        G.requires_grad_(False)
+        G.requires_grad_(True)
+        for p in G.parameters():
+            p.grad = None
+        collector = training_stats.Collector(regex='Loss/.*')
+        StyleGAN2Loss(device='cpu', G=G, D=D, mode_seeking=weight).accumulate_gradients('Gmain', *batch, gain=1, cur_nimg=0)
+        collector.update()
+        results[weight] = (collector, [p.grad.clone() for p in G.parameters() if p.grad is not None])
+    assert 'Loss/G/mode_seeking' not in {n for n in results[0][0].names() if results[0][0].num(n) > 0}
+    term = results[0.5][0].mean('Loss/G/mode_seeking')
+    with torch.no_grad():
+        img, _ = StyleGAN2Loss(device='cpu', G=G, D=D).run_G(batch[2], batch[3])
+    assert term == pytest.approx(float(mode_seeking_term(img, batch[2])), rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(results[0][1], results[0.5][1])), 'the term changed no gradient'
