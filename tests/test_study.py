@@ -185,3 +185,21 @@ def test_unet_figure_refuses_a_net_without_label(tmp_path):
     persistence.save_network(fpa, G_ema=_tiny_painter('fpa'))
     result = CliRunner().invoke(unet_figure.main, ['--net', fpa, '--out', str(tmp_path / 'x.png')])
     assert result.exit_code != 0 and 'expected LABEL=PATH' in result.output
+
+#----------------------------------------------------------------------------
+# bench/bench_sampling.py: seconds per image of network files, side by side.
+
+import bench_sampling   # noqa: E402
+
+def test_bench_sampling_table(tmp_path):
+    from torch_utils import persistence
+    fpa, unet = str(tmp_path / 'fpa.pkl'), str(tmp_path / 'unet.pkl')
+    persistence.save_network(fpa, G_ema=_tiny_painter('fpa'))
+    persistence.save_network(unet, G_ema=_tiny_painter('fpa-unet', unet_kwargs=dict(dim=8, attn_heads=1, attn_head_dim=8)))
+    result = CliRunner().invoke(bench_sampling.main, ['--net', f'FPA={fpa}', '--net', f'FPA/U-Net={unet}', '--batch=4', '--rounds=1'])
+    assert result.exit_code == 0, result.output
+    rows = [line.split('|') for line in result.output.splitlines() if line.startswith('| FPA')]
+    assert [r[1].strip() for r in rows] == ['FPA', 'FPA/U-Net']
+    assert rows[0][4].strip() == '1.00x' and float(rows[1][2]) > 0 and float(rows[1][4].strip().rstrip('x')) > 0
+    result = CliRunner().invoke(bench_sampling.main, ['--net', fpa])
+    assert result.exit_code != 0 and 'expected LABEL=PATH' in result.output
