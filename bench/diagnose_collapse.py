@@ -19,6 +19,9 @@ Prints two tables, cheap enough to run beside training (no Inception network):
      final image vary across seeds (the across-seed standard deviation over the root mean
      square, each averaged over its entries: 0 = the same for every z, about 1 = as varied as
      independent noise). A z that barely moves the first strokes shows here first.
+3. For a painter's last snapshot, the same spread per painting step t: of the key, the written
+   vector, the value and the learning rates the slow net emits at t, of the rank-1 update and of
+   the partial image W_t. Where along the painting the seeds stop differing shows here.
 """
 
 import glob
@@ -95,6 +98,20 @@ def snapshot_row(network: str, real: np.ndarray, num: int) -> dict:
             row.update(first_key_spread=seed_spread(p.key_vectors[:, 0].numpy()), first_written_spread=seed_spread(p.written[:, 0].numpy()))
     return row
 
+def step_rows(network: str, num: int) -> list[dict]:
+    """Per painting step t of a painter's G_ema on num seeds: the across-seed spread of what step t emits and of W_t."""
+    import torch
+    import networks
+    G = networks.load_network(network).G_ema.eval()
+    z = torch.from_numpy(np.stack([np.random.RandomState(seed).randn(G.z_dim) for seed in range(num)])).float()
+    with torch.no_grad():
+        p = G.paint(z, torch.zeros([num, G.c_dim]))
+    num_steps = p.updates.shape[1]
+    steps = sorted({0, 1, 2, 4, 8, num_steps // 2, 3 * num_steps // 4, num_steps - 1} & set(range(num_steps)))
+    spread = lambda x, t: None if x is None else seed_spread(x[:, t].numpy())
+    return [dict(step=t + 1, key=spread(p.key_vectors, t), written=spread(p.written, t), value=spread(p.value_vectors, t),
+                 learning_rate=spread(p.lrs, t), update=spread(p.updates, t), partial_image=spread(p.partials, t)) for t in steps]
+
 def markdown(rows: list[dict], columns: list[str]) -> str:
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---:|' * len(columns)]
     for r in rows:
@@ -124,6 +141,9 @@ def main(run_dir, data, num, every):
         print(f'  {os.path.basename(path)} done', file=sys.stderr)
     print(f'\nPer snapshot ({num} seeds, {num} real images)\n')
     print(markdown(out, ['kimg', 'pixel_collapse', 'pixel_spread', 'image_spread', 'first_key_spread', 'first_written_spread']))
+    if snaps and 'first_key_spread' in out[-1]:
+        print(f'\nPer painting step, {os.path.basename(snaps[-1])} ({num} seeds): spread across seeds\n')
+        print(markdown(step_rows(snaps[-1], num), ['step', 'key', 'written', 'value', 'learning_rate', 'update', 'partial_image']))
 
 if __name__ == '__main__':
     main()

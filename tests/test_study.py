@@ -142,10 +142,28 @@ def test_collapse_diagnosis_of_a_run(tiny_run, images):
     stats_rows = [json.loads(line) for line in open(os.path.join(tiny_run, 'stats.jsonl'))]
     tick_table = result.output.split('Per snapshot')[0]
     assert tick_table.count('\n| ') == len(stats_rows) + 1          # Header and one row per tick.
-    snapshot_table = result.output.split('Per snapshot')[1]
+    snapshot_table = result.output.split('Per snapshot')[1].split('Per painting step')[0]
     rows = [line for line in snapshot_table.splitlines() if line.startswith('| ') and not line.startswith('| kimg')]
     assert len(rows) == len(glob.glob(os.path.join(tiny_run, 'network-snapshot-*.pkl')))
     assert all(len(row.split('|')) == 8 and 'nan' not in row for row in rows)   # Every column filled for a painter.
+    step_table = result.output.split('Per painting step')[1]
+    steps = [line.split('|')[1].strip() for line in step_table.splitlines() if line.startswith('| ') and not line.startswith('| step')]
+    import networks
+    G = networks.load_network(sorted(glob.glob(os.path.join(tiny_run, 'network-snapshot-*.pkl')))[-1]).G_ema
+    assert steps[0] == '1' and steps[-1] == str(G.num_ws)                   # From the first stroke to the last.
+
+def test_step_spread_of_a_painter_is_zero_without_z(tmp_path):
+    import torch
+    from torch_utils import persistence
+    G = _tiny_painter('fpa')
+    with torch.no_grad():
+        G.synthesis.latent_to_init.weight.zero_()                          # No path from z to the slow net: every seed paints alike.
+        G.synthesis.input_generator.weight.zero_()
+    path = str(tmp_path / 'no-z.pkl')
+    persistence.save_network(path, G_ema=G)
+    rows = diagnose_collapse.step_rows(path, 8)
+    assert [r['step'] for r in rows] == [1, 2, 3, 4]                        # T = 4: every step.
+    assert all(abs(r[k]) < 1e-6 for r in rows for k in ('key', 'written', 'value', 'update', 'partial_image'))
 
 #----------------------------------------------------------------------------
 # docs/unet_figure.py: the U-Net comparison figure of docs/results.md.
