@@ -356,6 +356,23 @@ def copy_from_network_file(path: str, modules: dict[str, torch.nn.Module]) -> No
         if not any(n in src_params for n, _ in module.named_parameters()):
             raise ValueError(f'--resume={path}: no parameter of {name} matches this run\'s {module.class_name}; {matching_options(src, module)}')
 
+def align_frozen_fpa(G: torch.nn.Module, G_ema: torch.nn.Module) -> None:
+    """A frozen FPA (two-stage FPA/U-Net, train_fpa=False) is the network file's G_ema FPA, in G
+    as in G_ema. G_ema averages G, so an FPA that differed between the two (a file's G and G_ema
+    do) would drift in G_ema from the file's G_ema towards its G, a blend of two networks, while
+    G's stayed fixed. Buffers outside the U-Net come from G_ema too (the EMA copies G's each step)."""
+    if getattr(getattr(G, 'synthesis', None), 'train_fpa', True):
+        return
+    frozen = {id(param) for param in G.fpa_parameters()}
+    ema_params, ema_buffers = dict(G_ema.named_parameters()), dict(G_ema.named_buffers())
+    with torch.no_grad():
+        for name, param in G.named_parameters():
+            if id(param) in frozen:
+                param.copy_(ema_params[name])
+        for name, buf in G.named_buffers():
+            if not name.startswith('synthesis.unet.'):
+                buf.copy_(ema_buffers[name])
+
 # train.py options that shape G or D -> the value a built module has for it (None: not its option).
 OPTION_VALUES = {
     '--cbase':         lambda module: module.init_kwargs.get('channel_base'),

@@ -348,6 +348,7 @@ def start_state(c: dnnlib.EasyDict, modules: dict, say: Callable) -> tuple[check
     if c.resume_pkl is not None:
         say(f'Starting from the weights in "{c.resume_pkl}"')
         checkpoint.copy_from_network_file(c.resume_pkl, {name: modules[name] for name in ('G', 'D', 'G_ema')})
+        checkpoint.align_frozen_fpa(modules['G'], modules['G_ema'])
     return state, None
 
 def setup_grids(c: dnnlib.EasyDict, run: dnnlib.EasyDict, resumed: bool) -> None:

@@ -2,6 +2,7 @@
 resume, non-finite losses, resume from a network file, atomic writes."""
 
 import json
+import glob
 import os
 
 import numpy as np
@@ -229,17 +230,20 @@ def test_paint_columns():
 
 def test_two_stage_fpa_unet_keeps_the_fpa_frozen(image_folder, tmp_path):
     """Stage 1 trains a plain FPA; stage 2 builds FPA/U-Net with train_fpa=False from its file:
-    the FPA weights are copied by name and stay fixed, only the U-Net trains."""
-    _run(image_folder, tmp_path / 'fpa', total_kimg=0.004, network_snapshot_ticks=1)
-    pkl = str(tmp_path / 'fpa' / 'network-snapshot-000000.pkl')
-    fpa = networks.load_network(pkl).G
+    the FPA is the file's G_ema FPA, in G and in G_ema, and stays fixed in both; only the U-Net trains."""
+    _run(image_folder, tmp_path / 'fpa', total_kimg=0.008, network_snapshot_ticks=1)
+    pkl = sorted(glob.glob(str(tmp_path / 'fpa' / 'network-snapshot-*.pkl')))[-1]     # After training: G_ema != G.
+    stage1 = networks.load_network(pkl)
+    fpa = stage1.G_ema
+    assert any(not torch.equal(p, q) for p, q in zip(stage1.G.parameters(), fpa.parameters())), 'the test needs G != G_ema in the file'
     unet_kwargs = dict(loop_kwargs(image_folder).G_kwargs, unet_kwargs=dict(dim=8, dim_mults=[1, 2], attn_heads=1, attn_head_dim=8),
                        train_fpa=False)
     result = _run(image_folder, tmp_path / 'unet', total_kimg=0.008, resume_pkl=pkl, G_kwargs=unet_kwargs)
     fpa_params = dict(fpa.named_parameters())
-    for name, p in result.G.named_parameters():
-        if name in fpa_params:
-            assert torch.equal(p, fpa_params[name]), f'frozen FPA parameter {name} changed'
+    for G in (result.G, result.G_ema):
+        for name, p in G.named_parameters():
+            if name in fpa_params:
+                assert torch.equal(p, fpa_params[name]), f'frozen FPA parameter {name} is not the file\'s G_ema one'
     assert set(fpa_params) < {name for name, _ in result.G.named_parameters()}
     torch.manual_seed(tl.derive_seed(1, tl.STREAM_INIT))   # The loop's initialisation of stage 2.
     G_init = dict(dnnlib.util.construct_class_by_name(**unet_kwargs, c_dim=0, img_resolution=16, img_channels=3).named_parameters())
