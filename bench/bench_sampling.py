@@ -6,8 +6,8 @@
 G_ema(z, c) of each file under torch.no_grad() on the CPU, one batch of --batch seeded latents
 per timing; the files take turns within every round (so a change of machine load hits all of
 them alike) and the best round counts. Prints a markdown table with each file's seconds per
-image and its ratio to the first file. What docs/results.md quotes as the cost per image of
-the FPA/U-Net's refinement step was measured with this script (figures in bench/results.md).
+image and its ratio to the first file: e.g. an FPA against an FPA/U-Net, for what the
+refinement step costs per image.
 """
 
 import os
