@@ -11,7 +11,7 @@ Prints two tables, cheap enough to run beside training (no Inception network):
 2. Per snapshot (network-snapshot-*.pkl), G_ema on --num seeds:
    - pixel collapse index: the share of generated images whose nearest other generated image
      (pixel L2) is closer than the median nearest-neighbour distance among as many real
-     images (metrics/collapse_index.py's definition on pixels instead of Inception features;
+     images (metrics/collapse_index.collapse_index on pixels instead of Inception features;
      about 0.5 for data-like variety, near 1 for a few repeated images);
    - pixel spread: the mean distance between two generated images over the same among reals
      (1 = as spread as the data);
@@ -32,8 +32,14 @@ import sys
 
 import click
 import numpy as np
+import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import dnnlib                               # noqa: E402
+import networks                             # noqa: E402
+from metrics import collapse_index          # noqa: E402
+from painting import latents                # noqa: E402
+from training import dataset as dataset_mod  # noqa: E402
 
 #----------------------------------------------------------------------------
 
@@ -50,24 +56,11 @@ def tick_rows(stats_path: str, ada_kimg: float) -> list[dict]:
                              d_real=real, d_fake=fake, d_gap=real - fake))
     return rows
 
-def nearest_neighbour_distances(x: np.ndarray) -> np.ndarray:
-    """Distance of each row of x [n, d] to the closest other row (float64)."""
-    x = x.astype(np.float64)
-    sq = (x * x).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
-    np.fill_diagonal(d2, np.inf)
-    return np.sqrt(d2.min(1))
-
 def mean_pairwise_distance(x: np.ndarray) -> float:
-    x = x.astype(np.float64)
-    sq = (x * x).sum(1)
-    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+    """Mean distance between two different rows of x [n, d] (float64)."""
+    d = torch.cdist(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(x, dtype=torch.float64))
     n = len(x)
     return float(d.sum() / (n * (n - 1)))
-
-def pixel_collapse_index(real: np.ndarray, gen: np.ndarray) -> float:
-    """Share of gen rows whose nearest other gen row is closer than the median nearest-neighbour distance among real rows."""
-    return float((nearest_neighbour_distances(gen) < np.median(nearest_neighbour_distances(real))).mean())
 
 def seed_spread(x: np.ndarray) -> float:
     """x [n, ...] one tensor per seed: sqrt(mean across-seed variance / mean square), 0 when every seed gives the same."""
@@ -78,39 +71,33 @@ def seed_spread(x: np.ndarray) -> float:
 
 def real_images(data: str, num: int, seed: int = 0) -> np.ndarray:
     """num images of the dataset (a seeded random subset), float in [-1, 1], flattened [num, C*H*W]."""
-    from training import dataset as dataset_mod
     ds = dataset_mod.ImageFolderDataset(path=data, max_size=num, random_seed=seed)
     return np.stack([ds[i][0].astype(np.float64).reshape(-1) / 127.5 - 1 for i in range(len(ds))])
 
-def snapshot_row(network: str, real: np.ndarray, num: int) -> dict:
-    import torch
-    import networks
+def snapshot_row(network: str, real: np.ndarray, num: int, keep_painting: bool = False) -> tuple[dict, dnnlib.EasyDict | None]:
+    """The per-snapshot measurements of G_ema on seeds 0..num-1, and (keep_painting, painters
+    only) its painting of them for step_rows."""
     G = networks.load_network(network).G_ema.eval()
-    z = torch.from_numpy(np.stack([np.random.RandomState(seed).randn(G.z_dim) for seed in range(num)])).float()
+    z = latents.seeds_to_z(list(range(num)), G.z_dim)
     c = torch.zeros([num, G.c_dim])
     with torch.no_grad():
         img = G(z, c, noise_mode='const').clamp(-1, 1)
-        row = dict(pixel_collapse=pixel_collapse_index(real, img.reshape(num, -1).numpy()),
-                   pixel_spread=mean_pairwise_distance(img.reshape(num, -1).numpy()) / mean_pairwise_distance(real),
+        flat = img.reshape(num, -1).numpy()
+        row = dict(pixel_collapse=collapse_index.collapse_index(real, flat),
+                   pixel_spread=mean_pairwise_distance(flat) / mean_pairwise_distance(real),
                    image_spread=seed_spread(img.numpy()))
-        if hasattr(G, 'paint'):
-            p = G.paint(z, c)
-            row.update(first_key_spread=seed_spread(p.key_vectors[:, 0].numpy()), first_written_spread=seed_spread(p.written[:, 0].numpy()))
-    return row
+        painting = G.paint(z, c) if hasattr(G, 'paint') else None
+    if painting is not None:
+        row.update(first_key_spread=seed_spread(painting.key_vectors[:, 0].numpy()), first_written_spread=seed_spread(painting.written[:, 0].numpy()))
+    return row, (painting if keep_painting else None)
 
-def step_rows(network: str, num: int) -> list[dict]:
-    """Per painting step t of a painter's G_ema on num seeds: the across-seed spread of what step t emits and of W_t."""
-    import torch
-    import networks
-    G = networks.load_network(network).G_ema.eval()
-    z = torch.from_numpy(np.stack([np.random.RandomState(seed).randn(G.z_dim) for seed in range(num)])).float()
-    with torch.no_grad():
-        p = G.paint(z, torch.zeros([num, G.c_dim]))
-    num_steps = p.updates.shape[1]
+def step_rows(painting: dnnlib.EasyDict) -> list[dict]:
+    """Per painting step t of G.paint's output: the across-seed spread of what step t emits and of W_t."""
+    num_steps = painting.updates.shape[1]
     steps = sorted({0, 1, 2, 4, 8, num_steps // 2, 3 * num_steps // 4, num_steps - 1} & set(range(num_steps)))
     spread = lambda x, t: None if x is None else seed_spread(x[:, t].numpy())
-    return [dict(step=t + 1, key=spread(p.key_vectors, t), written=spread(p.written, t), value=spread(p.value_vectors, t),
-                 learning_rate=spread(p.lrs, t), update=spread(p.updates, t), partial_image=spread(p.partials, t)) for t in steps]
+    return [dict(step=t + 1, key=spread(painting.key_vectors, t), written=spread(painting.written, t), value=spread(painting.value_vectors, t),
+                 learning_rate=spread(painting.lrs, t), update=spread(painting.updates, t), partial_image=spread(painting.partials, t)) for t in steps]
 
 def markdown(rows: list[dict], columns: list[str]) -> str:
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---:|' * len(columns)]
@@ -134,16 +121,17 @@ def main(run_dir, data, num, every):
     print(markdown(rows[::every] + ([rows[-1]] if (len(rows) - 1) % every else []), ['kimg', 'p', 'p_max', 'r_t', 'd_real', 'd_fake', 'd_gap']))
     real = real_images(data, num)
     snaps = sorted(glob.glob(os.path.join(run_dir, 'network-snapshot-*.pkl')))
-    out = []
+    out, painting = [], None
     for path in snaps:
         kimg = int(re.search(r'(\d+)\.pkl$', path).group(1))
-        out.append(dict(kimg=kimg, **snapshot_row(path, real, num)))
+        row, painting = snapshot_row(path, real, num, keep_painting=path == snaps[-1])
+        out.append(dict(kimg=kimg, **row))
         print(f'  {os.path.basename(path)} done', file=sys.stderr)
     print(f'\nPer snapshot ({num} seeds, {num} real images)\n')
     print(markdown(out, ['kimg', 'pixel_collapse', 'pixel_spread', 'image_spread', 'first_key_spread', 'first_written_spread']))
-    if snaps and 'first_key_spread' in out[-1]:
+    if painting is not None:
         print(f'\nPer painting step, {os.path.basename(snaps[-1])} ({num} seeds): spread across seeds\n')
-        print(markdown(step_rows(snaps[-1], num), ['step', 'key', 'written', 'value', 'learning_rate', 'update', 'partial_image']))
+        print(markdown(step_rows(painting), ['step', 'key', 'written', 'value', 'learning_rate', 'update', 'partial_image']))
 
 if __name__ == '__main__':
     main()
