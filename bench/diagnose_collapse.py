@@ -114,9 +114,14 @@ def markdown(rows: list[dict], columns: list[str]) -> str:
 @click.option('--every', default=1, show_default=True, type=click.IntRange(min=1), help='Print every Nth tick')
 def main(run_dir, data, num, every):
     """Collapse diagnosis of a training run: ADA and D per tick, variety and the latent path per snapshot."""
-    options_path = os.path.join(run_dir, 'training_options.json')
-    ada_kimg = json.load(open(options_path)).get('ada_kimg', 500) if os.path.isfile(options_path) else 500
-    rows = tick_rows(os.path.join(run_dir, 'stats.jsonl'), ada_kimg)
+    stats_path, options_path = os.path.join(run_dir, 'stats.jsonl'), os.path.join(run_dir, 'training_options.json')
+    if not os.path.isfile(stats_path):
+        raise click.BadParameter(f'{run_dir}: no stats.jsonl (expected a training run directory)', param_hint='--run')
+    ada_kimg = 500
+    if os.path.isfile(options_path):
+        with open(options_path) as f:
+            ada_kimg = json.load(f).get('ada_kimg', 500)
+    rows = tick_rows(stats_path, ada_kimg)
     print(f'Per tick (ada_kimg {ada_kimg}: p_max = kimg / ada_kimg is the most ADA can have reached)\n')
     print(markdown(rows[::every] + ([rows[-1]] if (len(rows) - 1) % every else []), ['kimg', 'p', 'p_max', 'r_t', 'd_real', 'd_fake', 'd_gap']))
     real = real_images(data, num)

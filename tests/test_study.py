@@ -153,6 +153,8 @@ def test_collapse_diagnosis_of_a_run(tiny_run, images):
     import networks
     G = networks.load_network(sorted(glob.glob(os.path.join(tiny_run, 'network-snapshot-*.pkl')))[-1]).G_ema
     assert steps[0] == '1' and steps[-1] == str(G.num_ws)                   # From the first stroke to the last.
+    result = CliRunner().invoke(diagnose_collapse.main, ['--run', images, '--data', images])
+    assert result.exit_code == 2 and 'no stats.jsonl' in result.output and 'Traceback' not in result.output
 
 def test_step_spread_of_a_painter_is_zero_without_z():
     G = _tiny_painter('fpa')
