@@ -34,12 +34,12 @@ def time_batch(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor) -> float:
 def main(nets, batch, rounds, threads):
     """Seconds per image of network files' G_ema, alternating, best of --rounds."""
     torch.set_num_threads(threads)
+    try:
+        generators = api.load_labelled_generators(nets)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint='--net') from None
     gens = []
-    for spec in nets:
-        label, sep, path = spec.partition('=')
-        if not sep or not path:
-            raise click.BadParameter(f'"{spec}": expected LABEL=PATH', param_hint='--net')
-        G = api.load_generator(path, device='cpu')
+    for label, G in generators:
         z = latents.seeds_to_z(list(range(batch)), G.z_dim)
         c = latents.make_labels(G, None, batch)
         time_batch(G, z, c)                                  # Warm-up (allocations, oneDNN kernels).

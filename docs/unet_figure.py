@@ -51,15 +51,15 @@ def main(nets, seeds, scale, out):
     """Rows of FPA images and U-Net refinements of the same seeds, one pair per network."""
     seeds = latents.parse_seeds(seeds)
     rows, labels = [], []
-    for spec in nets:
-        label, sep, path = spec.partition('=')
-        if not sep or not path:
-            raise click.BadParameter(f'"{spec}": expected LABEL=PATH', param_hint='--net')
-        G = api.load_generator(path, device='cpu')
-        if rows and G.img_resolution * scale != rows[0][0].shape[0]:
-            raise click.BadParameter(f'{path}: {G.img_resolution}x{G.img_resolution} images, unlike the first network\'s', param_hint='--net')
+    try:
+        generators = api.load_labelled_generators(nets)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint='--net') from None
+    for label, G in generators:
+        if G.img_resolution != generators[0][1].img_resolution:
+            raise click.BadParameter(f'"{label}": {G.img_resolution}x{G.img_resolution} images, unlike the first network\'s', param_hint='--net')
         if not hasattr(G, 'paint'):
-            raise click.BadParameter(f'{path}: not a painter (FPA or FPA/U-Net)', param_hint='--net')
+            raise click.BadParameter(f'"{label}": not a painter (FPA or FPA/U-Net)', param_hint='--net')
         for kind, images in figure_rows(G, seeds):
             rows.append([pictures.upscale(im, scale) for im in images])
             labels.append(f'{label}: {kind}')

@@ -42,6 +42,18 @@ def load_generator(network: str, device: str | torch.device = 'auto') -> torch.n
         raise ValueError(f'{network}: {err}') from None
     return G.eval().requires_grad_(False).to(misc.resolve_device(device))
 
+def load_labelled_generators(specs: Iterable[str], device: str | torch.device = 'cpu') -> list[tuple[str, torch.nn.Module]]:
+    """[(label, G_ema)] for the development scripts' repeated `--net=LABEL=PATH` options, in
+    order. A spec without a label or a path, or a file load_generator refuses, is a one-line
+    ValueError naming it."""
+    generators = []
+    for spec in specs:
+        label, sep, path = spec.partition('=')
+        if not sep or not label or not path:
+            raise ValueError(f'"{spec}": expected LABEL=PATH')
+        generators.append((label, load_generator(path, device=device)))
+    return generators
+
 def check_outputs_free(outdir: str, names: Iterable[str], overwrite: bool, print_fn=print) -> None:
     """Refuse (ValueError '--outdir: ...') to replace files that `outdir` already holds under the
     names a run will write, unless `overwrite`; with it, say once how many will be replaced."""

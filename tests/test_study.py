@@ -203,6 +203,11 @@ def test_unet_figure_refuses_a_net_without_label(tmp_path):
     persistence.save_network(fpa, G_ema=_tiny_painter('fpa'))
     result = CliRunner().invoke(unet_figure.main, ['--net', fpa, '--out', str(tmp_path / 'x.png')])
     assert result.exit_code != 0 and 'expected LABEL=PATH' in result.output
+    missing = str(tmp_path / 'missing.pkl')
+    result = CliRunner().invoke(unet_figure.main, ['--net', f'a={missing}', '--out', str(tmp_path / 'x.png')])
+    assert result.exit_code == 2 and result.exception is not None and isinstance(result.exception, SystemExit)
+    assert f'{missing}: no such file' in result.output and 'Traceback' not in result.output
+    assert not os.path.exists(tmp_path / 'x.png')
 
 #----------------------------------------------------------------------------
 # bench/bench_sampling.py: seconds per image of network files, side by side.
@@ -221,3 +226,6 @@ def test_bench_sampling_table(tmp_path):
     assert rows[0][4].strip() == '1.00x' and float(rows[1][2]) > 0 and float(rows[1][4].strip().rstrip('x')) > 0
     result = CliRunner().invoke(bench_sampling.main, ['--net', fpa])
     assert result.exit_code != 0 and 'expected LABEL=PATH' in result.output
+    result = CliRunner().invoke(bench_sampling.main, ['--net', f'FPA={tmp_path / "missing.pkl"}'])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert 'missing.pkl: no such file' in result.output
