@@ -36,9 +36,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dnnlib                               # noqa: E402
-import networks                             # noqa: E402
 from metrics import collapse_index          # noqa: E402
-from painting import latents                # noqa: E402
+from painting import api, latents           # noqa: E402
 from training import dataset as dataset_mod  # noqa: E402
 
 #----------------------------------------------------------------------------
@@ -77,7 +76,7 @@ def real_images(data: str, num: int, seed: int = 0) -> np.ndarray:
 def snapshot_row(network: str, real: np.ndarray, num: int, keep_painting: bool = False) -> tuple[dict, dnnlib.EasyDict | None]:
     """The per-snapshot measurements of G_ema on seeds 0..num-1, and (keep_painting, painters
     only) its painting of them for step_rows."""
-    G = networks.load_network(network).G_ema.eval()
+    G = api.load_generator(network, device='cpu')
     z = latents.seeds_to_z(list(range(num)), G.z_dim)
     c = torch.zeros([num, G.c_dim])
     with torch.no_grad():
