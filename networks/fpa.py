@@ -317,6 +317,10 @@ class SynthesisNetwork(torch.nn.Module):
         """Every parameter except the U-Net's (the part frozen by train_fpa=False)."""
         return [param for name, param in self.named_parameters() if not name.startswith('unet.')]
 
+    def fpa_buffers(self):
+        """Every buffer except the U-Net's (fpa_parameters' twin)."""
+        return [buf for name, buf in self.named_buffers() if not name.startswith('unet.')]
+
     def _check_ws(self, ws):
         if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or ws.shape[1:] != (self.num_steps, self.w_dim) or not ws.is_floating_point():
             got = f'shape {list(ws.shape)} dtype {ws.dtype}' if isinstance(ws, torch.Tensor) else type(ws).__name__
@@ -448,6 +452,10 @@ class Generator(torch.nn.Module):
     def fpa_parameters(self):
         """The FPA's parameters: mapping (label embedding) and synthesis without the U-Net."""
         return list(self.mapping.parameters()) + self.synthesis.fpa_parameters()
+
+    def fpa_buffers(self):
+        """The FPA's buffers (fpa_parameters' twin): mapping's w_avg and synthesis without the U-Net."""
+        return list(self.mapping.buffers()) + self.synthesis.fpa_buffers()
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)

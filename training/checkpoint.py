@@ -363,15 +363,12 @@ def align_frozen_fpa(G: torch.nn.Module, G_ema: torch.nn.Module) -> None:
     G's stayed fixed. Buffers outside the U-Net come from G_ema too (the EMA copies G's each step)."""
     if getattr(getattr(G, 'synthesis', None), 'train_fpa', True):
         return
-    frozen = {id(param) for param in G.fpa_parameters()}
-    ema_params, ema_buffers = dict(G_ema.named_parameters()), dict(G_ema.named_buffers())
+    frozen = {id(tensor) for tensor in G.fpa_parameters() + G.fpa_buffers()}
+    ema_tensors = dict(G_ema.named_parameters()) | dict(G_ema.named_buffers())
     with torch.no_grad():
-        for name, param in G.named_parameters():
-            if id(param) in frozen:
-                param.copy_(ema_params[name])
-        for name, buf in G.named_buffers():
-            if not name.startswith('synthesis.unet.'):
-                buf.copy_(ema_buffers[name])
+        for name, tensor in [*G.named_parameters(), *G.named_buffers()]:
+            if id(tensor) in frozen:
+                tensor.copy_(ema_tensors[name])
 
 # train.py options that shape G or D -> the value a built module has for it (None: not its option).
 OPTION_VALUES = {

@@ -382,6 +382,27 @@ def test_frozen_fpa_gets_no_gradient(train_fpa):
         else:
             assert param.grad is None, f'{name} of the frozen FPA got a gradient'
 
+def test_align_frozen_fpa_copies_the_ema_fpa_and_keeps_the_unet():
+    """Two-stage start: G's frozen FPA (parameters and buffers: the mapping's w_avg) becomes the
+    file's G_ema FPA; G's U-Net is left as initialised."""
+    from training import checkpoint     # pylint: disable=import-outside-toplevel
+    G = _tiny(img_resolution=8, c_dim=2, unet_kwargs=TINY_UNET, train_fpa=False)
+    G_ema = copy.deepcopy(G)
+    with torch.no_grad():
+        for tensor in [*G_ema.parameters(), *G_ema.buffers()]:
+            tensor.add_(torch.randn_like(tensor))
+    unet_before = copy.deepcopy(dict(G.synthesis.unet.named_parameters()))
+    unet_ids = {id(t) for t in [*G.synthesis.unet.parameters(), *G.synthesis.unet.buffers()]}
+    assert {id(t) for t in G.fpa_parameters() + G.fpa_buffers()} | unet_ids == {id(t) for t in [*G.parameters(), *G.buffers()]}
+    assert any(t is G.mapping.w_avg for t in G.fpa_buffers())
+    checkpoint.align_frozen_fpa(G, G_ema)
+    ema = dict(G_ema.named_parameters()) | dict(G_ema.named_buffers())
+    for name, tensor in [*G.named_parameters(), *G.named_buffers()]:
+        if name.startswith('synthesis.unet.'):
+            assert torch.equal(tensor, unet_before[name.removeprefix('synthesis.unet.')]), f'U-Net {name} changed'
+        else:
+            assert torch.equal(tensor, ema[name]), f'frozen FPA {name} is not G_ema\'s'
+
 @pytest.mark.gpu
 def test_cuda_matches_cpu():
     G = _tiny(vector_lr=True).double()
