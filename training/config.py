@@ -40,7 +40,8 @@ def _per_res_gamma(res, gpus, mb):
     return 0.0002 * res ** 2 / mb                   # StyleGAN2-ADA's rule: gamma ~ resolution^2 / batch.
 
 FPA_BATCH_GPU = 32     # The FPA presets' batch per GPU.
-FPA_CPU_BATCH_GPU = 16  # fpa-cpu's (its gamma and EMA stay those of FPA_BATCH_GPU: what was measured).
+FPA_CPU_BATCH_GPU = 16  # fpa-cpu's (its EMA stays that of FPA_BATCH_GPU: what was measured).
+FPA_CPU_GAMMA_32 = 0.5  # fpa-cpu's R1 gamma at 32x32 on one process.
 
 STYLEGAN2_FAMILY = dict(gen='stylegan2', pl_weight=2, style_mixing=0.9, D_architecture='resnet', min_res=8, max_res=1024)
 
@@ -89,8 +90,12 @@ PRESETS = {
     # at the values of 32 per GPU: at equal wall-clock on a CPU it beat 32 on the colour emoji
     # and on Fashion-MNIST, more optimiser steps per minute (docs/results.md, "Presets").
     # T = 64 was worse on the emoji, a vector learning rate no better.
+    # R1 gamma 0.5 at 32x32 on one process (auto's rule, res^2 / batch, times 78.125): with
+    # auto's 0.0064 the FPA collapsed to a handful of repeated images while StyleGAN2's
+    # generator under the same D far less; the stronger penalty made the samples more varied and
+    # lowered FID at each of three seeds (docs/results.md, "The FPA's mode collapse").
     'fpa-cpu': lambda res, gpus: dict(PRESETS['fpa'](res, gpus), mb=FPA_CPU_BATCH_GPU * gpus, fmaps=1024 / 32768, cmax=128, max_res=64,
-        fpa_kwargs=dict(num_steps=32, hidden_dim=256, step_input_dim=64)),
+        gamma=FPA_CPU_GAMMA_32 * (res / 32) ** 2 / gpus, fpa_kwargs=dict(num_steps=32, hidden_dim=256, step_input_dim=64)),
     # fpa-cpu plus a U-Net narrowed for a CPU (base width 16, 2 heads of 16 features: 0.5M
     # parameters against 8M, several times faster per step), for the two-stage recipe.
     'fpa-unet-cpu': lambda res, gpus: _merge(PRESETS['fpa-cpu'](res, gpus),
