@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU run of docs/results.md: the paper's 64x64 FPA (--cfg=fpa) on the Google emoji, on one
 # GPU, for a fixed number of training minutes, with fid10k_full at every snapshot, in one
-# command of under 10 minutes. Everything to bring back lands in one folder (8 files):
+# command of under 10 minutes. Everything to bring back lands in one folder (8 files, 9 with the authors' step):
 #   env.txt                 GPU, driver, torch; the options of this run
 #   log.txt                 train.py's log
 #   stats.jsonl             training statistics per tick (kimg, sec/kimg, losses, ADA p)
@@ -10,6 +10,8 @@
 #   fakes.png               8x8 samples of G_ema at the end
 #   paint.png               painting figure (rank-1 updates over partial images) of 4 seeds
 #   summary.md              the table row and where each number came from
+#   authors-step.md         on CUDA with an IDSIA/fpainter checkout: the authors' training step
+#                           beside ours, seconds per image (bench/bench_authors_training.py)
 #
 #   bash bench/gpu_train.sh [OUT_DIR]          (default: $OUT/gpu-train, else ./gpu-train)
 #
@@ -25,6 +27,8 @@
 #   CFG=fpa         the preset; METRIC=fid10k_full; TICK=4 (kimg); SNAP=15 (ticks per snapshot: an FID every 60 kimg)
 #   DEVICE=cuda     cpu runs the same steps on a CPU (the repository's test does, with a tiny budget)
 #   PYTHON=python3  EXTRA="..." more train.py options
+#   FPAINTER_DIR=/tmp/fpainter   the authors' code (bring the checkout and einops along: the
+#                   machine has no internet); timed on CUDA only (on a CPU their step takes minutes)
 set -u -o pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:+$OUT/gpu-train}}
@@ -75,7 +79,19 @@ fi
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 
-# 3. Training: stopped at the first tick after $minutes minutes, with a last snapshot and its FID.
+# 3. The authors' training step beside ours on this GPU, same generator and batch (estimated at
+#    about a minute; not yet run on a GPU).
+fpainter=${FPAINTER_DIR:-/tmp/fpainter}
+if [ "$device" = cuda ] && [ -d "$fpainter" ]; then
+    stamp "the authors' training step beside ours"
+    $py bench/bench_authors_training.py --device=cuda --fpainter="$fpainter" > "$out/authors-step.md" 2>&1 \
+        || echo "gpu_train.sh: bench_authors_training.py failed (see $out/authors-step.md); training goes on"
+    tail -n 4 "$out/authors-step.md"
+else
+    echo "gpu_train.sh: the authors' training step not timed (it needs DEVICE=cuda and an IDSIA/fpainter checkout at $fpainter)"
+fi
+
+# 4. Training: stopped at the first tick after $minutes minutes, with a last snapshot and its FID.
 stamp "training $gen for $minutes minutes"
 $py train.py --outdir="$work/runs" --data="$data" --cfg="$cfg" --gen="$gen" --device="$device" --metrics="$metric" \
     --minutes="$minutes" --kimg=100000 --tick="$tick" --snap="$snap" --workers=4 ${EXTRA:-} > "$work/train.log" 2>&1
@@ -89,7 +105,7 @@ if [ $status -ne 0 ] || [ -z "$run_dir" ]; then
 fi
 grep -E '^tick' "$out/log.txt" | tail -n 3
 
-# 4. What comes back.
+# 5. What comes back.
 stamp "collecting"
 $py bench/gpu_summary.py --run-dir="$run_dir" --out="$out" --metric="$metric" --elapsed-s=$((SECONDS - start)) \
     || { echo "gpu_train.sh: gpu_summary.py failed"; exit 1; }

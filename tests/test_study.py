@@ -89,6 +89,7 @@ def test_gpu_train_script_on_the_cpu(images, tmp_path):
     assert {'env.txt', 'log.txt', 'stats.jsonl', 'fakes.png', 'paint.png', 'summary.md'} <= set(files) and len(files) <= 8
     assert 'not computed' in (tmp_path / 'out' / 'summary.md').read_text()
     assert PIL.Image.open(tmp_path / 'out' / 'fakes.png').size == (8 * 16 * 2, 8 * 16 * 2)
+    assert "the authors' training step not timed (it needs DEVICE=cuda" in proc.stdout and 'authors-step.md' not in files
 
 def test_gpu_train_script_refuses_missing_data(tmp_path):
     proc = run_gpu_train(tmp_path / 'out', EMOJI_DATA=str(tmp_path / 'absent.zip'))
